@@ -1,0 +1,275 @@
+//! Registering the input tables with a DataFusion session, typed and cut at the run date.
+//!
+//! Each input table is registered twice: `raw.<table>` reads the validated files with the
+//! contract's storage types, and `<table>` is a view over it that models read. The view fills
+//! absent optional columns with their defaults and drops everything after the end of the run
+//! date, so no model can see the future. Absent optional tables are registered as empty views
+//! with the full schema (or, for `customers`, derived from `orders`), so models always build.
+//! `run_context` is a one-row view with the run date.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::Array;
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::{ScalarValue, TableReference};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::logical_expr::{Expr, cast, lit, when};
+use datafusion::prelude::{DataFrame, SessionContext, col};
+
+use crate::contract::{self, Absent, Input, InputTable, Kind, Table};
+use crate::error::{Error, Result};
+use crate::storage::Root;
+
+/// The schema holding the unfiltered input tables.
+pub const RAW_SCHEMA: &str = "raw";
+/// The one-row view with the run date.
+pub const RUN_CONTEXT: &str = "run_context";
+
+/// The run date's bounds in microseconds since the epoch, UTC: `[start, end)`.
+#[derive(Clone, Copy, Debug)]
+pub struct RunDate {
+    pub date: NaiveDate,
+}
+
+impl RunDate {
+    pub fn start_micros(self) -> i64 {
+        self.date
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight exists")
+            .and_utc()
+            .timestamp_micros()
+    }
+
+    /// The first microsecond after the run date: rows at or after it are invisible.
+    pub fn end_micros(self) -> i64 {
+        self.start_micros() + 86_400_000_000
+    }
+
+    fn days_since_epoch(self) -> i32 {
+        (self.date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
+    }
+}
+
+fn timestamp(micros: i64) -> Expr {
+    lit(ScalarValue::TimestampMicrosecond(
+        Some(micros),
+        Some("UTC".into()),
+    ))
+}
+
+/// Registers `raw.<table>` for every present input table.
+pub async fn register_raw(ctx: &SessionContext, root: &Root, input: &Input) -> Result<()> {
+    root.register(ctx);
+    let catalog = ctx
+        .catalog("datafusion")
+        .ok_or_else(|| Error::Internal("the default catalog is missing".into()))?;
+    if catalog.schema(RAW_SCHEMA).is_none() {
+        catalog
+            .register_schema(RAW_SCHEMA, Arc::new(MemorySchemaProvider::new()))
+            .map_err(Error::engine("registering the raw schema"))?;
+    }
+    for table in input.tables.values() {
+        let provider = listing_table(root, table)?;
+        ctx.register_table(TableReference::partial(RAW_SCHEMA, table.spec.name), provider)
+            .map_err(Error::engine(format!(
+                "registering input table {}",
+                table.spec.name
+            )))?;
+    }
+    Ok(())
+}
+
+fn listing_table(root: &Root, table: &InputTable) -> Result<Arc<ListingTable>> {
+    let context = format!("input table {}", table.spec.name);
+    let urls = table
+        .files
+        .iter()
+        .map(|f| ListingTableUrl::parse(root.url_of(&f.location)))
+        .collect::<datafusion::error::Result<Vec<_>>>()
+        .map_err(Error::engine(context.clone()))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(table.storage_schema());
+    Ok(Arc::new(
+        ListingTable::try_new(config).map_err(Error::engine(context))?,
+    ))
+}
+
+/// Registers the as-of views `<table>` and `run_context`.
+pub async fn register_views(ctx: &SessionContext, input: &Input, run_date: RunDate) -> Result<()> {
+    register_run_context(ctx, run_date)?;
+    for spec in contract::TABLES {
+        let view = match input.tables.get(spec.name) {
+            Some(table) => as_of_view(ctx, table, run_date).await?,
+            None if spec.name == "customers" => customers_from_orders(ctx).await?,
+            None => empty_view(ctx, spec)?,
+        };
+        ctx.register_table(spec.name, view.into_view())
+            .map_err(Error::engine(format!("registering view {}", spec.name)))?;
+    }
+    Ok(())
+}
+
+fn register_run_context(ctx: &SessionContext, run_date: RunDate) -> Result<()> {
+    let view = ctx
+        .read_empty()
+        .and_then(|df| {
+            df.select(vec![
+                lit(ScalarValue::Date32(Some(run_date.days_since_epoch()))).alias("run_date"),
+                timestamp(run_date.start_micros()).alias("run_start_ts"),
+                timestamp(run_date.end_micros()).alias("run_end_ts"),
+            ])
+        })
+        .map_err(Error::engine("building run_context"))?;
+    ctx.register_table(RUN_CONTEXT, view.into_view())
+        .map_err(Error::engine("registering run_context"))?;
+    Ok(())
+}
+
+/// The typed null of a column's model type.
+fn null_of(kind: Kind) -> Result<Expr> {
+    ScalarValue::try_from(&kind.model_type())
+        .map(lit)
+        .map_err(Error::engine("typing a null"))
+}
+
+fn default_expr(column: &contract::Column) -> Result<Expr> {
+    match column.default {
+        Absent::Text(text) => Ok(lit(text)),
+        _ => null_of(column.kind),
+    }
+}
+
+async fn as_of_view(ctx: &SessionContext, table: &InputTable, run_date: RunDate) -> Result<DataFrame> {
+    let spec = table.spec;
+    let end = run_date.end_micros();
+    // A later event (delivery, acceptance) after the run date has not happened yet.
+    let later_visible = spec
+        .as_of
+        .later
+        .first()
+        .map(|event| col(*event).lt(timestamp(end)));
+    let mut exprs = Vec::with_capacity(spec.columns.len());
+    for column in spec.columns {
+        let present = table.present.iter().any(|c| c.name == column.name);
+        let mut expr = if present {
+            let value = col(column.name);
+            let value = if column.kind.model_type() != column.kind.storage_type() {
+                cast(value, column.kind.model_type())
+            } else {
+                value
+            };
+            match column.default {
+                Absent::Text(text) => datafusion::functions::expr_fn::coalesce(vec![value, lit(text)]),
+                _ => value,
+            }
+        } else {
+            default_expr(column)?
+        };
+        if let Some(visible) = &later_visible
+            && spec.as_of.later.contains(&column.name)
+        {
+            expr = when(visible.clone(), expr)
+                .otherwise(null_of(column.kind)?)
+                .map_err(Error::engine("building an as-of column"))?;
+        }
+        exprs.push(expr.alias(column.name));
+    }
+    let event = spec
+        .column(spec.as_of.event)
+        .expect("every contract table has its as-of column");
+    let visible = match event.kind {
+        Kind::Date => col(event.name).lt_eq(lit(ScalarValue::Date32(Some(run_date.days_since_epoch())))),
+        _ => col(event.name).lt(timestamp(end)),
+    };
+    ctx.table(TableReference::partial(RAW_SCHEMA, spec.name))
+        .await
+        .and_then(|df| df.filter(visible))
+        .and_then(|df| df.select(exprs))
+        .map_err(Error::engine(format!("building view {}", spec.name)))
+}
+
+fn empty_view(ctx: &SessionContext, spec: &Table) -> Result<DataFrame> {
+    let exprs = spec
+        .columns
+        .iter()
+        .map(|c| null_of(c.kind).map(|e| e.alias(c.name)))
+        .collect::<Result<Vec<_>>>()?;
+    ctx.read_empty()
+        .and_then(|df| df.select(exprs))
+        .and_then(|df| df.filter(lit(false)))
+        .map_err(Error::engine(format!("building empty view {}", spec.name)))
+}
+
+/// Without a customers table, a customer is known from their first order.
+const CUSTOMERS_FROM_ORDERS: &str = "
+select
+    customer_id,
+    min(order_ts) as signup_ts,
+    first_value(market order by order_ts, order_id) as market,
+    first_value(channel order by order_ts, order_id) as acquisition_channel,
+    cast(null as varchar) as referrer_customer_id,
+    cast(null as boolean) as is_member
+from orders
+group by customer_id";
+
+async fn customers_from_orders(ctx: &SessionContext) -> Result<DataFrame> {
+    ctx.sql(CUSTOMERS_FROM_ORDERS)
+        .await
+        .map_err(Error::engine("deriving customers from orders"))
+}
+
+/// A session configured the way every stage wants it.
+pub fn new_session() -> SessionContext {
+    let config = datafusion::prelude::SessionConfig::new()
+        // Plain Utf8 strings end to end: what every outside reader and Ballista expect.
+        .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
+        .set_str("datafusion.execution.parquet.compression", "zstd(3)");
+    SessionContext::new_with_config(config)
+}
+
+/// A session with the inputs registered as of the run date: what every model runs in.
+pub async fn session_for(root: &Root, input: &Input, run_date: RunDate) -> Result<SessionContext> {
+    let ctx = new_session();
+    register_raw(&ctx, root, input).await?;
+    register_views(&ctx, input, run_date).await?;
+    Ok(ctx)
+}
+
+/// The default run date: the day of the latest order in the input.
+pub async fn latest_order_day(root: &Root, input: &Input) -> Result<NaiveDate> {
+    let ctx = new_session();
+    register_raw(&ctx, root, input).await?;
+    let batches = ctx
+        .sql("select cast(max(order_ts) as date) as day from raw.orders")
+        .await
+        .map_err(Error::engine("finding the latest order day"))?
+        .collect()
+        .await
+        .map_err(Error::engine("finding the latest order day"))?;
+    let day = batches
+        .first()
+        .filter(|b| b.num_rows() == 1)
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Date32Array>()
+                .and_then(|a| (!a.is_null(0)).then(|| a.value(0)))
+        })
+        .ok_or_else(|| Error::NoRunDate {
+            reason: "orders has no rows with an order_ts".into(),
+        })?;
+    Ok(NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date") + chrono::Days::new(day.max(0) as u64))
+}
+
+/// The names a model may read besides other models.
+pub fn known_tables() -> std::collections::BTreeSet<String> {
+    contract::TABLES
+        .iter()
+        .map(|t| t.name.to_string())
+        .chain(std::iter::once(RUN_CONTEXT.to_string()))
+        .collect()
+}

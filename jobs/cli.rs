@@ -1,0 +1,86 @@
+//! What every binary shares: logging, the progress display, and turning a result into an
+//! exit code.
+//!
+//! Logs go to stderr through `tracing` (`RUST_LOG` sets the level, `info` by default). On a
+//! terminal a progress bar shows the models as they run and log lines print above it; with no
+//! terminal (a scheduler, CI) there is no bar, only plain log lines.
+
+use std::io::{IsTerminal, Write};
+use std::sync::OnceLock;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tracing_subscriber::EnvFilter;
+
+use crate::error::{Error, exit_code};
+
+static BAR: OnceLock<ProgressBar> = OnceLock::new();
+
+/// The progress bar, hidden unless stderr is a terminal.
+pub fn progress() -> &'static ProgressBar {
+    BAR.get_or_init(|| {
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+                    .expect("the template is valid"),
+            );
+            bar
+        } else {
+            ProgressBar::hidden()
+        }
+    })
+}
+
+/// A log line buffered, then written to stderr with the progress bar moved out of the way.
+struct LogLine(Vec<u8>);
+
+impl Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        let line = std::mem::take(&mut self.0);
+        progress().suspend(|| {
+            let _ = std::io::stderr().write_all(&line);
+        });
+    }
+}
+
+/// Sets up logging for a binary.
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(|| LogLine(Vec::new()))
+        .try_init();
+}
+
+/// Ends the process: prints the error, if any, as one line and exits with its code.
+pub fn exit(result: Result<(), Error>) -> ! {
+    progress().finish_and_clear();
+    match result {
+        Ok(()) => std::process::exit(exit_code::SUCCESS),
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::exit(error.exit_code())
+        }
+    }
+}
+
+/// A multi-threaded runtime for a binary's async work.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::io("starting the async runtime"))
+}

@@ -1,0 +1,169 @@
+//! The one error type of the library, and the exit code each failure maps to.
+//!
+//! Every variant names what went wrong and where (table, file, column, model) so that the
+//! person on call can act on the message alone. The exit code tells a scheduler whether the
+//! input or the project is to blame, or something internal.
+
+use std::path::PathBuf;
+
+/// Where the input contract is documented; quoted in input errors.
+pub const CONTRACT_DOC: &str = "docs: README.md#the-input-contract";
+
+/// Process exit codes, documented in the README.
+pub mod exit_code {
+    /// The run finished and published everything it was asked to.
+    pub const SUCCESS: i32 = 0;
+    /// Something internal failed (I/O, the engine): rerun, or report a bug.
+    pub const INTERNAL: i32 = 1;
+    /// The command line was wrong (clap's own code).
+    pub const USAGE: i32 = 2;
+    /// The input data breaks the contract: fix the input, then rerun.
+    pub const BAD_INPUT: i32 = 3;
+    /// A SQL model is wrong (syntax, unknown table, cycle, failure at run time): fix `sql/`.
+    pub const BAD_MODEL: i32 = 4;
+}
+
+/// Everything that can stop a run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("input root {root}: {reason}")]
+    BadRoot { root: String, reason: String },
+
+    #[error("{table}: required table missing: no folder {location}; {CONTRACT_DOC}")]
+    MissingTable { table: String, location: String },
+
+    #[error("{table}: folder {location} holds no Parquet files; remove it if the table is absent on purpose")]
+    EmptyTable { table: String, location: String },
+
+    #[error("{table}: cannot read Parquet file {file}: {reason}")]
+    BadFile {
+        table: String,
+        file: String,
+        reason: String,
+    },
+
+    #[error("{table}: column {column} missing in {file}; {CONTRACT_DOC}")]
+    MissingColumn {
+        table: String,
+        column: String,
+        file: String,
+    },
+
+    #[error(
+        "{table}: column {column} in {file} is {found}, which cannot be cast losslessly to {expected}; {CONTRACT_DOC}"
+    )]
+    BadType {
+        table: String,
+        column: String,
+        file: String,
+        found: String,
+        expected: String,
+    },
+
+    #[error("{table}: {rows} rows fail a check: {check}")]
+    BadRows { table: String, check: String, rows: u64 },
+
+    #[error("no run date given and {reason}; pass --date YYYY-MM-DD")]
+    NoRunDate { reason: String },
+
+    #[error("cannot read model file {}: {source}", path.display())]
+    ModelUnreadable { path: PathBuf, source: std::io::Error },
+
+    #[error("models {first} and {second} share the table name {name}: rename one file")]
+    DuplicateModel {
+        name: String,
+        first: String,
+        second: String,
+    },
+
+    #[error("model {model} ({file}): {reason}")]
+    BadModel {
+        model: String,
+        file: String,
+        reason: String,
+    },
+
+    #[error("model {model} ({file}) reads table {table}, which is neither an input table nor a model")]
+    UnknownTable {
+        model: String,
+        file: String,
+        table: String,
+    },
+
+    #[error("models form a dependency cycle: {}", files.join(" -> "))]
+    ModelCycle { files: Vec<String> },
+
+    #[error("unknown model {name} in the selection; models are the .sql file names under sql/")]
+    UnknownSelection { name: String },
+
+    #[error("model {model} ({file}) failed while running: {reason}")]
+    ModelFailed {
+        model: String,
+        file: String,
+        reason: String,
+    },
+
+    #[error("{context}: {source}")]
+    Engine {
+        context: String,
+        source: datafusion::error::DataFusionError,
+    },
+
+    #[error("{context}: {source}")]
+    Store {
+        context: String,
+        source: object_store::Error,
+    },
+
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> i32 {
+        use Error::*;
+        match self {
+            BadRoot { .. }
+            | MissingTable { .. }
+            | EmptyTable { .. }
+            | BadFile { .. }
+            | MissingColumn { .. }
+            | BadType { .. }
+            | BadRows { .. }
+            | NoRunDate { .. } => exit_code::BAD_INPUT,
+            ModelUnreadable { .. }
+            | DuplicateModel { .. }
+            | BadModel { .. }
+            | UnknownTable { .. }
+            | ModelCycle { .. }
+            | UnknownSelection { .. }
+            | ModelFailed { .. } => exit_code::BAD_MODEL,
+            Engine { .. } | Store { .. } | Io { .. } | Internal(_) => exit_code::INTERNAL,
+        }
+    }
+
+    /// Wraps an engine error with what we were doing.
+    pub fn engine(context: impl Into<String>) -> impl FnOnce(datafusion::error::DataFusionError) -> Self {
+        let context = context.into();
+        move |source| Error::Engine { context, source }
+    }
+
+    /// Wraps an object-store error with what we were doing.
+    pub fn store(context: impl Into<String>) -> impl FnOnce(object_store::Error) -> Self {
+        let context = context.into();
+        move |source| Error::Store { context, source }
+    }
+
+    /// Wraps an I/O error with what we were doing.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

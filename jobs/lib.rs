@@ -1,0 +1,19 @@
+//! growth-jobs: the nightly batch analytics of an e-commerce growth team.
+//!
+//! The input tables (see [`contract`]) are read with DataFusion, the SQL models under `sql/`
+//! (see [`models`]) are run in dependency order as of a run date, and every table is
+//! published atomically as Parquet (see [`publish`]) with a [`manifest`] of the run.
+
+pub mod catalog;
+pub mod cli;
+pub mod contract;
+pub mod error;
+pub mod manifest;
+pub mod models;
+pub mod nightly;
+pub mod publish;
+pub mod storage;
+pub mod transform;
+
+pub use error::{Error, Result};
+pub mod sample;

@@ -1,0 +1,116 @@
+//! The manifest: one JSON document per run date saying what ran, on what, and what it made.
+//!
+//! Written last, after every table of the run is published, to
+//! `<output>/_manifests/run_date=YYYY-MM-DD/manifest.json` (an atomic put). A scheduler or a
+//! BI refresh can treat its presence as the commit point of the night.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use object_store::{ObjectStoreExt, PutPayload};
+use serde::Serialize;
+
+use crate::contract::InputSummary;
+use crate::error::{Error, Result};
+use crate::models::Materialized;
+use crate::publish::{StagedTable, partition};
+use crate::storage::Root;
+
+/// The manifest's folder below the output root.
+pub const MANIFESTS: &str = "_manifests";
+
+/// Versions of what produced the outputs.
+#[derive(Clone, Debug, Serialize)]
+pub struct Versions {
+    pub growth_jobs: String,
+    pub datafusion: String,
+}
+
+impl Versions {
+    pub fn current() -> Self {
+        Versions {
+            growth_jobs: env!("CARGO_PKG_VERSION").into(),
+            datafusion: datafusion::DATAFUSION_VERSION.into(),
+        }
+    }
+}
+
+/// One model of the run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelEntry {
+    pub model: String,
+    pub file: String,
+    pub materialized: Materialized,
+    /// SHA-256 of the model's SQL text.
+    pub sql_sha256: String,
+    pub reads: Vec<String>,
+    /// The published table; absent for ephemeral models.
+    pub output: Option<StagedTable>,
+    pub seconds: f64,
+}
+
+/// The time one stage took.
+#[derive(Clone, Debug, Serialize)]
+pub struct StageTiming {
+    pub stage: String,
+    pub seconds: f64,
+}
+
+/// What one run did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Manifest {
+    pub run_id: String,
+    pub run_date: NaiveDate,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub input_root: String,
+    pub output_root: String,
+    pub versions: Versions,
+    pub inputs: BTreeMap<String, InputSummary>,
+    /// Optional input tables not given: models saw them empty.
+    pub absent_inputs: Vec<String>,
+    pub models: Vec<ModelEntry>,
+    pub stages: Vec<StageTiming>,
+}
+
+impl Manifest {
+    /// Where the manifest of a run date lives, relative to the output root.
+    pub fn relative_path(run_date: NaiveDate) -> String {
+        format!("{MANIFESTS}/{}/manifest.json", partition(run_date))
+    }
+
+    /// Writes the manifest in one put (atomic on a local disk and on object stores).
+    pub async fn write(&self, output: &Root) -> Result<()> {
+        let path = output.path(&[MANIFESTS, &partition(self.run_date), "manifest.json"]);
+        let mut json = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::Internal(format!("serializing the manifest: {e}")))?;
+        json.push(b'\n');
+        output
+            .store
+            .put(&path, PutPayload::from(json))
+            .await
+            .map_err(Error::store(format!("writing the manifest {path}")))?;
+        Ok(())
+    }
+}
+
+impl Manifest {
+    /// A few lines for the terminal: what was published.
+    pub fn summary(&self) -> String {
+        let mut lines = vec![format!(
+            "run {} for {}: {}",
+            self.run_id, self.run_date, self.status
+        )];
+        for model in &self.models {
+            if let Some(output) = &model.output {
+                lines.push(format!(
+                    "  {:<28} {:>10} rows  {}",
+                    model.model, output.rows, output.path
+                ));
+            }
+        }
+        lines.push(format!("  manifest: {}", Self::relative_path(self.run_date)));
+        lines.join("\n")
+    }
+}

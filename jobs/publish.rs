@@ -1,0 +1,253 @@
+//! Atomic publishing: a table's partition for a run date is one Parquet file, written first
+//! into a staging folder of the run and then moved into place with one rename.
+//!
+//! Layout: `<output>/<table>/run_date=YYYY-MM-DD/part-0.parquet`. On a local disk the rename
+//! replaces the old file atomically, so a reader listing the folder at any moment sees the
+//! complete old file or the complete new one. On an object store a single PUT or COPY is
+//! atomic per object in the same way. Until every model of the run has been written to
+//! staging, nothing is published; a failed or killed run leaves `_staging/<run_id>/`
+//! behind, which the next run removes.
+
+use chrono::NaiveDate;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::Column;
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::logical_expr::cast;
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext, col};
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::storage::Root;
+
+/// The folder of a run's staged files, below the output root.
+pub const STAGING: &str = "_staging";
+/// The file name of every published partition.
+pub const PART_FILE: &str = "part-0.parquet";
+
+/// The partition folder name for a run date.
+pub fn partition(run_date: NaiveDate) -> String {
+    format!("run_date={}", run_date.format("%Y-%m-%d"))
+}
+
+/// A column of a written table, for the manifest.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ColumnSchema {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub data_type: String,
+    pub nullable: bool,
+}
+
+/// A table written to staging, ready to publish.
+#[derive(Clone, Debug, Serialize)]
+pub struct StagedTable {
+    pub table: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub schema: Vec<ColumnSchema>,
+    /// Where it is published, relative to the output root.
+    pub path: String,
+    #[serde(skip)]
+    staged: Path,
+    #[serde(skip)]
+    published: Path,
+}
+
+/// The staging area of one run.
+pub struct Staging {
+    output: Root,
+    run_id: String,
+    run_date: NaiveDate,
+}
+
+impl Staging {
+    pub fn new(output: &Root, run_id: &str, run_date: NaiveDate) -> Self {
+        Staging {
+            output: output.clone(),
+            run_id: run_id.to_string(),
+            run_date,
+        }
+    }
+
+    /// Removes what earlier runs left in staging (they failed or were killed).
+    pub async fn remove_leftovers(output: &Root) -> Result<()> {
+        let folder = output.path(&[STAGING]);
+        let leftovers: Vec<Path> = output
+            .store
+            .list(Some(&folder))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(Error::store("listing leftover staging files"))?;
+        for path in leftovers {
+            output
+                .store
+                .delete(&path)
+                .await
+                .map_err(Error::store(format!("removing leftover staging file {path}")))?;
+        }
+        if let Some(local) = &output.local {
+            let _ = std::fs::remove_dir_all(local.join(STAGING));
+        }
+        Ok(())
+    }
+
+    /// Writes a model's result to staging and registers the staged file under the model's name,
+    /// so downstream models read exactly what will be published.
+    pub async fn write(
+        &self,
+        ctx: &SessionContext,
+        table: &str,
+        file: &str,
+        df: DataFrame,
+    ) -> Result<StagedTable> {
+        let staged = self
+            .output
+            .path(&[STAGING, &self.run_id, &format!("{table}.parquet")]);
+        let published = self.output.path(&[table, &partition(self.run_date), PART_FILE]);
+        let url = self.output.url_of(&staged);
+        let df = timestamps_in_microseconds(df).map_err(|e| model_failure(table, file, e))?;
+        df.write_parquet(
+            &url,
+            DataFrameWriteOptions::new().with_single_file_output(true),
+            None,
+        )
+        .await
+        .map_err(|e| model_failure(table, file, e))?;
+        self.sync(&staged)?;
+        let (rows, bytes, schema) = describe_parquet(&self.output, &staged).await?;
+        ctx.register_parquet(table, &url, ParquetReadOptions::default())
+            .await
+            .map_err(Error::engine(format!("registering staged table {table}")))?;
+        Ok(StagedTable {
+            table: table.into(),
+            rows,
+            bytes,
+            schema,
+            path: self.output.relative(&published),
+            staged,
+            published,
+        })
+    }
+
+    /// Moves every staged table into place, one rename each.
+    pub async fn publish(&self, tables: &[StagedTable]) -> Result<()> {
+        for table in tables {
+            self.output
+                .store
+                .rename(&table.staged, &table.published)
+                .await
+                .map_err(Error::store(format!("publishing {}", table.path)))?;
+            self.sync_parent(&table.published)?;
+        }
+        Ok(())
+    }
+
+    /// Removes this run's staging folder.
+    pub async fn remove(&self) -> Result<()> {
+        let folder = self.output.path(&[STAGING, &self.run_id]);
+        let files: Vec<Path> = self
+            .output
+            .store
+            .list(Some(&folder))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(Error::store("listing this run's staging files"))?;
+        for file in files {
+            self.output
+                .store
+                .delete(&file)
+                .await
+                .map_err(Error::store(format!("removing staging file {file}")))?;
+        }
+        if let Some(local) = &self.output.local {
+            let _ = std::fs::remove_dir(local.join(STAGING).join(&self.run_id));
+            let _ = std::fs::remove_dir(local.join(STAGING));
+        }
+        Ok(())
+    }
+
+    /// On a local disk, flushes a staged file so the rename publishes bytes that are on disk.
+    fn sync(&self, path: &Path) -> Result<()> {
+        if self.output.local.is_some() {
+            let file = std::path::PathBuf::from(format!("/{path}"));
+            std::fs::File::open(&file)
+                .and_then(|f| f.sync_all())
+                .map_err(Error::io(format!("syncing {}", file.display())))?;
+        }
+        Ok(())
+    }
+
+    /// On a local disk, flushes the folder entry a rename changed.
+    fn sync_parent(&self, path: &Path) -> Result<()> {
+        if self.output.local.is_some() {
+            let file = std::path::PathBuf::from(format!("/{path}"));
+            if let Some(parent) = file.parent() {
+                std::fs::File::open(parent)
+                    .and_then(|f| f.sync_all())
+                    .map_err(Error::io(format!("syncing {}", parent.display())))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn model_failure(table: &str, file: &str, e: datafusion::error::DataFusionError) -> Error {
+    Error::ModelFailed {
+        model: table.into(),
+        file: file.into(),
+        reason: e.to_string(),
+    }
+}
+
+/// Spark refuses nanosecond timestamps: every timestamp column is written in microseconds.
+fn timestamps_in_microseconds(df: DataFrame) -> datafusion::error::Result<DataFrame> {
+    let needs_cast = df
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Timestamp(unit, _) if *unit != TimeUnit::Microsecond));
+    if !needs_cast {
+        return Ok(df);
+    }
+    let exprs = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Timestamp(unit, tz) if *unit != TimeUnit::Microsecond => cast(
+                col(Column::new_unqualified(f.name())),
+                DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+            )
+            .alias(f.name()),
+            _ => col(Column::new_unqualified(f.name())),
+        })
+        .collect::<Vec<_>>();
+    df.select(exprs)
+}
+
+/// Rows, size and schema of a Parquet file, from its footer.
+pub async fn describe_parquet(root: &Root, path: &Path) -> Result<(u64, u64, Vec<ColumnSchema>)> {
+    let meta = root
+        .store
+        .head(path)
+        .await
+        .map_err(Error::store(format!("reading {path}")))?;
+    let (rows, schema) = crate::storage::parquet_footer(root, &meta)
+        .await
+        .map_err(|e| Error::Internal(format!("reading the footer of {path}: {e}")))?;
+    let schema = schema
+        .fields()
+        .iter()
+        .map(|f| ColumnSchema {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+            nullable: f.is_nullable(),
+        })
+        .collect();
+    Ok((rows, meta.size, schema))
+}

@@ -1,0 +1,149 @@
+//! Where tables live: a local folder or an object-store URL, behind one `ObjectStore`.
+//!
+//! A root such as `data/sample` or `s3://bucket/prefix` becomes a [`Root`]: the store, the
+//! URL DataFusion registers it under, and the prefix inside the store. S3 settings come from
+//! the usual `AWS_*` environment variables (`AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...).
+
+use std::sync::Arc;
+
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::prelude::SessionContext;
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// A root folder of tables, local or remote.
+#[derive(Clone, Debug)]
+pub struct Root {
+    /// What the user wrote, for messages.
+    pub display: String,
+    /// `file:///abs/path/` or `s3://bucket/prefix/`, always ending in `/`.
+    pub url: Url,
+    /// The store holding the root.
+    pub store: Arc<dyn ObjectStore>,
+    /// The root's path inside the store.
+    pub prefix: Path,
+    /// The local folder, when the root is on this machine's filesystem.
+    pub local: Option<std::path::PathBuf>,
+}
+
+impl Root {
+    /// Opens a root. A local folder is created when `create` is set (outputs), and must exist
+    /// otherwise (inputs).
+    pub fn open(root: &str, create: bool) -> Result<Self> {
+        let bad = |reason: String| Error::BadRoot {
+            root: root.to_string(),
+            reason,
+        };
+        match Url::parse(root) {
+            Ok(url) if url.scheme() == "s3" => {
+                let store = AmazonS3Builder::from_env()
+                    .with_url(url.as_str())
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?;
+                let mut url = url;
+                if !url.path().ends_with('/') {
+                    url.set_path(&format!("{}/", url.path()));
+                }
+                let prefix = Path::from_url_path(url.path()).map_err(|e| bad(e.to_string()))?;
+                Ok(Root {
+                    display: root.to_string(),
+                    url,
+                    store: Arc::new(store),
+                    prefix,
+                    local: None,
+                })
+            }
+            Ok(url) if url.scheme() != "file" && url.scheme().len() > 1 => Err(bad(format!(
+                "unsupported scheme {}: use a local folder or s3://",
+                url.scheme()
+            ))),
+            _ => {
+                let folder = root.strip_prefix("file://").unwrap_or(root);
+                let folder = std::path::PathBuf::from(folder);
+                if create {
+                    std::fs::create_dir_all(&folder).map_err(|e| bad(e.to_string()))?;
+                }
+                let folder = folder
+                    .canonicalize()
+                    .map_err(|e| bad(format!("not a readable folder ({e})")))?;
+                if !folder.is_dir() {
+                    return Err(bad("not a folder".into()));
+                }
+                let url = Url::from_directory_path(&folder)
+                    .map_err(|_| bad("cannot turn the folder into a URL".into()))?;
+                let prefix = Path::from_filesystem_path(&folder).map_err(|e| bad(e.to_string()))?;
+                Ok(Root {
+                    display: root.to_string(),
+                    url,
+                    store: Arc::new(LocalFileSystem::new()),
+                    prefix,
+                    local: Some(folder),
+                })
+            }
+        }
+    }
+
+    /// The store's URL (scheme and authority), as DataFusion registers stores.
+    pub fn store_url(&self) -> ObjectStoreUrl {
+        let base = &self.url[..url::Position::BeforePath];
+        ObjectStoreUrl::parse(base).expect("a root URL always has a scheme and authority")
+    }
+
+    /// Registers this root's store with a session, so SQL can read and write under it.
+    pub fn register(&self, ctx: &SessionContext) {
+        if self.local.is_none() {
+            ctx.register_object_store(self.store_url().as_ref(), self.store.clone());
+        }
+    }
+
+    /// The store path of `parts` joined below the root.
+    pub fn path(&self, parts: &[&str]) -> Path {
+        parts
+            .iter()
+            .fold(self.prefix.clone(), |path, part| path.join(*part))
+    }
+
+    /// The full URL of a store path, as DataFusion wants it.
+    pub fn url_of(&self, path: &Path) -> String {
+        format!("{}/{}", self.store_url().as_str().trim_end_matches('/'), path)
+    }
+
+    /// A store path relative to the root, for messages and manifests.
+    pub fn relative(&self, path: &Path) -> String {
+        match path.prefix_match(&self.prefix) {
+            Some(parts) => parts
+                .map(|p| p.as_ref().to_string())
+                .collect::<Vec<_>>()
+                .join("/"),
+            None => path.to_string(),
+        }
+    }
+
+    /// A store path as the user would write it (a filesystem path or a URL).
+    pub fn describe(&self, path: &Path) -> String {
+        match &self.local {
+            Some(_) => format!("/{path}"),
+            None => self.url_of(path),
+        }
+    }
+}
+
+/// Rows and Arrow schema of a Parquet file, from its footer alone.
+pub async fn parquet_footer(
+    root: &Root,
+    meta: &object_store::ObjectMeta,
+) -> datafusion::error::Result<(u64, datafusion::arrow::datatypes::Schema)> {
+    use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+    let metadata = DFParquetMetadata::new(root.store.as_ref(), meta)
+        .fetch_metadata()
+        .await?;
+    let file = metadata.file_metadata();
+    let schema =
+        datafusion::parquet::arrow::parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())?;
+    Ok((file.num_rows().max(0) as u64, schema))
+}

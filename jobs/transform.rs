@@ -1,0 +1,204 @@
+//! The SQL stage: validate the input, plan every model, run them in dependency order into
+//! staging, publish, and write the manifest.
+//!
+//! Nothing is written before the input is validated and every selected model has been
+//! planned, so a bad input or a broken model leaves the output untouched.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chrono::{NaiveDate, Utc};
+use datafusion::prelude::SessionContext;
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{self, RunDate};
+use crate::contract::{self, Input};
+use crate::error::{Error, Result};
+use crate::manifest::{Manifest, ModelEntry, StageTiming, Versions};
+use crate::models::{self, Materialized, Model};
+use crate::publish::Staging;
+use crate::storage::Root;
+
+/// What the transform is asked to do.
+#[derive(Clone, Debug)]
+pub struct TransformOptions {
+    /// Input root: a folder or an `s3://` URL with one folder per table.
+    pub input: String,
+    /// Output root: where tables, manifests and staging live.
+    pub output: String,
+    /// The folder of SQL models.
+    pub models_dir: PathBuf,
+    /// The run date; the latest order day when absent.
+    pub run_date: Option<NaiveDate>,
+    /// Models to run (with everything they read); empty means all.
+    pub select: Vec<String>,
+}
+
+/// Times stages for the manifest.
+struct Stopwatch {
+    stages: Vec<StageTiming>,
+    last: Instant,
+}
+
+impl Stopwatch {
+    fn new() -> Self {
+        Stopwatch {
+            stages: Vec::new(),
+            last: Instant::now(),
+        }
+    }
+
+    fn lap(&mut self, stage: &str) {
+        let now = Instant::now();
+        self.stages.push(StageTiming {
+            stage: stage.into(),
+            seconds: (now - self.last).as_secs_f64(),
+        });
+        tracing::info!(
+            stage,
+            seconds = format!("{:.2}", (now - self.last).as_secs_f64()),
+            "stage done"
+        );
+        self.last = now;
+    }
+}
+
+/// A validated input with the models to run over it, before anything is written.
+pub struct Plan {
+    pub input_root: Root,
+    pub input: Input,
+    pub run_date: NaiveDate,
+    pub models: Vec<Model>,
+}
+
+/// Validates the input and the models, and plans every model; writes nothing.
+pub async fn plan(options: &TransformOptions) -> Result<Plan> {
+    let input_root = Root::open(&options.input, false)?;
+    let input = contract::validate(&input_root).await?;
+    tracing::info!(tables = input.tables.len(), absent = ?input.absent(), "input valid");
+    let run_date = match options.run_date {
+        Some(date) => date,
+        None => catalog::latest_order_day(&input_root, &input).await?,
+    };
+    let discovered = models::discover(&options.models_dir)?;
+    let ordered = models::order(discovered, &catalog::known_tables())?;
+    let models = models::select(ordered, &options.select)?;
+    // Plan every model as a view: a wrong column or type fails here, before any write.
+    let ctx = catalog::session_for(&input_root, &input, RunDate { date: run_date }).await?;
+    for model in &models {
+        let df = plan_model(&ctx, model).await?;
+        ctx.register_table(model.name.as_str(), df.into_view())
+            .map_err(Error::engine(format!("registering model {}", model.name)))?;
+    }
+    Ok(Plan {
+        input_root,
+        input,
+        run_date,
+        models,
+    })
+}
+
+async fn plan_model(ctx: &SessionContext, model: &Model) -> Result<datafusion::prelude::DataFrame> {
+    ctx.sql(&model.sql).await.map_err(|e| Error::BadModel {
+        model: model.name.clone(),
+        file: model.file.clone(),
+        reason: e.to_string(),
+    })
+}
+
+/// Runs the SQL stage for one date and publishes its tables and manifest.
+pub async fn run(options: &TransformOptions) -> Result<Manifest> {
+    let started_at = Utc::now();
+    let mut watch = Stopwatch::new();
+    let plan = plan(options).await?;
+    watch.lap("validate");
+
+    let output = Root::open(&options.output, true)?;
+    Staging::remove_leftovers(&output).await?;
+    let run_id = format!(
+        "{}-{}-{}",
+        plan.run_date,
+        started_at.format("%Y%m%dT%H%M%S%.6fZ"),
+        std::process::id()
+    );
+    let staging = Staging::new(&output, &run_id, plan.run_date);
+    let ctx = catalog::session_for(&plan.input_root, &plan.input, RunDate { date: plan.run_date }).await?;
+    output.register(&ctx);
+
+    let entries = match build_models(&ctx, &plan.models, &staging, &mut watch).await {
+        Ok(entries) => entries,
+        Err(error) => {
+            // Nothing was published; the staged files of this run are of no use.
+            if let Err(cleanup) = staging.remove().await {
+                tracing::warn!(%cleanup, "could not remove this run's staging files");
+            }
+            return Err(error);
+        }
+    };
+    staging.remove().await?;
+    watch.lap("publish");
+
+    let manifest = Manifest {
+        run_id,
+        run_date: plan.run_date,
+        status: "succeeded".into(),
+        started_at,
+        finished_at: Utc::now(),
+        input_root: plan.input_root.display.clone(),
+        output_root: output.display.clone(),
+        versions: Versions::current(),
+        inputs: plan.input.summaries(&plan.input_root),
+        absent_inputs: plan.input.absent().iter().map(|s| s.to_string()).collect(),
+        models: entries,
+        stages: watch.stages,
+    };
+    manifest.write(&output).await?;
+    Ok(manifest)
+}
+
+/// Builds every model into staging, then publishes the staged tables.
+async fn build_models(
+    ctx: &SessionContext,
+    models: &[Model],
+    staging: &Staging,
+    watch: &mut Stopwatch,
+) -> Result<Vec<ModelEntry>> {
+    let mut entries = Vec::with_capacity(models.len());
+    let progress = crate::cli::progress();
+    progress.set_length(models.len() as u64);
+    for model in models {
+        progress.set_message(model.name.clone());
+        let began = Instant::now();
+        let df = plan_model(ctx, model).await?;
+        let staged = match model.materialized {
+            Materialized::Ephemeral => {
+                ctx.register_table(model.name.as_str(), df.into_view())
+                    .map_err(Error::engine(format!("registering model {}", model.name)))?;
+                None
+            }
+            Materialized::Table => Some(staging.write(ctx, &model.name, &model.file, df).await?),
+        };
+        let seconds = began.elapsed().as_secs_f64();
+        tracing::info!(
+            model = model.name,
+            rows = staged.as_ref().map(|s| s.rows),
+            seconds = format!("{seconds:.2}"),
+            "model built"
+        );
+        entries.push(ModelEntry {
+            model: model.name.clone(),
+            file: model.file.clone(),
+            materialized: model.materialized,
+            sql_sha256: format!("{:x}", Sha256::digest(model.sql.as_bytes())),
+            reads: model.reads.clone(),
+            output: staged,
+            seconds,
+        });
+        progress.inc(1);
+    }
+    watch.lap("models");
+
+    let staged: Vec<_> = entries.iter().filter_map(|e| e.output.clone()).collect();
+    staging.publish(&staged).await?;
+    Ok(entries)
+}

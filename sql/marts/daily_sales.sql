@@ -1,0 +1,65 @@
+-- Daily sales by market: what was ordered, what completed, and who bought for the first time.
+-- grain: one row per (order_date, market) with at least one order
+-- materialized: table
+-- columns:
+--   order_date: the UTC calendar day
+--   market: the order's market (ISO 3166 alpha-2), `unknown` when absent
+--   orders: orders placed, any status
+--   purchases: completed orders
+--   cancelled_orders: orders with status cancelled
+--   refunded_orders: orders with status refunded
+--   revenue_usd: sum of amount_usd over completed orders, USD
+--   buyers: distinct customers with a completed order that day
+--   new_customers: customers whose first completed order was that day (counted in the market of that order)
+with orders_in as (
+    select order_id, customer_id, order_ts, amount_usd, status, market
+    from orders
+),
+
+customers_in as (
+    select customer_id, first_purchase_ts
+    from stg_customers
+),
+
+orders_by_day as (
+    select
+        cast(order_ts as date) as order_date,
+        market,
+        count(*) as orders,
+        count(*) filter (where status = 'completed') as purchases,
+        count(*) filter (where status = 'cancelled') as cancelled_orders,
+        count(*) filter (where status = 'refunded') as refunded_orders,
+        coalesce(sum(amount_usd) filter (where status = 'completed'), 0.0) as revenue_usd,
+        count(distinct customer_id) filter (where status = 'completed') as buyers
+    from orders_in
+    group by cast(order_ts as date), market
+),
+
+first_purchases as (
+    select
+        cast(orders_in.order_ts as date) as order_date,
+        orders_in.market,
+        count(distinct orders_in.customer_id) as new_customers
+    from orders_in
+    join customers_in
+        on orders_in.customer_id = customers_in.customer_id
+        and orders_in.order_ts = customers_in.first_purchase_ts
+    where orders_in.status = 'completed'
+    group by cast(orders_in.order_ts as date), orders_in.market
+)
+
+select
+    orders_by_day.order_date,
+    orders_by_day.market,
+    orders_by_day.orders,
+    orders_by_day.purchases,
+    orders_by_day.cancelled_orders,
+    orders_by_day.refunded_orders,
+    orders_by_day.revenue_usd,
+    orders_by_day.buyers,
+    coalesce(first_purchases.new_customers, 0) as new_customers
+from orders_by_day
+left join first_purchases
+    on orders_by_day.order_date = first_purchases.order_date
+    and orders_by_day.market = first_purchases.market
+order by orders_by_day.order_date, orders_by_day.market

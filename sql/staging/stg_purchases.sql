@@ -1,0 +1,32 @@
+-- Purchases: orders that completed, as of the run date (the `orders` view already hides
+-- everything after the end of the run date).
+-- grain: one row per completed order
+-- materialized: ephemeral
+-- columns:
+--   order_id: the order
+--   customer_id: who bought
+--   order_ts: when the order was placed (UTC)
+--   order_date: the UTC calendar day of order_ts
+--   order_month: the first day of the UTC calendar month of order_ts
+--   amount_usd: value paid, USD, after discounts
+--   discount_usd: discount granted, USD; 0 when the input does not say
+--   items: number of items; null when the input does not say
+--   market: the order's market (ISO 3166 alpha-2), `unknown` when absent
+--   channel: the channel the order came through, `unknown` when absent
+with orders_in as (
+    select order_id, customer_id, order_ts, amount_usd, discount_usd, items, market, channel, status
+    from orders
+)
+select
+    order_id,
+    customer_id,
+    order_ts,
+    cast(order_ts as date) as order_date,
+    cast(date_trunc('month', order_ts) as date) as order_month,
+    amount_usd,
+    coalesce(discount_usd, 0.0) as discount_usd,
+    items,
+    market,
+    channel
+from orders_in
+where status = 'completed'

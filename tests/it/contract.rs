@@ -1,0 +1,152 @@
+//! The input contract: every violation stops the run before anything is written, with a
+//! message naming the table, the file and the column; lossless casts are accepted.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, TimestampMillisecondArray};
+use growth_jobs::Error;
+use growth_jobs::error::exit_code;
+
+use crate::support::*;
+
+const ONE_MODEL: &str = "select order_id, customer_id, amount_usd from orders order by order_id";
+
+fn workspace_with_orders() -> Workspace {
+    let ws = Workspace::new();
+    write_orders(
+        &ws.input(),
+        "part-0.parquet",
+        &[("o1", "c1", "2025-01-10T10:00:00", 10.0, "completed")],
+    );
+    ws.model("orders_copy.sql", ONE_MODEL);
+    ws
+}
+
+/// Runs, expects a bad-input error, and checks that nothing at all was written.
+async fn expect_bad_input(ws: &Workspace, needles: &[&str]) -> Error {
+    let err = ws.run(Some("2025-01-31")).await.expect_err("the run must fail");
+    assert_eq!(err.exit_code(), exit_code::BAD_INPUT, "{err}");
+    let message = err.to_string();
+    for needle in needles {
+        assert!(message.contains(needle), "{message:?} should name {needle:?}");
+    }
+    assert!(!ws.output().exists(), "a bad input must write nothing: {message}");
+    err
+}
+
+#[tokio::test]
+async fn missing_orders_table_is_named() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.input()).unwrap();
+    ws.model("orders_copy.sql", ONE_MODEL);
+    expect_bad_input(&ws, &["orders", "required table missing"]).await;
+}
+
+#[tokio::test]
+async fn missing_required_column_names_table_file_and_column() {
+    let ws = workspace_with_orders();
+    write_parquet(
+        &ws.input().join("orders/part-1.parquet"),
+        vec![
+            ("order_id", strings(&["o2"])),
+            ("customer_id", strings(&["c2"])),
+            ("order_ts", timestamps(&["2025-01-11T10:00:00"])),
+        ],
+    );
+    expect_bad_input(&ws, &["orders", "amount_usd", "part-1.parquet"]).await;
+}
+
+#[tokio::test]
+async fn a_type_that_cannot_be_cast_is_named() {
+    let ws = workspace_with_orders();
+    write_parquet(
+        &ws.input().join("orders/part-1.parquet"),
+        vec![
+            ("order_id", strings(&["o2"])),
+            ("customer_id", strings(&["c2"])),
+            ("order_ts", timestamps(&["2025-01-11T10:00:00"])),
+            ("amount_usd", strings(&["12.50"])),
+        ],
+    );
+    let err = expect_bad_input(&ws, &["orders", "amount_usd", "part-1.parquet", "Utf8"]).await;
+    assert!(matches!(err, Error::BadType { .. }));
+}
+
+#[tokio::test]
+async fn zero_byte_and_corrupt_files_are_named() {
+    let ws = workspace_with_orders();
+    std::fs::write(ws.input().join("orders/part-9.parquet"), b"").unwrap();
+    expect_bad_input(&ws, &["orders", "part-9.parquet", "empty"]).await;
+
+    let ws = workspace_with_orders();
+    let good = std::fs::read(ws.input().join("orders/part-0.parquet")).unwrap();
+    std::fs::write(ws.input().join("orders/part-7.parquet"), &good[..good.len() / 2]).unwrap();
+    expect_bad_input(&ws, &["orders", "part-7.parquet", "not a readable Parquet file"]).await;
+}
+
+#[tokio::test]
+async fn an_optional_table_folder_without_files_is_an_error() {
+    let ws = workspace_with_orders();
+    std::fs::create_dir_all(ws.input().join("sessions")).unwrap();
+    std::fs::write(ws.input().join("sessions/_SUCCESS"), b"").unwrap();
+    expect_bad_input(&ws, &["sessions", "no Parquet files"]).await;
+}
+
+#[tokio::test]
+async fn an_optional_table_missing_its_required_column_is_named() {
+    let ws = workspace_with_orders();
+    write_parquet(
+        &ws.input().join("customers/c.parquet"),
+        vec![("customer_id", strings(&["c1"])), ("market", strings(&["SG"]))],
+    );
+    expect_bad_input(&ws, &["customers", "signup_ts", "c.parquet"]).await;
+}
+
+/// Integer ids, millisecond timestamps without a zone, Hive folders, several files and extra
+/// columns are all read, each cast losslessly.
+#[tokio::test]
+async fn integer_ids_naive_timestamps_and_hive_folders_are_accepted() {
+    let ws = Workspace::new();
+    let naive_ms = |v: &[&str]| -> ArrayRef {
+        Arc::new(TimestampMillisecondArray::from(
+            v.iter().map(|t| micros(t) / 1000).collect::<Vec<_>>(),
+        ))
+    };
+    write_parquet(
+        &ws.input().join("orders/order_month=2025-01/a.parquet"),
+        vec![
+            ("order_id", Arc::new(Int64Array::from(vec![101, 102])) as ArrayRef),
+            ("customer_id", Arc::new(Int64Array::from(vec![7, 8])) as ArrayRef),
+            (
+                "order_ts",
+                naive_ms(&["2025-01-10T23:30:00", "2025-01-31T23:59:59"]),
+            ),
+            ("amount_usd", floats(&[10.25, 20.5])),
+            ("warehouse_note", strings(&["x", "y"])),
+        ],
+    );
+    write_orders(
+        &ws.input(),
+        "order_month=2025-02/b.parquet",
+        &[("o3", "9", "2025-02-01T00:00:00", 99.0, "completed")],
+    );
+    ws.model(
+        "orders_copy.sql",
+        "select order_id, customer_id, order_ts, amount_usd, status from orders order by order_id",
+    );
+    let manifest = ws.run(Some("2025-01-31")).await.unwrap();
+    assert_eq!(manifest.inputs["orders"].files, 2);
+    let table = query(&ws.published("orders_copy", "2025-01-31"), "order by order_id").await;
+    assert_eq!(
+        lines(&table),
+        lines(
+            "+----------+-------------+----------------------+------------+-----------+
+             | order_id | customer_id | order_ts             | amount_usd | status    |
+             +----------+-------------+----------------------+------------+-----------+
+             | 101      | 7           | 2025-01-10T23:30:00Z | 10.25      | completed |
+             | 102      | 8           | 2025-01-31T23:59:59Z | 20.5       | completed |
+             +----------+-------------+----------------------+------------+-----------+"
+        ),
+        "the order of 2025-02-01 is after the run date and must not be seen"
+    );
+}

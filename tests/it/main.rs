@@ -1,0 +1,9 @@
+//! The one integration-test binary: each module builds small real inputs in a temp folder,
+//! runs the real pipeline, and reads the real Parquet back.
+
+mod contract;
+mod outside_reader;
+mod publish;
+mod runner;
+mod sample;
+mod support;

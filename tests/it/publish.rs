@@ -1,0 +1,244 @@
+//! Atomic publishing: reruns are idempotent, other dates are untouched, a reader never sees a
+//! partial partition, and a killed run leaves every published partition as it was.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+use growth_jobs::sample::{self, SampleOptions};
+
+use crate::support::*;
+
+const RUN_DATE: &str = "2026-06-30";
+
+/// The repository's own models.
+fn repo_models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sql")
+}
+
+/// A workspace whose input is a generated sample of `customers` customers.
+fn sample_workspace(customers: u64, seed: u64) -> Workspace {
+    let ws = Workspace::new();
+    generate_into(&ws.input(), customers, seed);
+    let models = ws.models();
+    std::fs::create_dir_all(&models).unwrap();
+    copy_dir(&repo_models(), &models);
+    ws
+}
+
+fn generate_into(folder: &Path, customers: u64, seed: u64) {
+    let mut options = SampleOptions::embedded(folder.to_path_buf());
+    options.customers = customers;
+    options.seed = seed;
+    options.force = true;
+    sample::generate(&options).unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// The published data files (manifests and staging left out), path -> bytes.
+fn published(ws: &Workspace) -> BTreeMap<PathBuf, Vec<u8>> {
+    ws.snapshot()
+        .into_iter()
+        .filter(|(p, _)| {
+            let rel = p
+                .strip_prefix(ws.output())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            !rel.starts_with('_')
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn rerun_of_the_same_date_gives_byte_identical_tables() {
+    let ws = sample_workspace(1_500, 7);
+    ws.run(Some(RUN_DATE)).await.unwrap();
+    let first = published(&ws);
+    assert!(
+        first.len() >= 2,
+        "the repository's models publish tables: {:?}",
+        first.keys()
+    );
+    ws.run(Some(RUN_DATE)).await.unwrap();
+    assert_eq!(published(&ws), first);
+    assert!(
+        !ws.output().join("_staging").exists(),
+        "staging is removed after a run"
+    );
+}
+
+#[tokio::test]
+async fn a_rerun_replaces_its_date_and_leaves_other_dates_alone() {
+    let ws = sample_workspace(1_500, 7);
+    ws.run(Some("2026-05-31")).await.unwrap();
+    ws.run(Some(RUN_DATE)).await.unwrap();
+    let may = ws.published("daily_sales", "2026-05-31");
+    let may_bytes = std::fs::read(&may).unwrap();
+    let june_bytes = std::fs::read(ws.published("daily_sales", RUN_DATE)).unwrap();
+
+    generate_into(&ws.input(), 1_500, 8);
+    ws.run(Some(RUN_DATE)).await.unwrap();
+    assert_eq!(
+        std::fs::read(&may).unwrap(),
+        may_bytes,
+        "another date's partition is untouched"
+    );
+    assert_ne!(
+        std::fs::read(ws.published("daily_sales", RUN_DATE)).unwrap(),
+        june_bytes
+    );
+    let files = std::fs::read_dir(ws.output().join("daily_sales/run_date=2026-06-30"))
+        .unwrap()
+        .count();
+    assert_eq!(files, 1, "a partition holds exactly one file after a rerun");
+}
+
+fn row_count(path: &Path) -> Result<i64, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let reader = SerializedFileReader::new(file).map_err(|e| e.to_string())?;
+    let mut rows = 0;
+    // Reading every row group checks the whole file, not just its footer.
+    for i in 0..reader.num_row_groups() {
+        let group = reader.get_row_group(i).map_err(|e| e.to_string())?;
+        for row in group.get_row_iter(None).map_err(|e| e.to_string())? {
+            row.map_err(|e| e.to_string())?;
+            rows += 1;
+        }
+    }
+    Ok(rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_polling_during_a_rerun_sees_the_old_or_the_new_partition_only() {
+    let ws = sample_workspace(2_000, 7);
+    ws.run(Some(RUN_DATE)).await.unwrap();
+    let file = ws.published("daily_sales", RUN_DATE);
+    let old_rows = row_count(&file).unwrap();
+
+    generate_into(&ws.input(), 4_000, 9);
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (done, file, folder) = (done.clone(), file.clone(), file.parent().unwrap().to_path_buf());
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !done.load(Ordering::SeqCst) {
+                let names: Vec<_> = std::fs::read_dir(&folder)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name())
+                    .collect();
+                assert_eq!(
+                    names.len(),
+                    1,
+                    "the partition folder holds one file at every moment: {names:?}"
+                );
+                seen.push(row_count(&file).expect("every read of the published file succeeds"));
+            }
+            seen
+        })
+    };
+    ws.run(Some(RUN_DATE)).await.unwrap();
+    done.store(true, Ordering::SeqCst);
+    let seen = reader.join().unwrap();
+    let new_rows = row_count(&file).unwrap();
+    assert_ne!(old_rows, new_rows, "the two inputs differ");
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|n| *n == old_rows || *n == new_rows),
+        "{seen:?} vs {old_rows}/{new_rows}"
+    );
+}
+
+/// Kills `transform` (SIGKILL) at many points of a rerun; after each kill every published
+/// file is the complete old one or the complete new one, and a final rerun equals an
+/// uninterrupted run.
+#[tokio::test]
+async fn killed_runs_leave_every_published_partition_whole() {
+    let ws = sample_workspace(6_000, 7);
+    ws.run(Some(RUN_DATE)).await.unwrap();
+    let old = published(&ws);
+
+    // What an uninterrupted run on the new input publishes.
+    let reference = Workspace::new();
+    generate_into(&ws.input(), 6_000, 11);
+    copy_dir(&ws.input(), &{
+        std::fs::create_dir_all(reference.input()).unwrap();
+        reference.input()
+    });
+    std::fs::create_dir_all(reference.models()).unwrap();
+    copy_dir(&ws.models(), &reference.models());
+    reference.run(Some(RUN_DATE)).await.unwrap();
+    let new: BTreeMap<PathBuf, Vec<u8>> = published(&reference)
+        .into_iter()
+        .map(|(p, b)| (ws.output().join(p.strip_prefix(reference.output()).unwrap()), b))
+        .collect();
+    assert_eq!(old.keys().collect::<Vec<_>>(), new.keys().collect::<Vec<_>>());
+
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_transform"))
+            .args([
+                "--input",
+                ws.input().to_str().unwrap(),
+                "--output",
+                ws.output().to_str().unwrap(),
+            ])
+            .args(["--models", ws.models().to_str().unwrap(), "--date", RUN_DATE])
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap()
+    };
+    let started = Instant::now();
+    let status = run().wait().unwrap();
+    assert!(status.success());
+    let full = started.elapsed();
+    // Put the old outputs back, then kill reruns at spread-out moments.
+    for (path, bytes) in &old {
+        std::fs::write(path, bytes).unwrap();
+    }
+    let mut mixed = false;
+    for step in 0..12u32 {
+        let mut child = run();
+        std::thread::sleep(full * step / 12);
+        let _ = child.kill();
+        let _ = child.wait();
+        for (path, bytes) in published(&ws) {
+            let is_old = old.get(&path) == Some(&bytes);
+            let is_new = new.get(&path) == Some(&bytes);
+            assert!(
+                is_old || is_new,
+                "after a kill at step {step}, {} is neither old nor new",
+                path.display()
+            );
+            mixed |= is_new;
+        }
+    }
+    let status = run().wait().unwrap();
+    assert!(status.success());
+    assert_eq!(
+        published(&ws),
+        new,
+        "a rerun after the kills equals an uninterrupted run"
+    );
+    assert!(
+        !ws.output().join("_staging").exists(),
+        "the rerun removed what killed runs left in staging"
+    );
+    // Not asserted (timing-dependent), but worth knowing when reading a failure.
+    eprintln!("kills saw a new file published mid-way: {mixed}");
+}

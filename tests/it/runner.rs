@@ -1,0 +1,222 @@
+//! The model runner on hand-made models and inputs, with results worked out by hand.
+
+use growth_jobs::Error;
+use growth_jobs::error::exit_code;
+
+use crate::support::*;
+
+/// Four visible orders and one after the run date (2025-01-31).
+fn workspace() -> Workspace {
+    let ws = Workspace::new();
+    write_orders(
+        &ws.input(),
+        "part-0.parquet",
+        &[
+            ("o1", "c1", "2025-01-05T10:00:00", 10.0, "completed"),
+            ("o2", "c1", "2025-01-20T08:00:00", 30.0, "completed"),
+            ("o3", "c2", "2025-01-31T23:59:59", 5.0, "completed"),
+            ("o4", "c2", "2025-01-15T12:00:00", 100.0, "cancelled"),
+            ("o5", "c3", "2025-02-01T00:00:00", 50.0, "completed"),
+        ],
+    );
+    ws.model(
+        "staging/paid.sql",
+        "-- materialized: ephemeral\nselect customer_id, amount_usd from orders where status = 'completed'",
+    );
+    ws.model(
+        "marts/spend_by_customer.sql",
+        "with paid_orders as (select * from paid)
+         select customer_id, sum(amount_usd) as revenue_usd, count(*) as purchases
+         from paid_orders group by customer_id order by customer_id",
+    );
+    ws.model(
+        "marts/big_spenders.sql",
+        "select s.customer_id, s.revenue_usd, r.run_date
+         from spend_by_customer s cross join run_context r
+         where s.revenue_usd > 10 order by s.customer_id",
+    );
+    ws
+}
+
+#[tokio::test]
+async fn models_run_in_dependency_order_as_of_the_run_date() {
+    let ws = workspace();
+    let manifest = ws.run(Some("2025-01-31")).await.unwrap();
+    let order: Vec<&str> = manifest.models.iter().map(|m| m.model.as_str()).collect();
+    assert_eq!(order, ["paid", "spend_by_customer", "big_spenders"]);
+
+    // c1: 10 + 30 over two purchases; c2: the cancelled order does not count, the order at
+    // 23:59:59 on the run date does; c3 ordered after the run date and does not exist yet.
+    let spend = query(
+        &ws.published("spend_by_customer", "2025-01-31"),
+        "order by customer_id",
+    )
+    .await;
+    assert_eq!(
+        lines(&spend),
+        lines(
+            "+-------------+-------------+-----------+
+             | customer_id | revenue_usd | purchases |
+             +-------------+-------------+-----------+
+             | c1          | 40.0        | 2         |
+             | c2          | 5.0         | 1         |
+             +-------------+-------------+-----------+"
+        )
+    );
+    let big = query(&ws.published("big_spenders", "2025-01-31"), "").await;
+    assert_eq!(
+        lines(&big),
+        lines(
+            "+-------------+-------------+------------+
+             | customer_id | revenue_usd | run_date   |
+             +-------------+-------------+------------+
+             | c1          | 40.0        | 2025-01-31 |
+             +-------------+-------------+------------+"
+        )
+    );
+    assert!(
+        !ws.output().join("paid").exists(),
+        "an ephemeral model is never written"
+    );
+    let entry = manifest
+        .models
+        .iter()
+        .find(|m| m.model == "spend_by_customer")
+        .unwrap();
+    assert_eq!(entry.output.as_ref().unwrap().rows, 2);
+    assert_eq!(entry.file, "marts/spend_by_customer.sql");
+}
+
+#[tokio::test]
+async fn an_earlier_run_date_sees_less() {
+    let ws = workspace();
+    ws.run(Some("2025-01-10")).await.unwrap();
+    let spend = query(
+        &ws.published("spend_by_customer", "2025-01-10"),
+        "order by customer_id",
+    )
+    .await;
+    assert_eq!(
+        lines(&spend),
+        lines(
+            "+-------------+-------------+-----------+
+             | customer_id | revenue_usd | purchases |
+             +-------------+-------------+-----------+
+             | c1          | 10.0        | 1         |
+             +-------------+-------------+-----------+"
+        )
+    );
+}
+
+#[tokio::test]
+async fn the_default_run_date_is_the_latest_order_day() {
+    let ws = workspace();
+    let manifest = ws.run(None).await.unwrap();
+    assert_eq!(manifest.run_date, date("2025-02-01"));
+    assert!(ws.published("spend_by_customer", "2025-02-01").exists());
+}
+
+#[tokio::test]
+async fn absent_customers_are_derived_from_first_orders_and_other_tables_are_empty() {
+    let ws = workspace();
+    ws.model(
+        "known_customers.sql",
+        "select customer_id, signup_ts, market, acquisition_channel, (select count(*) from sessions) as sessions
+         from customers order by customer_id",
+    );
+    let manifest = ws.run(Some("2025-01-31")).await.unwrap();
+    assert!(manifest.absent_inputs.contains(&"sessions".to_string()));
+    assert!(manifest.absent_inputs.contains(&"customers".to_string()));
+    let customers = query(
+        &ws.published("known_customers", "2025-01-31"),
+        "order by customer_id",
+    )
+    .await;
+    assert_eq!(
+        lines(&customers),
+        lines(
+            "+-------------+----------------------+---------+---------------------+----------+
+             | customer_id | signup_ts            | market  | acquisition_channel | sessions |
+             +-------------+----------------------+---------+---------------------+----------+
+             | c1          | 2025-01-05T10:00:00Z | unknown | unknown             | 0        |
+             | c2          | 2025-01-15T12:00:00Z | unknown | unknown             | 0        |
+             +-------------+----------------------+---------+---------------------+----------+"
+        )
+    );
+}
+
+#[tokio::test]
+async fn selection_runs_a_model_with_what_it_reads_only() {
+    let ws = workspace();
+    let mut options = ws.options(Some("2025-01-31"));
+    options.select = vec!["spend_by_customer".into()];
+    let manifest = growth_jobs::transform::run(&options).await.unwrap();
+    let names: Vec<&str> = manifest.models.iter().map(|m| m.model.as_str()).collect();
+    assert_eq!(names, ["paid", "spend_by_customer"]);
+    assert!(!ws.output().join("big_spenders").exists());
+}
+
+/// Each broken project fails before any write, with the bad-model exit code and the file named.
+#[tokio::test]
+async fn broken_models_fail_before_writing_and_name_the_file() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "marts/typo.sql",
+            "selec customer_id from orders",
+            &["typo.sql", "syntax"],
+        ),
+        (
+            "marts/lost.sql",
+            "select * from order_lines",
+            &["lost.sql", "order_lines"],
+        ),
+        (
+            "marts/no_column.sql",
+            "select customer_key from orders",
+            &["no_column.sql", "customer_key"],
+        ),
+        (
+            "marts/loop_a.sql",
+            "select * from loop_b",
+            &["cycle", "loop_a.sql", "loop_b.sql"],
+        ),
+    ];
+    for (file, sql, needles) in cases {
+        let ws = workspace();
+        ws.model(file, sql);
+        if file.contains("loop_a") {
+            ws.model("marts/loop_b.sql", "select * from loop_a");
+        }
+        let err = ws.run(Some("2025-01-31")).await.expect_err(file);
+        assert_eq!(err.exit_code(), exit_code::BAD_MODEL, "{err}");
+        for needle in *needles {
+            assert!(err.to_string().contains(needle), "{err} should name {needle}");
+        }
+        assert!(!ws.output().exists(), "{file}: nothing may be written");
+    }
+}
+
+#[tokio::test]
+async fn a_model_failing_at_run_time_publishes_nothing() {
+    let ws = workspace();
+    ws.run(Some("2025-01-31")).await.unwrap();
+    let before = ws.snapshot();
+    ws.model(
+        "marts/bad_cast.sql",
+        "select cast(customer_id as int) as n from spend_by_customer",
+    );
+    let err = ws
+        .run(Some("2025-01-31"))
+        .await
+        .expect_err("the cast fails on 'c1'");
+    assert!(
+        matches!(err, Error::ModelFailed { ref model, ref file, .. } if model == "bad_cast" && file == "marts/bad_cast.sql"),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), exit_code::BAD_MODEL);
+    assert_eq!(
+        ws.snapshot(),
+        before,
+        "published files and manifest unchanged, staging removed"
+    );
+}

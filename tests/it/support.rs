@@ -1,0 +1,175 @@
+//! Helpers shared by the integration tests: writing input tables, running the transform,
+//! reading published tables back.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use growth_jobs::transform::{self, TransformOptions};
+
+/// Microseconds since the epoch of a UTC time written `2025-01-31T23:59:59`.
+pub fn micros(text: &str) -> i64 {
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S")
+        .expect("a valid test timestamp")
+        .and_utc()
+        .timestamp_micros()
+}
+
+pub fn date(text: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("a valid test date")
+}
+
+pub fn strings(values: &[&str]) -> ArrayRef {
+    Arc::new(StringArray::from(values.to_vec()))
+}
+
+pub fn floats(values: &[f64]) -> ArrayRef {
+    Arc::new(Float64Array::from(values.to_vec()))
+}
+
+pub fn timestamps(values: &[&str]) -> ArrayRef {
+    Arc::new(
+        TimestampMicrosecondArray::from(values.iter().map(|v| micros(v)).collect::<Vec<_>>())
+            .with_timezone("UTC"),
+    )
+}
+
+/// Writes one Parquet file of the given columns.
+pub fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {
+    std::fs::create_dir_all(path.parent().expect("a file has a folder")).unwrap();
+    let batch = RecordBatch::try_from_iter(columns).expect("columns of one length");
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+/// A minimal valid `orders` table: (order_id, customer_id, order_ts, amount_usd, status).
+pub fn write_orders(input: &Path, file: &str, rows: &[(&str, &str, &str, f64, &str)]) {
+    write_parquet(
+        &input.join("orders").join(file),
+        vec![
+            ("order_id", strings(&rows.iter().map(|r| r.0).collect::<Vec<_>>())),
+            (
+                "customer_id",
+                strings(&rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+            ),
+            (
+                "order_ts",
+                timestamps(&rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+            ),
+            (
+                "amount_usd",
+                floats(&rows.iter().map(|r| r.3).collect::<Vec<_>>()),
+            ),
+            ("status", strings(&rows.iter().map(|r| r.4).collect::<Vec<_>>())),
+        ],
+    );
+}
+
+/// A temp workspace: `in/` for inputs, `out/` for outputs, `sql/` for models.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Workspace {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn input(&self) -> PathBuf {
+        self.dir.path().join("in")
+    }
+
+    pub fn output(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    pub fn models(&self) -> PathBuf {
+        self.dir.path().join("sql")
+    }
+
+    /// Writes a model file below `sql/`.
+    pub fn model(&self, file: &str, sql: &str) {
+        let path = self.models().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, sql).unwrap();
+    }
+
+    pub fn options(&self, run_date: Option<&str>) -> TransformOptions {
+        TransformOptions {
+            input: self.input().to_string_lossy().into_owned(),
+            output: self.output().to_string_lossy().into_owned(),
+            models_dir: self.models(),
+            run_date: run_date.map(date),
+            select: vec![],
+        }
+    }
+
+    pub async fn run(&self, run_date: Option<&str>) -> growth_jobs::Result<growth_jobs::manifest::Manifest> {
+        transform::run(&self.options(run_date)).await
+    }
+
+    /// The published partition file of a table.
+    pub fn published(&self, table: &str, run_date: &str) -> PathBuf {
+        self.output()
+            .join(table)
+            .join(format!("run_date={run_date}"))
+            .join("part-0.parquet")
+    }
+
+    /// Every file below the output folder with its bytes, sorted by path.
+    pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files = Vec::new();
+        collect(&self.output(), &mut files);
+        files.sort();
+        files
+            .into_iter()
+            .map(|p| {
+                let bytes = std::fs::read(&p).unwrap();
+                (p, bytes)
+            })
+            .collect()
+    }
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// A published table's rows as a pretty-printed table, ordered by `order_by`.
+pub async fn query(file: &Path, sql_after_from: &str) -> String {
+    let ctx = SessionContext::new();
+    ctx.register_parquet("t", file.to_str().unwrap(), ParquetReadOptions::default())
+        .await
+        .unwrap();
+    let batches = ctx
+        .sql(&format!("select * from t {sql_after_from}"))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    pretty_format_batches(&batches).unwrap().to_string()
+}
+
+/// The lines of a pretty-printed table, trimmed, for comparing with a literal.
+pub fn lines(table: &str) -> Vec<String> {
+    table.lines().map(|l| l.trim().to_string()).collect()
+}
