@@ -4,6 +4,7 @@
 //! (see [`models`]) are run in dependency order as of a run date, and every table is
 //! published atomically as Parquet (see [`publish`]) with a [`manifest`] of the run.
 
+pub mod benchmark;
 pub mod catalog;
 pub mod cli;
 pub mod contract;

@@ -4,6 +4,7 @@
 mod contract;
 mod outside_reader;
 mod publish;
+mod readme;
 mod runner;
 mod sample;
 mod support;
