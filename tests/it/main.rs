@@ -6,5 +6,6 @@ mod outside_reader;
 mod publish;
 mod readme;
 mod runner;
+mod s3;
 mod sample;
 mod support;
