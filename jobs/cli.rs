@@ -84,3 +84,34 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .build()
         .map_err(Error::io("starting the async runtime"))
 }
+
+/// The flags of every binary that runs the SQL models for a date.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Output root: a folder or s3://bucket/prefix.
+    #[arg(long, env = "GROWTH_OUTPUT", default_value = crate::nightly::DEFAULT_OUTPUT)]
+    pub output: String,
+    /// The folder of SQL models.
+    #[arg(long, env = "GROWTH_SQL", default_value = "sql")]
+    pub models: std::path::PathBuf,
+    /// The run date (UTC, YYYY-MM-DD); nothing after its end is seen. Default: the day of the
+    /// latest order in the input.
+    #[arg(long, env = "GROWTH_DATE")]
+    pub date: Option<chrono::NaiveDate>,
+    /// Run only these models (comma-separated) and the models they read.
+    #[arg(long, value_delimiter = ',')]
+    pub select: Vec<String>,
+}
+
+impl RunArgs {
+    /// The transform's options for an input root.
+    pub fn options(self, input: String) -> crate::transform::TransformOptions {
+        crate::transform::TransformOptions {
+            input,
+            output: self.output,
+            models_dir: self.models,
+            run_date: self.date,
+            select: self.select,
+        }
+    }
+}

@@ -26,7 +26,7 @@ pub mod exit_code {
 /// Everything that can stop a run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("input root {root}: {reason}")]
+    #[error("cannot open {root}: {reason}")]
     BadRoot { root: String, reason: String },
 
     #[error("{table}: required table missing: no folder {location}; {CONTRACT_DOC}")]

@@ -74,25 +74,7 @@ impl Staging {
 
     /// Removes what earlier runs left in staging (they failed or were killed).
     pub async fn remove_leftovers(output: &Root) -> Result<()> {
-        let folder = output.path(&[STAGING]);
-        let leftovers: Vec<Path> = output
-            .store
-            .list(Some(&folder))
-            .map_ok(|meta| meta.location)
-            .try_collect()
-            .await
-            .map_err(Error::store("listing leftover staging files"))?;
-        for path in leftovers {
-            output
-                .store
-                .delete(&path)
-                .await
-                .map_err(Error::store(format!("removing leftover staging file {path}")))?;
-        }
-        if let Some(local) = &output.local {
-            let _ = std::fs::remove_dir_all(local.join(STAGING));
-        }
-        Ok(())
+        remove_folder(output, &[STAGING]).await
     }
 
     /// Writes a model's result to staging and registers the staged file under the model's name,
@@ -148,27 +130,7 @@ impl Staging {
 
     /// Removes this run's staging folder.
     pub async fn remove(&self) -> Result<()> {
-        let folder = self.output.path(&[STAGING, &self.run_id]);
-        let files: Vec<Path> = self
-            .output
-            .store
-            .list(Some(&folder))
-            .map_ok(|m| m.location)
-            .try_collect()
-            .await
-            .map_err(Error::store("listing this run's staging files"))?;
-        for file in files {
-            self.output
-                .store
-                .delete(&file)
-                .await
-                .map_err(Error::store(format!("removing staging file {file}")))?;
-        }
-        if let Some(local) = &self.output.local {
-            let _ = std::fs::remove_dir(local.join(STAGING).join(&self.run_id));
-            let _ = std::fs::remove_dir(local.join(STAGING));
-        }
-        Ok(())
+        remove_folder(&self.output, &[STAGING, &self.run_id]).await
     }
 
     /// On a local disk, flushes a staged file so the rename publishes bytes that are on disk.
@@ -194,6 +156,36 @@ impl Staging {
         }
         Ok(())
     }
+}
+
+/// Deletes every object below a folder of the output root. On a local disk the folder goes
+/// as a whole, with any partial upload (`name#n`) that a killed writer left, and `_staging`
+/// itself once empty.
+async fn remove_folder(output: &Root, parts: &[&str]) -> Result<()> {
+    if let Some(local) = &output.local {
+        let dir = parts.iter().fold(local.clone(), |dir, part| dir.join(part));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(Error::io(format!("removing {}", dir.display())))?;
+        }
+        let _ = std::fs::remove_dir(local.join(STAGING));
+        return Ok(());
+    }
+    let folder = output.path(parts);
+    let files: Vec<Path> = output
+        .store
+        .list(Some(&folder))
+        .map_ok(|meta| meta.location)
+        .try_collect()
+        .await
+        .map_err(Error::store(format!("listing {folder}")))?;
+    for file in files {
+        output
+            .store
+            .delete(&file)
+            .await
+            .map_err(Error::store(format!("removing staging file {file}")))?;
+    }
+    Ok(())
 }
 
 fn model_failure(table: &str, file: &str, e: datafusion::error::DataFusionError) -> Error {

@@ -1,10 +1,7 @@
 //! `nightly`: everything for one run date, in one command a scheduler can call.
 
-use std::path::PathBuf;
-
-use chrono::NaiveDate;
 use clap::Parser;
-use growth_jobs::{cli, nightly, transform::TransformOptions};
+use growth_jobs::{cli, nightly};
 
 /// Runs the night for one date: validates the input, runs every SQL model under `sql/` as of
 /// that date, and publishes each table as Parquet under <output>/<table>/run_date=<date>/ with
@@ -17,33 +14,14 @@ struct Args {
     /// table. Default: the embedded sample in data/sample, generated on first use.
     #[arg(long, env = "GROWTH_INPUT")]
     input: Option<String>,
-    /// Output root: a folder or s3://bucket/prefix.
-    #[arg(long, env = "GROWTH_OUTPUT", default_value = nightly::DEFAULT_OUTPUT)]
-    output: String,
-    /// The folder of SQL models.
-    #[arg(long, env = "GROWTH_SQL", default_value = "sql")]
-    models: PathBuf,
-    /// The run date (UTC, YYYY-MM-DD); nothing after its end is seen. Default: the day of the
-    /// latest order in the input.
-    #[arg(long, env = "GROWTH_DATE")]
-    date: Option<NaiveDate>,
-    /// Run only these models (comma-separated) and the models they read.
-    #[arg(long, value_delimiter = ',')]
-    select: Vec<String>,
+    #[command(flatten)]
+    run: cli::RunArgs,
 }
 
 fn main() {
     let args = Args::parse();
     cli::init_logging();
-    let options = TransformOptions {
-        input: String::new(),
-        output: args.output,
-        models_dir: args.models,
-        run_date: args.date,
-        select: args.select,
-    };
+    let options = args.run.options(String::new());
     let result = cli::runtime().and_then(|rt| rt.block_on(nightly::run(args.input, options)));
-    cli::exit(result.map(|manifest| {
-        println!("{}", manifest.summary());
-    }))
+    cli::exit(result.map(|manifest| println!("{}", manifest.summary())))
 }

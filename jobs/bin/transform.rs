@@ -1,8 +1,5 @@
 //! `transform`: the SQL stage alone, for a scheduler that runs stages apart.
 
-use std::path::PathBuf;
-
-use chrono::NaiveDate;
 use clap::Parser;
 use growth_jobs::{cli, transform};
 
@@ -15,30 +12,14 @@ struct Args {
     /// Input root: a folder or s3://bucket/prefix with one folder of Parquet files per table.
     #[arg(long, env = "GROWTH_INPUT")]
     input: String,
-    /// Output root: a folder or s3://bucket/prefix.
-    #[arg(long, env = "GROWTH_OUTPUT")]
-    output: String,
-    /// The folder of SQL models.
-    #[arg(long, env = "GROWTH_SQL", default_value = "sql")]
-    models: PathBuf,
-    /// The run date (UTC, YYYY-MM-DD). Default: the day of the latest order.
-    #[arg(long, env = "GROWTH_DATE")]
-    date: Option<NaiveDate>,
-    /// Run only these models (comma-separated) and the models they read.
-    #[arg(long, value_delimiter = ',')]
-    select: Vec<String>,
+    #[command(flatten)]
+    run: cli::RunArgs,
 }
 
 fn main() {
     let args = Args::parse();
     cli::init_logging();
-    let options = transform::TransformOptions {
-        input: args.input,
-        output: args.output,
-        models_dir: args.models,
-        run_date: args.date,
-        select: args.select,
-    };
+    let options = args.run.options(args.input);
     let result = cli::runtime().and_then(|rt| rt.block_on(transform::run(&options)));
     cli::exit(result.map(|manifest| println!("{}", manifest.summary())))
 }
