@@ -46,6 +46,7 @@ fn main() {
         rows_per_file: args.rows_per_file,
         output: args.output,
         force: args.force,
+        threads: 0,
     };
     cli::exit(sample::generate(&options).map(|report| {
         for (table, rows) in report {

@@ -39,6 +39,8 @@ pub struct SampleOptions {
     pub output: PathBuf,
     /// Replace an existing output folder.
     pub force: bool,
+    /// Worker threads; 0 means one per core. The files do not depend on it.
+    pub threads: usize,
 }
 
 impl SampleOptions {
@@ -52,6 +54,7 @@ impl SampleOptions {
             rows_per_file: 2_000_000,
             output,
             force: false,
+            threads: 0,
         }
     }
 }
@@ -175,11 +178,14 @@ struct Chunk {
     invites: Invites,
     shipments: Shipments,
     truth: Truth,
+    /// The (day, market, channel) slot of each customer acquired in this chunk.
+    acquired: Vec<usize>,
 }
 
 impl Chunk {
     fn new() -> Self {
         Chunk {
+            acquired: Vec::new(),
             customers: Customers::new(),
             orders: Orders::new(),
             sessions: Sessions::new(),
@@ -247,8 +253,6 @@ struct Simulation<'a> {
     options: &'a SampleOptions,
     calendar: Calendar,
     samplers: Samplers,
-    /// New customers per (day, market, channel), for the spend that bought them.
-    acquisitions: Vec<u32>,
 }
 
 fn customer_id(index: u64) -> String {
@@ -265,7 +269,6 @@ impl<'a> Simulation<'a> {
             options,
             calendar: Calendar::new(options.start, options.days),
             samplers: Samplers::new(),
-            acquisitions: vec![0; options.days as usize * MARKETS.len() * CHANNELS.len()],
         }
     }
 
@@ -282,7 +285,7 @@ impl<'a> Simulation<'a> {
         self.calendar.day_of(quantile) as f64 + rng.random::<f64>()
     }
 
-    fn simulate(&mut self, index: u64, chunk: &mut Chunk) {
+    fn simulate(&self, index: u64, chunk: &mut Chunk) {
         let end = self.options.days as f64;
         let mut rng = self.rng(index);
         let signup = self.signup(index, &mut rng);
@@ -311,7 +314,7 @@ impl<'a> Simulation<'a> {
         let group = &GROUPS[self.samplers.group_by_channel[channel_index].sample(&mut rng)];
         let is_member = rng.random_bool(group.member_rate);
         let slot = (signup_day as usize * MARKETS.len() + market_index) * CHANNELS.len() + channel_index;
-        self.acquisitions[slot] += 1;
+        chunk.acquired.push(slot);
 
         chunk.customers.customer_id.append_value(&id);
         chunk
@@ -585,7 +588,7 @@ impl<'a> Simulation<'a> {
 
     /// Daily spend per market and paid channel: what bought the customers that arrived,
     /// half from the plan (expected arrivals) and half from what happened, with noise.
-    fn spend(&self, writer: &mut RollingWriter) -> Result<()> {
+    fn spend(&self, acquisitions: &[u32], writer: &mut RollingWriter) -> Result<()> {
         let mut rng = self.rng(u64::MAX);
         let noise = LogNormal::new(0.0, 0.25).expect("valid");
         let mut spend = Spend::new();
@@ -603,7 +606,7 @@ impl<'a> Simulation<'a> {
                         * market.weight
                         * channel.weight;
                     let observed =
-                        self.acquisitions[(day as usize * MARKETS.len() + m) * CHANNELS.len() + c] as f64;
+                        acquisitions[(day as usize * MARKETS.len() + m) * CHANNELS.len() + c] as f64;
                     let usd = cents(
                         (0.5 * expected + 0.5 * observed)
                             * channel.cac_usd
@@ -654,6 +657,50 @@ fn share_channel(market: &str, rng: &mut ChaCha8Rng) -> &'static str {
     }
 }
 
+/// Simulates every customer on one worker thread per core and writes the chunks in customer
+/// order, so the files are the same whatever the number of threads.
+fn simulate_all(simulation: &Simulation, writers: &mut Writers, acquisitions: &mut [u32]) -> Result<()> {
+    let customers = simulation.options.customers;
+    let chunks = customers.div_ceil(CUSTOMERS_PER_CHUNK);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8) as u64;
+    std::thread::scope(|scope| {
+        let receivers: Vec<_> = (0..workers)
+            .map(|worker| {
+                let (sender, receiver) = std::sync::mpsc::sync_channel::<Chunk>(1);
+                scope.spawn(move || {
+                    for k in (worker..chunks).step_by(workers as usize) {
+                        let first = k * CUSTOMERS_PER_CHUNK;
+                        let last = (first + CUSTOMERS_PER_CHUNK).min(customers);
+                        let mut chunk = Chunk::new();
+                        for index in first..last {
+                            simulation.simulate(index, &mut chunk);
+                        }
+                        if sender.send(chunk).is_err() {
+                            return; // the writer stopped on an error
+                        }
+                    }
+                });
+                receiver
+            })
+            .collect();
+        for k in 0..chunks {
+            let mut chunk = receivers[(k % workers) as usize]
+                .recv()
+                .map_err(|_| Error::Internal("a sample worker thread died".into()))?;
+            for slot in &chunk.acquired {
+                acquisitions[*slot] += 1;
+            }
+            writers.write(&mut chunk)?;
+            if (k + 1) % 256 == 0 {
+                tracing::info!(customers = (k + 1) * CUSTOMERS_PER_CHUNK, "generating");
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Generates the sample into `options.output`, atomically: the tables are written into a
 /// temporary folder beside it, which is renamed into place once complete.
 pub fn generate(options: &SampleOptions) -> Result<SampleReport> {
@@ -685,21 +732,10 @@ pub fn generate(options: &SampleOptions) -> Result<SampleReport> {
     let _ = std::fs::remove_dir_all(&staging);
 
     let mut writers = Writers::new(&staging, options.rows_per_file)?;
-    let mut simulation = Simulation::new(options);
-    let mut first = 0;
-    while first < options.customers {
-        let last = (first + CUSTOMERS_PER_CHUNK).min(options.customers);
-        let mut chunk = Chunk::new();
-        for index in first..last {
-            simulation.simulate(index, &mut chunk);
-        }
-        writers.write(&mut chunk)?;
-        if (last / CUSTOMERS_PER_CHUNK) % 128 == 0 {
-            tracing::info!(customers = last, "generating");
-        }
-        first = last;
-    }
-    simulation.spend(&mut writers.spend)?;
+    let simulation = Simulation::new(options);
+    let mut acquisitions = vec![0u32; options.days as usize * MARKETS.len() * CHANNELS.len()];
+    simulate_all(&simulation, &mut writers, &mut acquisitions)?;
+    simulation.spend(&acquisitions, &mut writers.spend)?;
     let report = writers.finish()?;
 
     if output.exists() {

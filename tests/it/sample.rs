@@ -34,12 +34,21 @@ fn files(folder: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 #[test]
-fn the_same_seed_gives_identical_files_and_another_seed_does_not() {
+fn the_same_seed_gives_identical_files_whatever_the_threads_and_another_seed_does_not() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
-    sample::generate(&options(&a, 1_200, 5)).unwrap();
-    sample::generate(&options(&b, 1_200, 5)).unwrap();
-    sample::generate(&options(&c, 1_200, 6)).unwrap();
+    // 9,000 customers make three chunks, so three threads each write some.
+    sample::generate(&SampleOptions {
+        threads: 1,
+        ..options(&a, 9_000, 5)
+    })
+    .unwrap();
+    sample::generate(&SampleOptions {
+        threads: 3,
+        ..options(&b, 9_000, 5)
+    })
+    .unwrap();
+    sample::generate(&options(&c, 9_000, 6)).unwrap();
     assert_eq!(files(&a), files(&b));
     assert_ne!(files(&a), files(&c));
 }
