@@ -220,3 +220,54 @@ async fn a_model_failing_at_run_time_publishes_nothing() {
         "published files and manifest unchanged, staging removed"
     );
 }
+
+/// A later event (an acceptance) after the run date has not happened yet for that run.
+#[tokio::test]
+async fn later_events_after_the_run_date_are_not_seen() {
+    let ws = workspace();
+    write_parquet(
+        &ws.input().join("invites/part-0.parquet"),
+        vec![
+            ("invite_id", strings(&["i1", "i2", "i3"])),
+            ("inviter_customer_id", strings(&["c1", "c1", "c2"])),
+            (
+                "sent_ts",
+                timestamps(&[
+                    "2025-01-10T09:00:00",
+                    "2025-01-30T09:00:00",
+                    "2025-02-05T09:00:00",
+                ]),
+            ),
+            ("invitee_customer_id", strings(&["c2", "c3", "c9"])),
+            (
+                "accepted_ts",
+                timestamps(&[
+                    "2025-01-12T09:00:00",
+                    "2025-02-02T09:00:00",
+                    "2025-02-06T09:00:00",
+                ]),
+            ),
+        ],
+    );
+    ws.model(
+        "accepted_invites.sql",
+        "select invite_id, invitee_customer_id, accepted_ts, share_channel from invites order by invite_id",
+    );
+    ws.run(Some("2025-01-31")).await.unwrap();
+    let invites = query(
+        &ws.published("accepted_invites", "2025-01-31"),
+        "order by invite_id",
+    )
+    .await;
+    assert_eq!(
+        lines(&invites),
+        lines(
+            "+-----------+---------------------+----------------------+---------------+
+             | invite_id | invitee_customer_id | accepted_ts          | share_channel |
+             +-----------+---------------------+----------------------+---------------+
+             | i1        | c2                  | 2025-01-12T09:00:00Z | unknown       |
+             | i2        |                     |                      | unknown       |
+             +-----------+---------------------+----------------------+---------------+"
+        )
+    );
+}
