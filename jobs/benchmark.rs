@@ -83,6 +83,8 @@ impl BenchRow {
     }
 }
 
+/// `rows` is what a stage handles: rows written for `generate`, rows of the input tables the
+/// models read for `transform`.
 pub const MARKDOWN_HEADER: &str =
     "| customers | stage | rows | wall s | rows/s | peak RSS MiB |\n|---|---|---|---|---|---|";
 
@@ -91,11 +93,43 @@ fn sibling(binary: &str) -> Result<PathBuf> {
     Ok(exe.with_file_name(binary))
 }
 
-/// Rows of every input table under a generated folder, from the Parquet footers.
-async fn input_rows(folder: &Path) -> Result<u64> {
+/// Rows of the input tables under a generated folder (those named in `only`, when given),
+/// from the Parquet footers.
+async fn input_rows(folder: &Path, only: Option<&[String]>) -> Result<u64> {
     let root = crate::storage::Root::open(&folder.to_string_lossy(), false)?;
     let input = crate::contract::validate(&root).await?;
-    Ok(input.tables.values().map(|t| t.rows).sum())
+    Ok(input
+        .tables
+        .values()
+        .filter(|t| only.is_none_or(|names| names.iter().any(|n| n == t.spec.name)))
+        .map(|t| t.rows)
+        .sum())
+}
+
+/// The input tables the models of a transform run read, from its manifest.
+fn tables_read(output: &Path) -> Result<Vec<String>> {
+    let manifests = output.join(crate::manifest::MANIFESTS);
+    let entry = std::fs::read_dir(&manifests)
+        .map_err(Error::io(format!("listing {}", manifests.display())))?
+        .next()
+        .ok_or_else(|| Error::Internal("the transform wrote no manifest".into()))?
+        .map_err(Error::io("reading the manifests folder"))?;
+    let text = std::fs::read_to_string(entry.path().join("manifest.json"))
+        .map_err(Error::io("reading the manifest"))?;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::Internal(format!("parsing the manifest: {e}")))?;
+    let mut tables: Vec<String> = manifest["models"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|m| m["reads"].as_array().into_iter().flatten())
+        .filter_map(|t| t.as_str())
+        .filter(|t| crate::contract::table(t).is_some())
+        .map(str::to_string)
+        .collect();
+    tables.sort();
+    tables.dedup();
+    Ok(tables)
 }
 
 /// Runs the benchmark, printing each row as it is measured.
@@ -117,7 +151,7 @@ pub async fn run(options: &BenchOptions) -> Result<Vec<BenchRow>> {
             let row = BenchRow {
                 customers,
                 stage: "generate",
-                rows: input_rows(&input).await?,
+                rows: input_rows(&input, None).await?,
                 measurement,
             };
             println!("{}", row.markdown());
@@ -138,7 +172,7 @@ pub async fn run(options: &BenchOptions) -> Result<Vec<BenchRow>> {
         let row = BenchRow {
             customers,
             stage: "transform",
-            rows: input_rows(&input).await?,
+            rows: input_rows(&input, Some(&tables_read(&output)?)).await?,
             measurement,
         };
         println!("{}", row.markdown());
