@@ -12,7 +12,9 @@
 --   buyers: distinct customers with a completed order that day
 --   new_customers: customers whose first completed order was that day (counted in the market of that order)
 with orders_in as (
-    select order_id, customer_id, order_ts, amount_usd, status, market
+    select
+        order_id, customer_id, order_ts, status, market,
+        cast(round(amount_usd * 100) as bigint) as amount_cents
     from orders
 ),
 
@@ -29,7 +31,7 @@ orders_by_day as (
         count(*) filter (where status = 'completed') as purchases,
         count(*) filter (where status = 'cancelled') as cancelled_orders,
         count(*) filter (where status = 'refunded') as refunded_orders,
-        coalesce(sum(amount_usd) filter (where status = 'completed'), 0.0) as revenue_usd,
+        coalesce(sum(amount_cents) filter (where status = 'completed'), 0) / 100.0 as revenue_usd,
         count(distinct customer_id) filter (where status = 'completed') as buyers
     from orders_in
     group by cast(order_ts as date), market

@@ -11,17 +11,34 @@
 --   is_member: paid membership; null when unknown
 --   first_purchase_ts: their first completed order (UTC); null if they never bought
 --   acquisition_month: first day of the UTC month of first_purchase_ts
+--   acquisition_month_index: months since year 0 of acquisition_month (year * 12 + month - 1)
+--   second_purchase_ts: their second completed order (UTC), the first repeat purchase; null if none
 --   last_purchase_ts: their latest completed order (UTC)
 --   purchases: completed orders
---   revenue_usd: sum of amount_usd over completed orders, USD
+--   revenue_cents: sum of amount_cents over completed orders, US cents (exact)
+--   revenue_usd: revenue_cents / 100, USD
 with customers_in as (
     select customer_id, signup_ts, market, acquisition_channel, referrer_customer_id, is_member
     from customers
 ),
 
 purchases as (
-    select customer_id, order_id, order_ts, amount_usd, market, channel
+    select customer_id, order_id, order_ts, amount_cents, market, channel
     from stg_purchases
+),
+
+ranked_purchases as (
+    select
+        customer_id,
+        order_ts,
+        row_number() over (partition by customer_id order by order_ts, order_id) as purchase_number
+    from purchases
+),
+
+second_purchases as (
+    select customer_id, order_ts as second_purchase_ts
+    from ranked_purchases
+    where purchase_number = 2
 ),
 
 purchase_summary as (
@@ -30,7 +47,7 @@ purchase_summary as (
         min(order_ts) as first_purchase_ts,
         max(order_ts) as last_purchase_ts,
         count(*) as purchases,
-        sum(amount_usd) as revenue_usd,
+        sum(amount_cents) as revenue_cents,
         first_value(market order by order_ts, order_id) as first_market,
         first_value(channel order by order_ts, order_id) as first_channel
     from purchases
@@ -54,10 +71,15 @@ select
     customers_in.is_member,
     purchase_summary.first_purchase_ts,
     cast(date_trunc('month', purchase_summary.first_purchase_ts) as date) as acquisition_month,
+    cast(date_part('year', purchase_summary.first_purchase_ts) as int) * 12
+    + cast(date_part('month', purchase_summary.first_purchase_ts) as int) - 1 as acquisition_month_index,
+    second_purchases.second_purchase_ts,
     purchase_summary.last_purchase_ts,
     coalesce(purchase_summary.purchases, 0) as purchases,
-    coalesce(purchase_summary.revenue_usd, 0.0) as revenue_usd
+    coalesce(purchase_summary.revenue_cents, 0) as revenue_cents,
+    coalesce(purchase_summary.revenue_cents, 0) / 100.0 as revenue_usd
 from all_customers
 left join customers_in on all_customers.customer_id = customers_in.customer_id
 left join purchase_summary on all_customers.customer_id = purchase_summary.customer_id
+left join second_purchases on all_customers.customer_id = second_purchases.customer_id
 order by all_customers.customer_id

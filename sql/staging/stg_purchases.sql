@@ -9,6 +9,7 @@
 --   order_date: the UTC calendar day of order_ts
 --   order_month: the first day of the UTC calendar month of order_ts
 --   amount_usd: value paid, USD, after discounts
+--   amount_cents: amount_usd in whole US cents (rounded), for exact sums
 --   discount_usd: discount granted, USD; 0 when the input does not say
 --   items: number of items; null when the input does not say
 --   market: the order's market (ISO 3166 alpha-2), `unknown` when absent
@@ -24,6 +25,7 @@ select
     cast(order_ts as date) as order_date,
     cast(date_trunc('month', order_ts) as date) as order_month,
     amount_usd,
+    cast(round(amount_usd * 100) as bigint) as amount_cents,
     coalesce(discount_usd, 0.0) as discount_usd,
     items,
     market,

@@ -150,3 +150,34 @@ async fn integer_ids_naive_timestamps_and_hive_folders_are_accepted() {
         "the order of 2025-02-01 is after the run date and must not be seen"
     );
 }
+
+/// The binary turns a contract violation into exit code 3 and one `error:` line.
+#[test]
+fn the_binary_exits_with_the_bad_input_code_and_one_error_line() {
+    let ws = workspace_with_orders();
+    write_parquet(
+        &ws.input().join("orders/part-1.parquet"),
+        vec![("order_id", strings(&["o2"])), ("customer_id", strings(&["c2"]))],
+    );
+    let result = std::process::Command::new(env!("CARGO_BIN_EXE_transform"))
+        .arg("--input")
+        .arg(ws.input())
+        .arg("--output")
+        .arg(ws.output())
+        .arg("--models")
+        .arg(ws.models())
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(result.status.code(), Some(exit_code::BAD_INPUT));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("orders")
+            && errors[0].contains("order_ts")
+            && errors[0].contains("part-1.parquet"),
+        "{stderr}"
+    );
+    assert!(!ws.output().exists());
+}
