@@ -231,11 +231,18 @@ pub fn new_session() -> SessionContext {
     SessionContext::new_with_config(config)
 }
 
-/// A session with the inputs registered as of the run date: what every model runs in.
-pub async fn session_for(root: &Root, input: &Input, run_date: RunDate) -> Result<SessionContext> {
+/// A session with the inputs registered as of the run date, and the config's tables: what
+/// every model runs in.
+pub async fn session_for(
+    root: &Root,
+    input: &Input,
+    run_date: RunDate,
+    config: &crate::config::Config,
+) -> Result<SessionContext> {
     let ctx = new_session();
     register_raw(&ctx, root, input).await?;
     register_views(&ctx, input, run_date).await?;
+    config.register(&ctx).await?;
     Ok(ctx)
 }
 
@@ -270,6 +277,6 @@ pub fn known_tables() -> std::collections::BTreeSet<String> {
     contract::TABLES
         .iter()
         .map(|t| t.name.to_string())
-        .chain(std::iter::once(RUN_CONTEXT.to_string()))
+        .chain([RUN_CONTEXT, "kpi_thresholds", "settings"].map(String::from))
         .collect()
 }

@@ -101,17 +101,22 @@ pub struct RunArgs {
     /// Run only these models (comma-separated) and the models they read.
     #[arg(long, value_delimiter = ',')]
     pub select: Vec<String>,
+    /// The TOML file of KPI thresholds and settings. Default: sql/growth.toml when present,
+    /// else the built-in defaults (README: Configuration).
+    #[arg(long, env = "GROWTH_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
 }
 
 impl RunArgs {
     /// The transform's options for an input root.
-    pub fn options(self, input: String) -> crate::transform::TransformOptions {
-        crate::transform::TransformOptions {
+    pub fn options(self, input: String) -> Result<crate::transform::TransformOptions, Error> {
+        Ok(crate::transform::TransformOptions {
             input,
             output: self.output,
             models_dir: self.models,
             run_date: self.date,
             select: self.select,
-        }
+            config: crate::config::Config::load(self.config.as_deref())?,
+        })
     }
 }

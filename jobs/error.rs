@@ -66,6 +66,9 @@ pub enum Error {
     #[error("no run date given and {reason}; pass --date YYYY-MM-DD")]
     NoRunDate { reason: String },
 
+    #[error("config {file}: {reason}")]
+    BadConfig { file: String, reason: String },
+
     #[error("cannot read model file {}: {source}", path.display())]
     ModelUnreadable { path: PathBuf, source: std::io::Error },
 
@@ -135,7 +138,8 @@ impl Error {
             | BadType { .. }
             | BadRows { .. }
             | NoRunDate { .. } => exit_code::BAD_INPUT,
-            ModelUnreadable { .. }
+            BadConfig { .. }
+            | ModelUnreadable { .. }
             | DuplicateModel { .. }
             | BadModel { .. }
             | UnknownTable { .. }

@@ -7,6 +7,7 @@
 pub mod benchmark;
 pub mod catalog;
 pub mod cli;
+pub mod config;
 pub mod contract;
 pub mod error;
 pub mod manifest;

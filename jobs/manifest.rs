@@ -71,6 +71,8 @@ pub struct Manifest {
     /// Optional input tables not given: models saw them empty.
     pub absent_inputs: Vec<String>,
     pub models: Vec<ModelEntry>,
+    /// The thresholds and settings the models read.
+    pub config: crate::config::Config,
     pub stages: Vec<StageTiming>,
 }
 

@@ -12,6 +12,7 @@ use datafusion::prelude::SessionContext;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{self, RunDate};
+use crate::config::Config;
 use crate::contract::{self, Input};
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ModelEntry, StageTiming, Versions};
@@ -32,6 +33,8 @@ pub struct TransformOptions {
     pub run_date: Option<NaiveDate>,
     /// Models to run (with everything they read); empty means all.
     pub select: Vec<String>,
+    /// Thresholds and settings the models read.
+    pub config: Config,
 }
 
 /// Times stages for the manifest.
@@ -84,7 +87,7 @@ pub async fn plan(options: &TransformOptions) -> Result<Plan> {
     let ordered = models::order(discovered, &catalog::known_tables())?;
     let models = models::select(ordered, &options.select)?;
     // Plan every model as a view: a wrong column or type fails here, before any write.
-    let ctx = catalog::session_for(&input_root, &input, RunDate { date: run_date }).await?;
+    let ctx = catalog::session_for(&input_root, &input, RunDate { date: run_date }, &options.config).await?;
     for model in &models {
         let df = plan_model(&ctx, model).await?;
         ctx.register_table(model.name.as_str(), df.into_view())
@@ -122,7 +125,13 @@ pub async fn run(options: &TransformOptions) -> Result<Manifest> {
         std::process::id()
     );
     let staging = Staging::new(&output, &run_id, plan.run_date);
-    let ctx = catalog::session_for(&plan.input_root, &plan.input, RunDate { date: plan.run_date }).await?;
+    let ctx = catalog::session_for(
+        &plan.input_root,
+        &plan.input,
+        RunDate { date: plan.run_date },
+        &options.config,
+    )
+    .await?;
     output.register(&ctx);
 
     let entries = match build_models(&ctx, &plan.models, &staging, &mut watch).await {
@@ -150,6 +159,7 @@ pub async fn run(options: &TransformOptions) -> Result<Manifest> {
         inputs: plan.input.summaries(&plan.input_root),
         absent_inputs: plan.input.absent().iter().map(|s| s.to_string()).collect(),
         models: entries,
+        config: options.config.clone(),
         stages: watch.stages,
     };
     manifest.write(&output).await?;

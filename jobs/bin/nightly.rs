@@ -21,7 +21,9 @@ struct Args {
 fn main() {
     let args = Args::parse();
     cli::init_logging();
-    let options = args.run.options(String::new());
-    let result = cli::runtime().and_then(|rt| rt.block_on(nightly::run(args.input, options)));
+    let result = args
+        .run
+        .options(String::new())
+        .and_then(|options| cli::runtime().and_then(|rt| rt.block_on(nightly::run(args.input, options))));
     cli::exit(result.map(|manifest| println!("{}", manifest.summary())))
 }

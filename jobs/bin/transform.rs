@@ -19,7 +19,9 @@ struct Args {
 fn main() {
     let args = Args::parse();
     cli::init_logging();
-    let options = args.run.options(args.input);
-    let result = cli::runtime().and_then(|rt| rt.block_on(transform::run(&options)));
+    let result = args
+        .run
+        .options(args.input)
+        .and_then(|options| cli::runtime().and_then(|rt| rt.block_on(transform::run(&options))));
     cli::exit(result.map(|manifest| println!("{}", manifest.summary())))
 }

@@ -109,6 +109,7 @@ impl Workspace {
             models_dir: self.models(),
             run_date: run_date.map(date),
             select: vec![],
+            config: growth_jobs::config::Config::default(),
         }
     }
 

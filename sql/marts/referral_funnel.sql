@@ -1,0 +1,105 @@
+-- The referral funnel: invites sent, how many customers share, how many invites turn into
+-- customers, and the viral k-factor. Invites count in the month they were sent, by the
+-- inviter's market and the share channel; an invite counts as accepted when accepted by the
+-- run date.
+-- grain: one row per (month_start, market, share_channel) with at least one invite sent or one referred customer acquired
+-- materialized: table
+-- columns:
+--   month_start: first day of the UTC calendar month
+--   market: the inviter's market (for referred customers: the new customer's market)
+--   share_channel: how the invite was shared (whatsapp, line, link, ...)
+--   invites_sent: invites sent in the month
+--   sharers: distinct customers who sent at least one of those invites
+--   active_customers: distinct customers of the market with a purchase in the month (all share channels)
+--   share_rate: sharers / active_customers; null without active customers
+--   invites_accepted: invites sent in the month and accepted by the run date
+--   invite_conversion: invites_accepted / invites_sent; null without invites
+--   referred_new_customers: customers acquired (first purchase) in the month whose accepted invite came through this share channel
+--   k_factor: invites sent per active customer times invite_conversion, i.e. invites_accepted / active_customers: new customers each active customer brings in
+with customers_in as (
+    select customer_id, market, acquisition_month
+    from stg_customers
+    where first_purchase_ts is not null
+),
+
+invites_in as (
+    select invite_id, inviter_customer_id, invitee_customer_id, sent_ts, accepted_ts, share_channel
+    from invites
+),
+
+customer_months as (
+    select customer_id, market, activity_month from stg_customer_months
+),
+
+sent as (
+    select
+        cast(date_trunc('month', invites_in.sent_ts) as date) as month_start,
+        coalesce(customers_in.market, 'unknown') as market,
+        invites_in.share_channel,
+        count(*) as invites_sent,
+        count(distinct invites_in.inviter_customer_id) as sharers,
+        count(invites_in.accepted_ts) as invites_accepted
+    from invites_in
+    left join customers_in on invites_in.inviter_customer_id = customers_in.customer_id
+    group by 1, 2, 3
+),
+
+referred as (
+    select
+        customers_in.acquisition_month as month_start,
+        customers_in.market,
+        first_accepted.share_channel,
+        count(*) as referred_new_customers
+    from customers_in
+    join (
+        select invitee_customer_id, min(share_channel) as share_channel
+        from invites_in
+        where accepted_ts is not null
+        group by invitee_customer_id
+    ) as first_accepted
+        on customers_in.customer_id = first_accepted.invitee_customer_id
+    group by 1, 2, 3
+),
+
+active as (
+    select activity_month as month_start, market, count(*) as active_customers
+    from customer_months
+    group by activity_month, market
+),
+
+funnel as (
+    select
+        coalesce(sent.month_start, referred.month_start) as month_start,
+        coalesce(sent.market, referred.market) as market,
+        coalesce(sent.share_channel, referred.share_channel) as share_channel,
+        coalesce(sent.invites_sent, 0) as invites_sent,
+        coalesce(sent.sharers, 0) as sharers,
+        coalesce(sent.invites_accepted, 0) as invites_accepted,
+        coalesce(referred.referred_new_customers, 0) as referred_new_customers
+    from sent
+    full outer join referred
+        on sent.month_start = referred.month_start
+        and sent.market = referred.market
+        and sent.share_channel = referred.share_channel
+)
+
+select
+    funnel.month_start,
+    funnel.market,
+    funnel.share_channel,
+    funnel.invites_sent,
+    funnel.sharers,
+    coalesce(active.active_customers, 0) as active_customers,
+    case when active.active_customers > 0 then cast(funnel.sharers as double) / active.active_customers end
+        as share_rate,
+    funnel.invites_accepted,
+    case when funnel.invites_sent > 0 then cast(funnel.invites_accepted as double) / funnel.invites_sent end
+        as invite_conversion,
+    funnel.referred_new_customers,
+    case when active.active_customers > 0 then cast(funnel.invites_accepted as double) / active.active_customers end
+        as k_factor
+from funnel
+left join active
+    on funnel.month_start = active.month_start
+    and funnel.market = active.market
+order by funnel.month_start, funnel.market, funnel.share_channel
