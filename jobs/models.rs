@@ -34,6 +34,90 @@ pub struct Model {
     pub materialized: Materialized,
     /// Tables the model reads (inputs, other models, `run_context`), sorted.
     pub reads: Vec<String>,
+    /// What its header says: the data dictionary entry.
+    pub doc: ModelDoc,
+}
+
+/// A model's header comment, read as documentation:
+///
+/// ```sql
+/// -- What the table is for, in a sentence or a paragraph.
+/// -- grain: one row per ...
+/// -- materialized: table
+/// -- columns:
+/// --   column_name: definition, with its unit
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ModelDoc {
+    pub description: String,
+    pub grain: String,
+    /// (column, definition), in the header's order.
+    pub columns: Vec<(String, String)>,
+}
+
+impl ModelDoc {
+    /// Reads the header of a model's SQL.
+    pub fn parse(sql: &str) -> Self {
+        let mut doc = ModelDoc::default();
+        let mut description = Vec::new();
+        let mut in_columns = false;
+        for line in leading_comments(sql) {
+            if in_columns {
+                if let Some((name, definition)) = line.split_once(':') {
+                    doc.columns
+                        .push((name.trim().to_string(), definition.trim().to_string()));
+                }
+            } else if let Some(grain) = line.strip_prefix("grain:") {
+                doc.grain = grain.trim().to_string();
+            } else if line.trim_end() == "columns:" {
+                in_columns = true;
+            } else if !line.is_empty() && !line.starts_with("materialized:") {
+                description.push(line);
+            }
+        }
+        doc.description = description.join(" ");
+        doc
+    }
+
+    /// Checks the documented columns against the columns the query returns.
+    pub fn check_columns(&self, returned: &[String]) -> std::result::Result<(), String> {
+        let documented: Vec<&str> = self.columns.iter().map(|(name, _)| name.as_str()).collect();
+        if documented == returned.iter().map(String::as_str).collect::<Vec<_>>() {
+            return Ok(());
+        }
+        let undocumented: Vec<&String> = returned
+            .iter()
+            .filter(|c| !documented.contains(&c.as_str()))
+            .collect();
+        let stale: Vec<&&str> = documented
+            .iter()
+            .filter(|c| !returned.iter().any(|r| r == **c))
+            .collect();
+        Err(format!(
+            "the header's columns: list must name every output column once, in order; \
+             returned but undocumented: {undocumented:?}; documented but not returned: {stale:?}; \
+             returned: {returned:?}"
+        ))
+    }
+
+    /// The entry as Markdown, for the data dictionary.
+    pub fn markdown(&self, model: &Model) -> String {
+        let mut out = format!("### `{}`\n\n{}\n\n", model.name, self.description);
+        out.push_str(&format!(
+            "Grain: {}. File: `sql/{}`. Materialized: {}.\n\n",
+            self.grain,
+            model.file,
+            match model.materialized {
+                Materialized::Table => "table",
+                Materialized::Ephemeral => "ephemeral (a view, not published)",
+            }
+        ));
+        out.push_str("| column | definition |\n|---|---|\n");
+        for (name, definition) in &self.columns {
+            out.push_str(&format!("| `{name}` | {} |\n", definition.replace('|', "\\|")));
+        }
+        out
+    }
 }
 
 /// Reads `-- materialized: ephemeral` (or `table`, the default) from the leading comments.
@@ -91,6 +175,7 @@ pub fn parse_model(name: &str, file: &str, sql: String) -> Result<Model> {
     Ok(Model {
         name: name.into(),
         file: file.into(),
+        doc: ModelDoc::parse(&sql),
         sql,
         materialized,
         reads: reads.into_iter().collect(),
@@ -327,6 +412,30 @@ mod tests {
         );
         assert_eq!(model("a", "select 1").materialized, Materialized::Table);
         assert!(parse_model("a", "a.sql", "-- materialized: view\nselect 1".into()).is_err());
+    }
+
+    #[test]
+    fn the_header_is_the_dictionary_entry() {
+        let m = model(
+            "a",
+            "-- Orders per day.\n-- Second line.\n-- grain: one row per day\n-- materialized: table\n\
+             -- columns:\n--   day: the UTC day\n--   orders: orders placed: any status\nselect 1",
+        );
+        assert_eq!(m.doc.description, "Orders per day. Second line.");
+        assert_eq!(m.doc.grain, "one row per day");
+        assert_eq!(
+            m.doc.columns,
+            vec![
+                ("day".into(), "the UTC day".into()),
+                ("orders".into(), "orders placed: any status".into())
+            ]
+        );
+        assert!(m.doc.check_columns(&["day".into(), "orders".into()]).is_ok());
+        let err = m
+            .doc
+            .check_columns(&["day".into(), "revenue".into()])
+            .unwrap_err();
+        assert!(err.contains("revenue") && err.contains("orders"), "{err}");
     }
 
     #[test]

@@ -90,6 +90,7 @@ pub async fn plan(options: &TransformOptions) -> Result<Plan> {
     let ctx = catalog::session_for(&input_root, &input, RunDate { date: run_date }, &options.config).await?;
     for model in &models {
         let df = plan_model(&ctx, model).await?;
+        check_documented_columns(model, &df)?;
         ctx.register_table(model.name.as_str(), df.into_view())
             .map_err(Error::engine(format!("registering model {}", model.name)))?;
     }
@@ -99,6 +100,28 @@ pub async fn plan(options: &TransformOptions) -> Result<Plan> {
         run_date,
         models,
     })
+}
+
+/// A model with a `columns:` header must document exactly the columns it returns, so the data
+/// dictionary cannot drift from the SQL; one without is only warned about.
+fn check_documented_columns(model: &Model, df: &datafusion::prelude::DataFrame) -> Result<()> {
+    let returned: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+    if model.doc.columns.is_empty() {
+        tracing::warn!(
+            model = model.name,
+            file = model.file,
+            "the model's header documents no columns"
+        );
+        return Ok(());
+    }
+    model
+        .doc
+        .check_columns(&returned)
+        .map_err(|reason| Error::BadModel {
+            model: model.name.clone(),
+            file: model.file.clone(),
+            reason,
+        })
 }
 
 async fn plan_model(ctx: &SessionContext, model: &Model) -> Result<datafusion::prelude::DataFrame> {

@@ -2,6 +2,7 @@
 //! runs the real pipeline, and reads the real Parquet back.
 
 mod contract;
+mod dictionary;
 mod outside_reader;
 mod publish;
 mod readme;
