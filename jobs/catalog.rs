@@ -100,7 +100,7 @@ fn listing_table(root: &Root, table: &InputTable) -> Result<Arc<ListingTable>> {
 
 /// Registers the as-of views `<table>` and `run_context`.
 pub async fn register_views(ctx: &SessionContext, input: &Input, run_date: RunDate) -> Result<()> {
-    register_run_context(ctx, run_date)?;
+    register_run_context(ctx, input, run_date)?;
     for spec in contract::TABLES {
         let view = match input.tables.get(spec.name) {
             Some(table) => as_of_view(ctx, table, run_date).await?,
@@ -113,16 +113,20 @@ pub async fn register_views(ctx: &SessionContext, input: &Input, run_date: RunDa
     Ok(())
 }
 
-fn register_run_context(ctx: &SessionContext, run_date: RunDate) -> Result<()> {
+/// `run_context`: the run date, its bounds, and `has_<table>` for every optional input table,
+/// so a model can return null, not zero, for a measure whose input is absent.
+fn register_run_context(ctx: &SessionContext, input: &Input, run_date: RunDate) -> Result<()> {
+    let mut columns = vec![
+        lit(ScalarValue::Date32(Some(run_date.days_since_epoch()))).alias("run_date"),
+        timestamp(run_date.start_micros()).alias("run_start_ts"),
+        timestamp(run_date.end_micros()).alias("run_end_ts"),
+    ];
+    for spec in contract::TABLES.iter().filter(|t| !t.required) {
+        columns.push(lit(input.tables.contains_key(spec.name)).alias(format!("has_{}", spec.name)));
+    }
     let view = ctx
         .read_empty()
-        .and_then(|df| {
-            df.select(vec![
-                lit(ScalarValue::Date32(Some(run_date.days_since_epoch()))).alias("run_date"),
-                timestamp(run_date.start_micros()).alias("run_start_ts"),
-                timestamp(run_date.end_micros()).alias("run_end_ts"),
-            ])
-        })
+        .and_then(|df| df.select(columns))
         .map_err(Error::engine("building run_context"))?;
     ctx.register_table(RUN_CONTEXT, view.into_view())
         .map_err(Error::engine("registering run_context"))?;

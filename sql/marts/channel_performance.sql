@@ -10,13 +10,13 @@
 --   month_start: first day of the UTC calendar month
 --   market: market (ISO 3166 alpha-2)
 --   channel: acquisition channel
---   spend_usd: marketing spend in the month, USD
+--   spend_usd: marketing spend in the month, USD; null when the marketing_spend input is absent
 --   impressions: ad impressions in the month
 --   clicks: ad clicks in the month
 --   ctr: clicks / impressions; null without impressions
 --   cpc_usd: spend_usd / clicks; null without clicks
 --   new_customers: customers whose first purchase falls in the month, acquired through the channel
---   cac_usd: spend_usd / new_customers; null without new customers
+--   cac_usd: spend_usd / new_customers; null without new customers or spend input
 --   revenue_90d_usd: revenue of those new customers in the 90 days from their first purchase (as of the run date), USD
 --   revenue_window_complete: whether 90 days have passed since the end of the month by the run date, so revenue_90d_usd is final
 --   roas: revenue_90d_usd / spend_usd; null without spend
@@ -48,7 +48,7 @@ settings_in as (
 ),
 
 run_end as (
-    select run_end_ts from run_context
+    select run_end_ts, has_marketing_spend from run_context
 ),
 
 spend as (
@@ -99,13 +99,16 @@ measured as (
         combined.month_start,
         combined.market,
         combined.channel,
-        combined.spend_cents / 100.0 as spend_usd,
+        case when run_end.has_marketing_spend then combined.spend_cents / 100.0 end as spend_usd,
         combined.impressions,
         combined.clicks,
         case when combined.impressions > 0 then cast(combined.clicks as double) / combined.impressions end as ctr,
         case when combined.clicks > 0 then combined.spend_cents / 100.0 / combined.clicks end as cpc_usd,
         combined.new_customers,
-        case when combined.new_customers > 0 then combined.spend_cents / 100.0 / combined.new_customers end as cac_usd,
+        case
+            when run_end.has_marketing_spend and combined.new_customers > 0
+                then combined.spend_cents / 100.0 / combined.new_customers
+        end as cac_usd,
         combined.revenue_90d_cents / 100.0 as revenue_90d_usd,
         cast(combined.month_start + interval '1 month' + interval '90 days' as timestamp) <= run_end.run_end_ts
             as revenue_window_complete,

@@ -15,18 +15,18 @@
 --   active_customers: distinct customers with at least one purchase in the month
 --   orders: completed orders in the month
 --   revenue_usd: revenue of those orders, USD
---   marketing_spend_usd: marketing spend in the month, USD
---   cac_usd: marketing_spend_usd / new_customers; null without new customers (on '(all)' rows: blended over every channel, organic included)
+--   marketing_spend_usd: marketing spend in the month, USD; null when the marketing_spend input is absent
+--   cac_usd: marketing_spend_usd / new_customers; null without new customers or without the marketing_spend input (on '(all)' rows: blended over every channel, organic included)
 --   arpu_usd: revenue_usd / active_customers; null without active customers
 --   repeat_purchase_rate: customers with two or more purchases by the month's end / customers with at least one
 --   monthly_churn_rate: customers whose last purchase was exactly churn_lapse_months months before this month (and none since) / customers with a purchase in the churn_lapse_months months before this month
 --   retention_6m: of the cohort acquired 6 months before this month, the share with a second purchase by the end of this month
 --   ltv_12m_usd: of the cohort acquired 12 months before this month, revenue in its first 12 months (months 0 to 11) per customer, USD
 --   ltv_to_cac: ltv_12m_usd / the CAC of that same cohort's month
---   dau: logged-in customers with a session, averaged over the days of the month up to the run date
---   mau: distinct logged-in customers with a session in the month
+--   dau: logged-in customers with a session, averaged over the days of the month up to the run date; null without the sessions input
+--   mau: distinct logged-in customers with a session in the month; null without the sessions input
 --   dau_mau: dau / mau
---   invite_share_rate: distinct customers who sent an invite in the month / active_customers
+--   invite_share_rate: distinct customers who sent an invite in the month / active_customers; null without the invites input
 --   invite_conversion: invites sent in the month and accepted by the run date / invites sent in the month
 --   roas: revenue_usd / marketing_spend_usd (revenue of the month's buyers of that acquisition channel per dollar spent on it)
 --   delivered_within_7d_share: of shipped orders placed in the month whose outcome is known (delivered, or ordered 7 or more days before the run date's end), the share delivered within 7 days of the order
@@ -94,6 +94,10 @@ lapse_steps as (
 
 run_end as (
     select run_end_ts from run_context
+),
+
+inputs_present as (
+    select has_sessions, has_marketing_spend, has_invites, has_shipments from run_context
 ),
 
 segments as (
@@ -369,8 +373,8 @@ kpis as (
         active_customers,
         orders,
         revenue_cents / 100.0 as revenue_usd,
-        spend_cents / 100.0 as marketing_spend_usd,
-        case when new_customers > 0 then spend_cents / 100.0 / new_customers end as cac_usd,
+        case when has_marketing_spend then spend_cents / 100.0 end as marketing_spend_usd,
+        case when has_marketing_spend and new_customers > 0 then spend_cents / 100.0 / new_customers end as cac_usd,
         case when active_customers > 0 then revenue_cents / 100.0 / active_customers end as arpu_usd,
         case when customers_to_date > 0 then cast(repeat_customers_to_date as double) / customers_to_date end
             as repeat_purchase_rate,
@@ -378,20 +382,22 @@ kpis as (
         case when cohort_6m_size > 0 then cast(cohort_6m_retained as double) / cohort_6m_size end as retention_6m,
         case when cohort_12m_size > 0 then cohort_12m_revenue_cents / 100.0 / cohort_12m_size end as ltv_12m_usd,
         case
-            when cohort_12m_size > 0 and cohort_12m_spend_cents > 0
+            when has_marketing_spend and cohort_12m_size > 0 and cohort_12m_spend_cents > 0
                 then (cast(cohort_12m_revenue_cents as double) / cohort_12m_size)
                     / (cast(cohort_12m_spend_cents as double) / cohort_12m_size)
         end as ltv_to_cac,
-        cast(customer_days as double) / days_in_period as dau,
-        mau,
+        case when has_sessions then cast(customer_days as double) / days_in_period end as dau,
+        case when has_sessions then mau end as mau,
         case when mau > 0 then cast(customer_days as double) / days_in_period / mau end as dau_mau,
-        case when active_customers > 0 then cast(sharers as double) / active_customers end as invite_share_rate,
+        case when has_invites and active_customers > 0 then cast(sharers as double) / active_customers end
+            as invite_share_rate,
         case when invites_sent > 0 then cast(invites_accepted as double) / invites_sent end as invite_conversion,
         case when spend_cents > 0 then cast(revenue_cents as double) / spend_cents end as roas,
         case when delivery_known > 0 then cast(delivered_within_7d as double) / delivery_known end
             as delivered_within_7d_share,
         case when delivered > 0 then delivery_days_sum / delivered end as avg_delivery_days
     from with_history
+    cross join inputs_present
 ),
 
 thresholds as (

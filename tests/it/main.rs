@@ -3,6 +3,7 @@
 
 mod contract;
 mod dictionary;
+mod marts;
 mod outside_reader;
 mod publish;
 mod readme;

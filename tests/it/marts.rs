@@ -1,0 +1,253 @@
+//! The growth marts on small hand-made inputs, with every expected row worked out by hand.
+
+use std::path::Path;
+
+use growth_jobs::manifest::Manifest;
+
+use crate::support::*;
+
+/// Runs the repository's own models on a workspace's input.
+async fn run_marts(ws: &Workspace, run_date: &str) -> Manifest {
+    let mut options = ws.options(Some(run_date));
+    options.models_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    growth_jobs::transform::run(&options).await.unwrap()
+}
+
+/// Four customers; their purchases give tied recencies, frequencies and amounts (run date 2025-03-31):
+///
+/// | customer | completed purchases | recency | frequency | monetary |
+/// |---|---|---|---|---|
+/// | a | 02-01 $260, 03-01 $30, 03-31 $10 | 0 | 3 | 300 |
+/// | b | 03-31 $400 | 0 | 1 | 400 |
+/// | c | 02-28 $5 | 31 | 1 | 5 |
+/// | d | 01-15 $100, 01-20 $100 (plus a cancelled and a refunded order) | 70 | 2 | 200 |
+///
+/// percent_rank over 4 rows is (rank - 1) / 3, and score = least(5, 1 + floor(5 * rank)):
+/// R by recency descending: d 0 -> 1, c 1/3 -> 2, a and b tie at 2/3 -> 4.
+/// F ascending: b and c tie at 0 -> 1, d 2/3 -> 4, a 1 -> 5 (capped from 6).
+/// M ascending: c 0 -> 1, d 1/3 -> 2, a 2/3 -> 4, b 1 -> 5.
+#[tokio::test]
+async fn rfm_scores_share_ties_and_name_segments_and_tiers() {
+    let ws = Workspace::new();
+    write_orders(
+        &ws.input(),
+        "part-0.parquet",
+        &[
+            ("a1", "a", "2025-02-01T10:00:00", 260.0, "completed"),
+            ("a2", "a", "2025-03-01T10:00:00", 30.0, "completed"),
+            ("a3", "a", "2025-03-31T23:00:00", 10.0, "completed"),
+            ("b1", "b", "2025-03-31T01:00:00", 400.0, "completed"),
+            ("c1", "c", "2025-02-28T12:00:00", 5.0, "completed"),
+            ("d1", "d", "2025-01-15T12:00:00", 100.0, "completed"),
+            ("d2", "d", "2025-01-20T12:00:00", 100.0, "completed"),
+            ("d3", "d", "2025-01-25T12:00:00", 50.0, "cancelled"),
+            ("d4", "d", "2025-01-26T12:00:00", 70.0, "refunded"),
+        ],
+    );
+    run_marts(&ws, "2025-03-31").await;
+    let rfm = query(
+        &ws.published("rfm_segments", "2025-03-31"),
+        "order by customer_id",
+    )
+    .await;
+    assert_eq!(
+        lines(&rfm),
+        lines(
+            "+-------------+-----------------+--------------+-----------+--------------+---------+---------+---------+----------+-----------------+------------+
+             | customer_id | last_order_date | recency_days | frequency | monetary_usd | r_score | f_score | m_score | rfm_cell | segment         | value_tier |
+             +-------------+-----------------+--------------+-----------+--------------+---------+---------+---------+----------+-----------------+------------+
+             | a           | 2025-03-31      | 0            | 3         | 300.0        | 4       | 5       | 4       | 454      | Loyal Customers | high       |
+             | b           | 2025-03-31      | 0            | 1         | 400.0        | 4       | 1       | 5       | 415      | Promising       | mid        |
+             | c           | 2025-02-28      | 31           | 1         | 5.0          | 2       | 1       | 1       | 211      | Hibernating     | low        |
+             | d           | 2025-01-20      | 70           | 2         | 200.0        | 1       | 4       | 2       | 142      | At Risk         | low        |
+             +-------------+-----------------+--------------+-----------+--------------+---------+---------+---------+----------+-----------------+------------+"
+        )
+    );
+}
+
+/// Customer x is acquired at 23:59:59 on 31 January (UTC) and comes back in March; y is acquired
+/// one second later, on 1 February, and never comes back (its cancelled March order does not
+/// count). With the run date in April, January's triangle has months 0 to 3 and February's 0 to 2.
+#[tokio::test]
+async fn cohorts_keep_empty_months_and_split_at_the_utc_month_boundary() {
+    let ws = Workspace::new();
+    write_orders(
+        &ws.input(),
+        "part-0.parquet",
+        &[
+            ("x1", "x", "2025-01-31T23:59:59", 10.0, "completed"),
+            ("x2", "x", "2025-03-05T08:00:00", 20.0, "completed"),
+            ("y1", "y", "2025-02-01T00:00:00", 15.0, "completed"),
+            ("y2", "y", "2025-03-10T08:00:00", 99.0, "cancelled"),
+        ],
+    );
+    run_marts(&ws, "2025-04-15").await;
+    let file = ws.published("cohort_retention", "2025-04-15");
+    let cells = query(
+        &file,
+        "where market = 'unknown' and acquisition_channel = 'unknown' order by cohort_month, months_since",
+    )
+    .await;
+    assert_eq!(
+        lines(&cells),
+        lines(
+            "+--------------+---------+---------------------+--------------+-------------+------------------+----------------+--------+-------------+---------------------------------+
+             | cohort_month | market  | acquisition_channel | months_since | cohort_size | active_customers | retention_rate | orders | revenue_usd | cumulative_revenue_per_customer |
+             +--------------+---------+---------------------+--------------+-------------+------------------+----------------+--------+-------------+---------------------------------+
+             | 2025-01-01   | unknown | unknown             | 0            | 1           | 1                | 1.0            | 1      | 10.0        | 10.0                            |
+             | 2025-01-01   | unknown | unknown             | 1            | 1           | 0                | 0.0            | 0      | 0.0         | 10.0                            |
+             | 2025-01-01   | unknown | unknown             | 2            | 1           | 1                | 1.0            | 1      | 20.0        | 30.0                            |
+             | 2025-01-01   | unknown | unknown             | 3            | 1           | 0                | 0.0            | 0      | 0.0         | 30.0                            |
+             | 2025-02-01   | unknown | unknown             | 0            | 1           | 1                | 1.0            | 1      | 15.0        | 15.0                            |
+             | 2025-02-01   | unknown | unknown             | 1            | 1           | 0                | 0.0            | 0      | 0.0         | 15.0                            |
+             | 2025-02-01   | unknown | unknown             | 2            | 1           | 0                | 0.0            | 0      | 0.0         | 15.0                            |
+             +--------------+---------+---------------------+--------------+-------------+------------------+----------------+--------+-------------+---------------------------------+"
+        )
+    );
+    // One market and one channel: each roll-up ('(all)' market, channel, or both) repeats the 7 cells.
+    let rollups = query(&file, "where market = '(all)' or acquisition_channel = '(all)'").await;
+    assert_eq!(lines(&rollups).len(), 3 * 7 + 4, "{rollups}");
+}
+
+/// Only `orders` is given: every mart still builds, the absent inputs are named in the manifest,
+/// and the measures that need them are null rather than zero.
+#[tokio::test]
+async fn marts_build_without_optional_tables_and_leave_their_measures_null() {
+    let ws = Workspace::new();
+    write_orders(
+        &ws.input(),
+        "part-0.parquet",
+        &[
+            ("x1", "x", "2025-01-10T10:00:00", 10.0, "completed"),
+            ("x2", "x", "2025-02-10T10:00:00", 20.0, "completed"),
+            ("y1", "y", "2025-02-11T10:00:00", 30.0, "completed"),
+        ],
+    );
+    let manifest = run_marts(&ws, "2025-02-28").await;
+    for absent in ["customers", "sessions", "marketing_spend", "invites", "shipments"] {
+        assert!(manifest.absent_inputs.contains(&absent.to_string()), "{absent}");
+    }
+    for mart in [
+        "cohort_retention",
+        "rfm_segments",
+        "kpi_monthly",
+        "channel_performance",
+        "referral_funnel",
+    ] {
+        assert!(ws.published(mart, "2025-02-28").exists(), "{mart} is published");
+    }
+    // February, all markets and channels: x bought again (repeat), y is new.
+    let kpis = query(
+        &ws.published("kpi_monthly", "2025-02-28"),
+        "where market = '(all)' and channel = '(all)' and month_start = '2025-02-01'",
+    )
+    .await;
+    let row = |column: &str| single_value(&kpis, column);
+    assert_eq!(row("new_customers"), "1");
+    assert_eq!(row("active_customers"), "2");
+    assert_eq!(row("orders"), "2");
+    assert_eq!(row("revenue_usd"), "50.0");
+    assert_eq!(row("arpu_usd"), "25.0");
+    assert_eq!(row("repeat_purchase_rate"), "0.5");
+    for null in [
+        "marketing_spend_usd",
+        "cac_usd",
+        "cac_status",
+        "dau",
+        "mau",
+        "dau_mau",
+        "invite_share_rate",
+    ] {
+        assert_eq!(row(null), "", "{null} must be null without its input");
+    }
+    assert_eq!(
+        row("repeat_purchase_status"),
+        "green",
+        "0.5 is at least the 0.40 target"
+    );
+}
+
+/// The value of one column in a one-row pretty table.
+fn single_value(table: &str, column: &str) -> String {
+    let rows: Vec<Vec<String>> = table
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 2, "one header and one row expected:\n{table}");
+    let at = rows[0]
+        .iter()
+        .position(|c| c == column)
+        .unwrap_or_else(|| panic!("no column {column}"));
+    rows[1][at].clone()
+}
+
+/// A single customer with a single purchase: every score is 1 (percent_rank of one row is 0).
+#[tokio::test]
+async fn a_single_customer_scores_one_everywhere() {
+    let ws = Workspace::new();
+    write_orders(
+        &ws.input(),
+        "part-0.parquet",
+        &[("o1", "solo", "2025-03-03T10:00:00", 42.0, "completed")],
+    );
+    run_marts(&ws, "2025-03-31").await;
+    let rfm = query(&ws.published("rfm_segments", "2025-03-31"), "").await;
+    assert_eq!(single_value(&rfm, "recency_days"), "28");
+    assert_eq!(single_value(&rfm, "rfm_cell"), "111");
+    assert_eq!(single_value(&rfm, "segment"), "Hibernating");
+}
+
+/// Everyone bought exactly once: frequency ties everywhere, no repeat purchases, no retention.
+#[tokio::test]
+async fn when_everyone_bought_once_repeat_and_retention_are_zero() {
+    let ws = Workspace::new();
+    write_orders(
+        &ws.input(),
+        "part-0.parquet",
+        &[
+            ("o1", "p", "2024-07-03T10:00:00", 10.0, "completed"),
+            ("o2", "q", "2024-07-04T10:00:00", 20.0, "completed"),
+            ("o3", "r", "2024-07-05T10:00:00", 30.0, "completed"),
+        ],
+    );
+    run_marts(&ws, "2025-01-31").await;
+    let f_scores = query(
+        &ws.published("rfm_segments", "2025-01-31"),
+        "order by customer_id",
+    )
+    .await;
+    assert!(
+        f_scores
+            .lines()
+            .filter(|l| l.starts_with("| "))
+            .skip(1)
+            .all(|l| l.split('|').nth(7).unwrap().trim() == "1"),
+        "every F score is 1:\n{f_scores}"
+    );
+    let january = query(
+        &ws.published("kpi_monthly", "2025-01-31"),
+        "where market = '(all)' and channel = '(all)' and month_start = '2025-01-01'",
+    )
+    .await;
+    assert_eq!(single_value(&january, "repeat_purchase_rate"), "0.0");
+    assert_eq!(
+        single_value(&january, "retention_6m"),
+        "0.0",
+        "the July cohort reaches 6 months in January"
+    );
+    assert_eq!(single_value(&january, "retention_6m_status"), "red");
+    assert_eq!(single_value(&january, "active_customers"), "0");
+    // Their last purchases were in July: with a 3-month lapse they churned in October.
+    let october = query(
+        &ws.published("kpi_monthly", "2025-01-31"),
+        "where market = '(all)' and channel = '(all)' and month_start = '2024-10-01'",
+    )
+    .await;
+    assert_eq!(single_value(&october, "monthly_churn_rate"), "1.0");
+}
