@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use datafusion::arrow::array::{StringArray, TimestampMicrosecondArray};
 use growth_jobs::manifest::Manifest;
 
 use crate::support::*;
@@ -250,4 +251,220 @@ async fn when_everyone_bought_once_repeat_and_retention_are_zero() {
     )
     .await;
     assert_eq!(single_value(&october, "monthly_churn_rate"), "1.0");
+}
+
+/// A small market with every input: two paid channels, invites, sessions and shipments
+/// (run date 2025-06-30). Customers s1 and s2 came through search, a1 through social ads after an
+/// invite from s1.
+fn full_market() -> Workspace {
+    let ws = Workspace::new();
+    let input = ws.input();
+    write_parquet(
+        &input.join("customers/c.parquet"),
+        vec![
+            ("customer_id", strings(&["s1", "s2", "a1"])),
+            (
+                "signup_ts",
+                timestamps(&[
+                    "2025-01-05T09:00:00",
+                    "2025-01-20T09:00:00",
+                    "2025-01-10T09:00:00",
+                ]),
+            ),
+            ("market", strings(&["SG", "SG", "SG"])),
+            (
+                "acquisition_channel",
+                strings(&["search", "search", "social_ads"]),
+            ),
+        ],
+    );
+    // s1: $50 and $30 within 90 days of the first purchase, $100 after; s2: $20; a1: $10.
+    write_orders(
+        &input,
+        "o.parquet",
+        &[
+            ("o1", "s1", "2025-01-05T10:00:00", 50.0, "completed"),
+            ("o2", "s1", "2025-02-01T10:00:00", 30.0, "completed"),
+            ("o3", "s1", "2025-05-01T10:00:00", 100.0, "completed"),
+            ("o4", "s2", "2025-01-20T10:00:00", 20.0, "completed"),
+            ("o5", "a1", "2025-01-10T10:00:00", 10.0, "completed"),
+        ],
+    );
+    let days = |v: &[i32]| -> datafusion::arrow::array::ArrayRef {
+        std::sync::Arc::new(datafusion::arrow::array::Date32Array::from(
+            v.iter().map(|d| *d + 20089).collect::<Vec<_>>(), // 20089 = 2025-01-01
+        ))
+    };
+    let ints = |v: &[i64]| -> datafusion::arrow::array::ArrayRef {
+        std::sync::Arc::new(datafusion::arrow::array::Int64Array::from(v.to_vec()))
+    };
+    write_parquet(
+        &input.join("marketing_spend/s.parquet"),
+        vec![
+            ("spend_date", days(&[0, 14, 2])),
+            ("market", strings(&["SG", "SG", "SG"])),
+            ("channel", strings(&["search", "search", "social_ads"])),
+            ("spend_usd", floats(&[40.0, 20.0, 30.0])),
+            ("impressions", ints(&[10_000, 5_000, 6_000])),
+            ("clicks", ints(&[200, 100, 60])),
+        ],
+    );
+    write_parquet(
+        &input.join("invites/i.parquet"),
+        vec![
+            ("invite_id", strings(&["i1", "i2", "i3"])),
+            ("inviter_customer_id", strings(&["s1", "s1", "s2"])),
+            (
+                "sent_ts",
+                timestamps(&[
+                    "2025-01-07T10:00:00",
+                    "2025-01-08T10:00:00",
+                    "2025-01-25T10:00:00",
+                ]),
+            ),
+            ("share_channel", strings(&["whatsapp", "whatsapp", "link"])),
+            (
+                "invitee_customer_id",
+                std::sync::Arc::new(StringArray::from(vec![Some("a1"), None, None])) as _,
+            ),
+            (
+                "accepted_ts",
+                std::sync::Arc::new(
+                    TimestampMicrosecondArray::from(vec![Some(micros("2025-01-09T10:00:00")), None, None])
+                        .with_timezone("UTC"),
+                ) as _,
+            ),
+        ],
+    );
+    write_parquet(
+        &input.join("sessions/s.parquet"),
+        vec![
+            ("session_id", strings(&["v1", "v2", "v3", "v4"])),
+            ("customer_id", strings(&["s1", "s1", "s1", "a1"])),
+            (
+                "session_start_ts",
+                timestamps(&[
+                    "2025-01-05T09:50:00",
+                    "2025-01-05T18:00:00",
+                    "2025-01-06T08:00:00",
+                    "2025-01-10T09:55:00",
+                ]),
+            ),
+        ],
+    );
+    // o1 arrives in 4 days, o4 in 10, o5 never (known late: ordered long before the run date).
+    write_parquet(
+        &input.join("shipments/s.parquet"),
+        vec![
+            ("order_id", strings(&["o1", "o4", "o5"])),
+            (
+                "shipped_ts",
+                timestamps(&[
+                    "2025-01-06T10:00:00",
+                    "2025-01-21T10:00:00",
+                    "2025-01-11T10:00:00",
+                ]),
+            ),
+            (
+                "delivered_ts",
+                std::sync::Arc::new(
+                    TimestampMicrosecondArray::from(vec![
+                        Some(micros("2025-01-09T10:00:00")),
+                        Some(micros("2025-01-30T10:00:00")),
+                        None,
+                    ])
+                    .with_timezone("UTC"),
+                ) as _,
+            ),
+        ],
+    );
+    ws
+}
+
+/// January in SG: search spent $60 for 2 customers worth $100 in their first 90 days (ROI 2/3);
+/// social ads spent $30 for 1 customer worth $10 (ROI -2/3), so budget moves from social to search.
+#[tokio::test]
+async fn channel_roi_moves_budget_from_losing_to_winning_channels() {
+    let ws = full_market();
+    run_marts(&ws, "2025-06-30").await;
+    let january = query_sql(
+        &ws.published("channel_performance", "2025-06-30"),
+        "select channel, spend_usd, impressions, clicks, ctr, cpc_usd, new_customers, cac_usd, revenue_90d_usd,
+                revenue_window_complete as complete, round(roas, 4) as roas, round(roi, 4) as roi,
+                budget_recommendation
+         from t where month_start = '2025-01-01' order by channel",
+    )
+    .await;
+    assert_eq!(
+        lines(&january),
+        lines(
+            "+------------+-----------+-------------+--------+------+---------+---------------+---------+-----------------+----------+--------+---------+-----------------------+
+             | channel    | spend_usd | impressions | clicks | ctr  | cpc_usd | new_customers | cac_usd | revenue_90d_usd | complete | roas   | roi     | budget_recommendation |
+             +------------+-----------+-------------+--------+------+---------+---------------+---------+-----------------+----------+--------+---------+-----------------------+
+             | search     | 60.0      | 15000       | 300    | 0.02 | 0.2     | 2             | 30.0    | 100.0           | true     | 1.6667 | 0.6667  | increase              |
+             | social_ads | 30.0      | 6000        | 60     | 0.01 | 0.5     | 1             | 30.0    | 10.0            | true     | 0.3333 | -0.6667 | decrease              |
+             +------------+-----------+-------------+--------+------+---------+---------------+---------+-----------------+----------+--------+---------+-----------------------+"
+        )
+    );
+}
+
+/// January in SG: s1 shared twice on WhatsApp (a1 accepted and bought), s2 once by link; three
+/// customers bought in January.
+#[tokio::test]
+async fn the_referral_funnel_counts_sharers_acceptances_and_k_factor() {
+    let ws = full_market();
+    run_marts(&ws, "2025-06-30").await;
+    let funnel = query_sql(
+        &ws.published("referral_funnel", "2025-06-30"),
+        "select share_channel, invites_sent, sharers, active_customers, round(share_rate, 4) as share_rate,
+                invites_accepted, invite_conversion, referred_new_customers, round(k_factor, 4) as k_factor
+         from t where month_start = '2025-01-01' and market = 'SG' order by share_channel",
+    )
+    .await;
+    assert_eq!(
+        lines(&funnel),
+        lines(
+            "+---------------+--------------+---------+------------------+------------+------------------+-------------------+------------------------+----------+
+             | share_channel | invites_sent | sharers | active_customers | share_rate | invites_accepted | invite_conversion | referred_new_customers | k_factor |
+             +---------------+--------------+---------+------------------+------------+------------------+-------------------+------------------------+----------+
+             | link          | 1            | 1       | 3                | 0.3333     | 0                | 0.0               | 0                      | 0.0      |
+             | whatsapp      | 2            | 1       | 3                | 0.3333     | 1                | 0.5               | 1                      | 0.3333   |
+             +---------------+--------------+---------+------------------+------------+------------------+-------------------+------------------------+----------+"
+        )
+    );
+}
+
+/// January, all markets and channels: CAC $90 / 3 = $30 (red); DAU/MAU from 3 customer-days over
+/// 31 days and 2 customers; invites: 2 sharers of 3 buyers; deliveries: 1 of 3 within 7 days.
+#[tokio::test]
+async fn the_monthly_scorecard_combines_every_input_and_flags_statuses() {
+    let ws = full_market();
+    run_marts(&ws, "2025-06-30").await;
+    let january = query(
+        &ws.published("kpi_monthly", "2025-06-30"),
+        "where market = '(all)' and channel = '(all)' and month_start = '2025-01-01'",
+    )
+    .await;
+    let value = |column: &str| single_value(&january, column);
+    assert_eq!(value("marketing_spend_usd"), "90.0");
+    assert_eq!(value("cac_usd"), "30.0");
+    assert_eq!(value("cac_status"), "red");
+    assert_eq!(value("mau"), "2");
+    assert_eq!(value("dau_mau"), (3.0_f64 / 31.0 / 2.0).to_string());
+    assert_eq!(value("invite_share_rate"), (2.0_f64 / 3.0).to_string());
+    assert_eq!(value("invite_share_status"), "green");
+    assert_eq!(value("invite_conversion"), (1.0_f64 / 3.0).to_string());
+    assert_eq!(value("delivered_within_7d_share"), (1.0_f64 / 3.0).to_string());
+    assert_eq!(value("delivered_within_7d_status"), "red");
+    assert_eq!(value("avg_delivery_days"), "7.0");
+    // The daily scorecard agrees on the day s1 was acquired: one new customer, one buyer.
+    let day = query(
+        &ws.published("kpi_daily", "2025-06-30"),
+        "where market = 'SG' and channel = 'search' and day = '2025-01-05'",
+    )
+    .await;
+    assert_eq!(single_value(&day, "new_customers"), "1");
+    assert_eq!(single_value(&day, "revenue_usd"), "50.0");
+    assert_eq!(single_value(&day, "dau"), "1");
+    assert_eq!(single_value(&day, "mau"), "1");
 }

@@ -174,3 +174,13 @@ pub async fn query(file: &Path, sql_after_from: &str) -> String {
 pub fn lines(table: &str) -> Vec<String> {
     table.lines().map(|l| l.trim().to_string()).collect()
 }
+
+/// The result of a query over a published file (registered as `t`), pretty-printed.
+pub async fn query_sql(file: &Path, sql: &str) -> String {
+    let ctx = SessionContext::new();
+    ctx.register_parquet("t", file.to_str().unwrap(), ParquetReadOptions::default())
+        .await
+        .unwrap();
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    pretty_format_batches(&batches).unwrap().to_string()
+}
