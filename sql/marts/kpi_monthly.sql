@@ -29,7 +29,7 @@
 --   invite_share_rate: distinct customers who sent an invite in the month / active_customers; null without the invites input
 --   invite_conversion: invites sent in the month and accepted by the run date / invites sent in the month
 --   roas: revenue_usd / marketing_spend_usd (revenue of the month's buyers of that acquisition channel per dollar spent on it)
---   delivered_within_7d_share: of shipped orders placed in the month whose outcome is known (delivered, or ordered 7 or more days before the run date's end), the share delivered within 7 days of the order
+--   delivered_within_7d_share: of shipped orders placed in the month whose 7 days have passed by the run date's end, the share delivered within 7 days of the order; null while none has (counting only fast deliveries of recent orders would bias it up)
 --   avg_delivery_days: average days from order to delivery over delivered orders placed in the month
 --   cac_status: green, yellow or red against the cac_usd thresholds; null when cac_usd is null
 --   ltv_to_cac_status: status of ltv_to_cac
@@ -247,14 +247,17 @@ delivery as (
         customers_in.channel,
         sum(
             case
-                when deliveries_in.delivered_ts is not null
-                    or deliveries_in.order_ts <= run_end.run_end_ts - interval '7 days'
-                    then 1
+                when deliveries_in.order_ts <= run_end.run_end_ts - interval '7 days' then 1
                 else 0
             end
         ) as delivery_known,
         sum(
-            case when deliveries_in.delivered_ts <= deliveries_in.order_ts + interval '7 days' then 1 else 0 end
+            case
+                when deliveries_in.order_ts <= run_end.run_end_ts - interval '7 days'
+                    and deliveries_in.delivered_ts <= deliveries_in.order_ts + interval '7 days'
+                    then 1
+                else 0
+            end
         ) as delivered_within_7d,
         count(deliveries_in.delivered_ts) as delivered,
         sum(date_part('epoch', deliveries_in.delivered_ts) - date_part('epoch', deliveries_in.order_ts)) / 86400.0
