@@ -1,0 +1,39 @@
+-- Each customer's purchases per UTC day, with their next purchase day: what daily churn, LTV and
+-- activity are built from, computed once.
+-- grain: one row per (customer_id, day_number) with at least one purchase
+-- materialized: table
+-- columns:
+--   customer_id: the customer
+--   market: the customer's market (from stg_customers)
+--   channel: the customer's acquisition channel (from stg_customers)
+--   day_number: the purchase day, in days since 1970-01-01
+--   next_day_number: the customer's next purchase day; null if none yet
+--   orders: completed orders that day
+--   revenue_cents: revenue of those orders, US cents (exact)
+with purchases as (
+    select customer_id, cast(order_date as int) as day_number, amount_cents from stg_purchases
+),
+
+customers_in as (
+    select customer_id, market, acquisition_channel as channel
+    from stg_customers
+    where first_purchase_ts is not null
+),
+
+daily as (
+    select customer_id, day_number, count(*) as orders, sum(amount_cents) as revenue_cents
+    from purchases
+    group by customer_id, day_number
+)
+
+select
+    daily.customer_id,
+    customers_in.market,
+    customers_in.channel,
+    daily.day_number,
+    lead(daily.day_number) over (partition by daily.customer_id order by daily.day_number) as next_day_number,
+    daily.orders,
+    daily.revenue_cents
+from daily
+join customers_in on daily.customer_id = customers_in.customer_id
+order by daily.customer_id, daily.day_number

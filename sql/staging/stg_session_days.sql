@@ -1,0 +1,33 @@
+-- The days each customer (with at least one purchase) was seen logged in, with their next such
+-- day: what DAU and MAU are built from, computed once.
+-- grain: one row per (customer_id, day_number) with at least one logged-in session
+-- materialized: table
+-- columns:
+--   customer_id: the customer
+--   market: the customer's market (from stg_customers)
+--   channel: the customer's acquisition channel (from stg_customers)
+--   day_number: the session day, in days since 1970-01-01
+--   next_day_number: the customer's next session day; null if none yet
+with sessions_in as (
+    select distinct customer_id, cast(cast(session_start_ts as date) as int) as day_number
+    from sessions
+    where customer_id is not null
+),
+
+customers_in as (
+    select customer_id, market, acquisition_channel as channel
+    from stg_customers
+    where first_purchase_ts is not null
+)
+
+select
+    sessions_in.customer_id,
+    customers_in.market,
+    customers_in.channel,
+    sessions_in.day_number,
+    lead(sessions_in.day_number) over (
+        partition by sessions_in.customer_id order by sessions_in.day_number
+    ) as next_day_number
+from sessions_in
+join customers_in on sessions_in.customer_id = customers_in.customer_id
+order by sessions_in.customer_id, sessions_in.day_number
