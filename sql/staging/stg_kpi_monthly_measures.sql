@@ -46,10 +46,6 @@ spend_in as (
     from marketing_spend
 ),
 
-sessions_in as (
-    select customer_id, session_start_ts from sessions where customer_id is not null
-),
-
 invites_in as (
     select inviter_customer_id, sent_ts, accepted_ts from invites
 ),
@@ -204,10 +200,7 @@ engagement as (
         count(*) as customer_days,
         count(distinct customer_id) as mau
     from (
-        select distinct sessions_in.customer_id, cast(sessions_in.session_start_ts as date) as session_day,
-            customers_in.market, customers_in.channel
-        from sessions_in
-        join customers_in on sessions_in.customer_id = customers_in.customer_id
+        select customer_id, cast(day_number as date) as session_day, market, channel from stg_session_days
     ) as customer_days
     group by 1, 2, 3
 ),
