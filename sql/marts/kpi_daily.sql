@@ -43,56 +43,8 @@ with kpis as (
     select * from stg_kpi_daily_measures
 ),
 
-thresholds as (
-    select kpi, direction, green, red from kpi_thresholds
-),
-
--- One row per (day, market, channel, KPI): the status rule is written once, then pivoted back.
-kpi_values as (
-    select day, market, channel, 'cac_usd' as kpi, cac_usd as value from kpis
-    union all select day, market, channel, 'ltv_to_cac', ltv_to_cac from kpis
-    union all select day, market, channel, 'monthly_churn_rate', monthly_churn_rate from kpis
-    union all select day, market, channel, 'retention_6m', retention_6m from kpis
-    union all select day, market, channel, 'repeat_purchase_rate', repeat_purchase_rate from kpis
-    union all select day, market, channel, 'dau_mau', dau_mau from kpis
-    union all select day, market, channel, 'invite_share_rate', invite_share_rate from kpis
-    union all select day, market, channel, 'delivered_within_7d_share', delivered_within_7d_share from kpis
-),
-
-kpi_statuses as (
-    select
-        kpi_values.day,
-        kpi_values.market,
-        kpi_values.channel,
-        kpi_values.kpi,
-        case
-            when kpi_values.value is null then null
-            when thresholds.direction = 'at_most' and kpi_values.value <= thresholds.green then 'green'
-            when thresholds.direction = 'at_most' and kpi_values.value <= thresholds.red then 'yellow'
-            when thresholds.direction = 'at_most' then 'red'
-            when kpi_values.value >= thresholds.green then 'green'
-            when kpi_values.value >= thresholds.red then 'yellow'
-            else 'red'
-        end as status
-    from kpi_values
-    join thresholds on kpi_values.kpi = thresholds.kpi
-),
-
 statuses as (
-    select
-        day,
-        market,
-        channel,
-        max(case when kpi = 'cac_usd' then status end) as cac_status,
-        max(case when kpi = 'ltv_to_cac' then status end) as ltv_to_cac_status,
-        max(case when kpi = 'monthly_churn_rate' then status end) as monthly_churn_status,
-        max(case when kpi = 'retention_6m' then status end) as retention_6m_status,
-        max(case when kpi = 'repeat_purchase_rate' then status end) as repeat_purchase_status,
-        max(case when kpi = 'dau_mau' then status end) as dau_mau_status,
-        max(case when kpi = 'invite_share_rate' then status end) as invite_share_status,
-        max(case when kpi = 'delivered_within_7d_share' then status end) as delivered_within_7d_status
-    from kpi_statuses
-    group by day, market, channel
+    select * from stg_kpi_statuses where period_grain = 'day'
 )
 
 select
@@ -107,7 +59,7 @@ select
     statuses.delivered_within_7d_status
 from kpis
 left join statuses
-    on kpis.day = statuses.day
+    on kpis.day = statuses.period_start
     and kpis.market = statuses.market
     and kpis.channel = statuses.channel
 order by kpis.day, kpis.market, kpis.channel

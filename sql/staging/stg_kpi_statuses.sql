@@ -1,0 +1,85 @@
+-- The red/yellow/green status of every KPI the plan targets, for kpi_monthly and kpi_daily: the
+-- one place the status rule is written. at_most KPIs are green at or below `green`, yellow up to
+-- `red`, red above it; at_least KPIs are green at or above `green`, yellow down to `red`, red
+-- below it; null when the KPI is null. Thresholds: sql/growth.toml (the table kpi_thresholds).
+-- grain: one row per (period_grain, period_start, market, channel) of the two scorecards
+-- materialized: table
+-- columns:
+--   period_grain: month (a kpi_monthly row) or day (a kpi_daily row)
+--   period_start: the month_start or the day of that row
+--   market: as in the scorecard
+--   channel: as in the scorecard
+--   cac_status: green, yellow or red against the cac_usd thresholds; null when cac_usd is null
+--   ltv_to_cac_status: status of ltv_to_cac
+--   monthly_churn_status: status of monthly_churn_rate
+--   retention_6m_status: status of retention_6m
+--   repeat_purchase_status: status of repeat_purchase_rate
+--   dau_mau_status: status of dau_mau
+--   invite_share_status: status of invite_share_rate
+--   delivered_within_7d_status: status of delivered_within_7d_share
+with measures as (
+    select 'month' as period_grain, month_start as period_start, market, channel,
+        cac_usd, ltv_to_cac, monthly_churn_rate, retention_6m, repeat_purchase_rate, dau_mau, invite_share_rate, delivered_within_7d_share
+    from stg_kpi_monthly_measures
+    union all
+    select 'day', day, market, channel,
+        cac_usd, ltv_to_cac, monthly_churn_rate, retention_6m, repeat_purchase_rate, dau_mau, invite_share_rate, delivered_within_7d_share
+    from stg_kpi_daily_measures
+),
+
+thresholds as (
+    select kpi, direction, green, red from kpi_thresholds
+),
+
+-- One row per (period, market, channel, KPI): the status rule is written once, then pivoted back.
+kpi_values as (
+    select period_grain, period_start, market, channel, 'cac_usd' as kpi, cac_usd as value from measures
+    union all select period_grain, period_start, market, channel, 'ltv_to_cac', ltv_to_cac from measures
+    union all select period_grain, period_start, market, channel, 'monthly_churn_rate', monthly_churn_rate from measures
+    union all select period_grain, period_start, market, channel, 'retention_6m', retention_6m from measures
+    union all select period_grain, period_start, market, channel, 'repeat_purchase_rate', repeat_purchase_rate from measures
+    union all select period_grain, period_start, market, channel, 'dau_mau', dau_mau from measures
+    union all select period_grain, period_start, market, channel, 'invite_share_rate', invite_share_rate from measures
+    union all select period_grain, period_start, market, channel, 'delivered_within_7d_share', delivered_within_7d_share from measures
+),
+
+kpi_statuses as (
+    select
+        kpi_values.period_grain,
+        kpi_values.period_start,
+        kpi_values.market,
+        kpi_values.channel,
+        kpi_values.kpi,
+        case
+            when kpi_values.value is null then null
+            when thresholds.direction = 'at_most' and kpi_values.value <= thresholds.green then 'green'
+            when thresholds.direction = 'at_most' and kpi_values.value <= thresholds.red then 'yellow'
+            when thresholds.direction = 'at_most' then 'red'
+            when kpi_values.value >= thresholds.green then 'green'
+            when kpi_values.value >= thresholds.red then 'yellow'
+            else 'red'
+        end as status
+    from kpi_values
+    join thresholds on kpi_values.kpi = thresholds.kpi
+),
+
+statuses as (
+    select
+        period_grain,
+        period_start,
+        market,
+        channel,
+        max(case when kpi = 'cac_usd' then status end) as cac_status,
+        max(case when kpi = 'ltv_to_cac' then status end) as ltv_to_cac_status,
+        max(case when kpi = 'monthly_churn_rate' then status end) as monthly_churn_status,
+        max(case when kpi = 'retention_6m' then status end) as retention_6m_status,
+        max(case when kpi = 'repeat_purchase_rate' then status end) as repeat_purchase_status,
+        max(case when kpi = 'dau_mau' then status end) as dau_mau_status,
+        max(case when kpi = 'invite_share_rate' then status end) as invite_share_status,
+        max(case when kpi = 'delivered_within_7d_share' then status end) as delivered_within_7d_status
+    from kpi_statuses
+    group by period_grain, period_start, market, channel
+)
+
+select * from statuses
+order by period_grain, period_start, market, channel
