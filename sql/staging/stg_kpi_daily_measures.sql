@@ -46,13 +46,6 @@ invites_in as (
     select inviter_customer_id, cast(cast(sent_ts as date) as int) as day_number, accepted_ts from invites
 ),
 
-deliveries_in as (
-    select orders.customer_id, orders.order_ts, shipments.delivered_ts
-    from shipments
-    join orders on shipments.order_id = orders.order_id
-    where orders.status = 'completed'
-),
-
 days as (
     select day, day_number from calendar_days
 ),
@@ -62,7 +55,7 @@ lapse as (
 ),
 
 context as (
-    select run_end_ts, has_sessions, has_marketing_spend, has_invites from run_context
+    select has_sessions, has_marketing_spend, has_invites from run_context
 ),
 
 segments as (
@@ -209,29 +202,14 @@ referrals as (
 
 delivery as (
     select
-        cast(cast(deliveries_in.order_ts as date) as int) as day_number,
-        customers_in.market,
-        customers_in.channel,
-        sum(
-            case
-                when deliveries_in.order_ts <= context.run_end_ts - interval '7 days' then 1
-                else 0
-            end
-        ) as delivery_known,
-        sum(
-            case
-                when deliveries_in.order_ts <= context.run_end_ts - interval '7 days'
-                    and deliveries_in.delivered_ts <= deliveries_in.order_ts + interval '7 days'
-                    then 1
-                else 0
-            end
-        ) as delivered_within_7d,
-        count(deliveries_in.delivered_ts) as delivered,
-        -- whole microseconds, summed exactly (a float sum would depend on row order)
-        sum(cast(deliveries_in.delivered_ts as bigint) - cast(deliveries_in.order_ts as bigint)) as delivery_micros_sum
-    from deliveries_in
-    join customers_in on deliveries_in.customer_id = customers_in.customer_id
-    cross join context
+        order_day_number as day_number,
+        market,
+        channel,
+        sum(outcome_known) as delivery_known,
+        sum(delivered_within_7d) as delivered_within_7d,
+        sum(delivered) as delivered,
+        sum(delivery_micros) as delivery_micros_sum
+    from stg_order_deliveries
     group by 1, 2, 3
 ),
 

@@ -50,16 +50,6 @@ invites_in as (
     select inviter_customer_id, sent_ts, accepted_ts from invites
 ),
 
-deliveries_in as (
-    select
-        orders.customer_id,
-        orders.order_ts,
-        shipments.delivered_ts
-    from shipments
-    join orders on shipments.order_id = orders.order_id
-    where orders.status = 'completed'
-),
-
 months as (
     select month_start, month_index, days_in_period from calendar_months
 ),
@@ -73,10 +63,6 @@ lapse_steps as (
     from numbers
     cross join lapse
     where numbers.n between 1 and lapse.churn_lapse_months
-),
-
-run_end as (
-    select run_end_ts from run_context
 ),
 
 inputs_present as (
@@ -221,30 +207,14 @@ referrals as (
 
 delivery as (
     select
-        cast(date_part('year', deliveries_in.order_ts) as int) * 12 + cast(date_part('month', deliveries_in.order_ts) as int) - 1
-            as month_index,
-        customers_in.market,
-        customers_in.channel,
-        sum(
-            case
-                when deliveries_in.order_ts <= run_end.run_end_ts - interval '7 days' then 1
-                else 0
-            end
-        ) as delivery_known,
-        sum(
-            case
-                when deliveries_in.order_ts <= run_end.run_end_ts - interval '7 days'
-                    and deliveries_in.delivered_ts <= deliveries_in.order_ts + interval '7 days'
-                    then 1
-                else 0
-            end
-        ) as delivered_within_7d,
-        count(deliveries_in.delivered_ts) as delivered,
-        -- whole microseconds, summed exactly (a float sum would depend on row order)
-        sum(cast(deliveries_in.delivered_ts as bigint) - cast(deliveries_in.order_ts as bigint)) as delivery_micros_sum
-    from deliveries_in
-    join customers_in on deliveries_in.customer_id = customers_in.customer_id
-    cross join run_end
+        order_month_index as month_index,
+        market,
+        channel,
+        sum(outcome_known) as delivery_known,
+        sum(delivered_within_7d) as delivered_within_7d,
+        sum(delivered) as delivered,
+        sum(delivery_micros) as delivery_micros_sum
+    from stg_order_deliveries
     group by 1, 2, 3
 ),
 

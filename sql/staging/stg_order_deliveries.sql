@@ -1,0 +1,54 @@
+-- Delivery outcome of each shipped purchase: the one place the 7-day rule is written, read by
+-- both KPI scorecards. An order's 7-day outcome is known once 7 days have passed since it was
+-- placed (by the run date's end); only then does it count, so recent orders, of which only the
+-- fast deliveries are visible yet, do not bias the share up.
+-- grain: one row per shipped completed order of a customer with a purchase
+-- materialized: table
+-- columns:
+--   order_id: the order
+--   market: the customer's market (from stg_customers)
+--   channel: the customer's acquisition channel (from stg_customers)
+--   order_day_number: the UTC day the order was placed, in days since 1970-01-01
+--   order_month_index: months since year 0 of the order's month (year * 12 + month - 1)
+--   outcome_known: 1 when 7 days have passed since the order by the run date's end, else 0
+--   delivered_within_7d: 1 when the outcome is known and it was delivered within 7 days of the order, else 0
+--   delivered: 1 when delivered by the run date, else 0
+--   delivery_micros: microseconds from order to delivery; null while not delivered
+with shipped as (
+    select orders.order_id, orders.customer_id, orders.order_ts, shipments.delivered_ts
+    from shipments
+    join orders on shipments.order_id = orders.order_id
+    where orders.status = 'completed'
+),
+
+customers_in as (
+    select customer_id, market, acquisition_channel as channel
+    from stg_customers
+    where first_purchase_ts is not null
+),
+
+run_end as (
+    select run_end_ts from run_context
+)
+
+select
+    shipped.order_id,
+    customers_in.market,
+    customers_in.channel,
+    cast(cast(shipped.order_ts as date) as int) as order_day_number,
+    cast(date_part('year', shipped.order_ts) as int) * 12 + cast(date_part('month', shipped.order_ts) as int) - 1
+        as order_month_index,
+    case when shipped.order_ts <= run_end.run_end_ts - interval '7 days' then 1 else 0 end as outcome_known,
+    case
+        when shipped.order_ts <= run_end.run_end_ts - interval '7 days'
+            and shipped.delivered_ts <= shipped.order_ts + interval '7 days'
+            then 1
+        else 0
+    end as delivered_within_7d,
+    case when shipped.delivered_ts is not null then 1 else 0 end as delivered,
+    -- whole microseconds, so sums are exact (a float sum would depend on row order)
+    cast(shipped.delivered_ts as bigint) - cast(shipped.order_ts as bigint) as delivery_micros
+from shipped
+join customers_in on shipped.customer_id = customers_in.customer_id
+cross join run_end
+order by shipped.order_id
