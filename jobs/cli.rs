@@ -120,3 +120,46 @@ impl RunArgs {
         })
     }
 }
+
+/// The flags of the model stages that read published outputs (segment, churn, score).
+#[derive(clap::Args, Debug)]
+pub struct StageArgs {
+    /// Output root: a folder or s3://bucket/prefix, where customer_features is published.
+    #[arg(long, env = "GROWTH_OUTPUT", default_value = crate::nightly::DEFAULT_OUTPUT)]
+    pub output: String,
+    /// The run date (UTC, YYYY-MM-DD). Default: the latest published customer_features.
+    #[arg(long, env = "GROWTH_DATE")]
+    pub date: Option<chrono::NaiveDate>,
+    /// The TOML file of settings ([segment], [churn]). Default: sql/growth.toml when present.
+    #[arg(long, env = "GROWTH_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+}
+
+impl StageArgs {
+    /// The output root, the run date and the config.
+    pub async fn open(
+        &self,
+    ) -> Result<(crate::storage::Root, chrono::NaiveDate, crate::config::Config), Error> {
+        let output = crate::storage::Root::open(&self.output, true)?;
+        let date = match self.date {
+            Some(date) => date,
+            None => crate::stage::latest_partition(&output, crate::features::TABLE).await?,
+        };
+        let config = crate::config::Config::load(self.config.as_deref())?;
+        Ok((output, date, config))
+    }
+}
+
+/// The body of a model stage's binary: sets up logging, runs the stage, prints what it
+/// published, and exits with the code of the outcome.
+pub fn run_stage(stage: impl Future<Output = Result<crate::stage::StageReport, Error>>) -> ! {
+    init_logging();
+    let result = runtime().and_then(|rt| rt.block_on(stage));
+    exit(result.map(|report| {
+        println!("{} published:", report.stage);
+        for line in report.lines() {
+            println!("{line}");
+        }
+        println!("  {}", report.summary);
+    }))
+}

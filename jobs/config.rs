@@ -47,6 +47,115 @@ pub struct Config {
     pub roi_threshold: f64,
     /// A customer with no purchase for this many months has churned.
     pub churn_lapse_months: i32,
+    /// The clustering job's parameters.
+    pub segment: SegmentConfig,
+    /// The churn job's parameters.
+    pub churn: ChurnConfig,
+}
+
+/// The clustering algorithm of the segment job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    /// k-means with k-means++ initialisation.
+    KMeans,
+    /// Gaussian mixture (full covariance), initialised by k-means.
+    GaussianMixture,
+}
+
+/// How the segment job clusters customers (README: Learned segments).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SegmentConfig {
+    pub algorithm: Algorithm,
+    /// A fixed number of clusters; absent means chosen by silhouette over `k_min..=k_max`.
+    pub k: Option<usize>,
+    pub k_min: usize,
+    pub k_max: usize,
+    /// The `customer_features` columns clustered on, standardized after `ln(1 + x)` of money
+    /// and counts.
+    pub features: Vec<String>,
+    /// Customers the model is fitted on, drawn by a seeded hash of the customer id; every
+    /// customer is then assigned to the nearest centre.
+    pub sample_size: usize,
+    /// Customers the silhouette (O(n^2)) is computed on, from the fitting sample.
+    pub silhouette_sample: usize,
+    /// k-means++ restarts per k; the fit with the lowest inertia is kept.
+    pub n_runs: usize,
+    pub max_iterations: u64,
+    pub tolerance: f64,
+    pub seed: u64,
+}
+
+impl Default for SegmentConfig {
+    fn default() -> Self {
+        SegmentConfig {
+            algorithm: Algorithm::KMeans,
+            k: None,
+            k_min: 3,
+            k_max: 10,
+            features: [
+                "recency_days",
+                "frequency",
+                "monetary_usd",
+                "avg_order_value_usd",
+                "discount_share",
+                "purchases_180d",
+                "sessions_90d",
+            ]
+            .map(String::from)
+            .to_vec(),
+            sample_size: 100_000,
+            silhouette_sample: 2_000,
+            n_runs: 3,
+            max_iterations: 200,
+            tolerance: 1e-4,
+            seed: 42,
+        }
+    }
+}
+
+/// How the churn job labels, trains, and tiers customers (README: Churn prediction).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChurnConfig {
+    /// A customer churns when they make no purchase in this many days after the cut-off.
+    pub horizon_days: u32,
+    /// Only customers with a purchase in this many days before the cut-off are labelled or scored.
+    pub active_days: u32,
+    /// Customers per window the models are trained and validated on, drawn by a seeded hash
+    /// of the customer id.
+    pub sample_size: usize,
+    /// A window with fewer labelled customers than this, or with one class only, cannot train.
+    pub min_customers: usize,
+    /// Risk tiers: `high` at or above this churn probability.
+    pub high_risk: f64,
+    /// Risk tiers: `medium` at or above this, else `low`.
+    pub medium_risk: f64,
+    /// L2 penalty of the logistic regression.
+    pub logistic_alpha: f64,
+    /// Depth limit of every tree.
+    pub tree_max_depth: usize,
+    /// Trees in the bagged ensemble.
+    pub forest_trees: usize,
+    pub seed: u64,
+}
+
+impl Default for ChurnConfig {
+    fn default() -> Self {
+        ChurnConfig {
+            horizon_days: 90,
+            active_days: 180,
+            sample_size: 100_000,
+            min_customers: 200,
+            high_risk: 0.6,
+            medium_risk: 0.3,
+            logistic_alpha: 1.0,
+            tree_max_depth: 8,
+            forest_trees: 30,
+            seed: 42,
+        }
+    }
 }
 
 fn band(direction: Direction, green: f64, red: f64) -> Threshold {
@@ -78,6 +187,8 @@ impl Default for Config {
             kpi_thresholds,
             roi_threshold: 0.0,
             churn_lapse_months: 3,
+            segment: SegmentConfig::default(),
+            churn: ChurnConfig::default(),
         }
     }
 }
@@ -107,6 +218,8 @@ impl Config {
         config.kpi_thresholds.extend(overrides.kpi_thresholds);
         config.roi_threshold = overrides.roi_threshold;
         config.churn_lapse_months = overrides.churn_lapse_months;
+        config.segment = overrides.segment;
+        config.churn = overrides.churn;
         config.check(path)?;
         Ok(config)
     }
@@ -130,6 +243,26 @@ impl Config {
         }
         if self.churn_lapse_months < 1 {
             return Err(bad("churn_lapse_months must be at least 1".into()));
+        }
+        let segment = &self.segment;
+        if segment.k_min < 2 || segment.k_min > segment.k_max || segment.k.is_some_and(|k| k < 2) {
+            return Err(bad(
+                "segment: k, k_min and k_max must be at least 2, with k_min <= k_max".into(),
+            ));
+        }
+        if segment.features.is_empty() {
+            return Err(bad("segment.features must name at least one column".into()));
+        }
+        let churn = &self.churn;
+        if churn.horizon_days == 0 || churn.active_days == 0 {
+            return Err(bad(
+                "churn.horizon_days and churn.active_days must be at least 1".into()
+            ));
+        }
+        if !(0.0 < churn.medium_risk && churn.medium_risk <= churn.high_risk && churn.high_risk < 1.0) {
+            return Err(bad(
+                "churn risk tiers need 0 < medium_risk <= high_risk < 1".into()
+            ));
         }
         Ok(())
     }

@@ -63,6 +63,16 @@ pub enum Error {
     #[error("{table}: {rows} rows fail a check: {check}")]
     BadRows { table: String, check: String, rows: u64 },
 
+    #[error("{stage}: needs {location}, which is not there; {hint}")]
+    MissingStageInput {
+        stage: String,
+        location: String,
+        hint: String,
+    },
+
+    #[error("{job}: cannot train: {reason}; earlier outputs stay published")]
+    CannotTrain { job: String, reason: String },
+
     #[error("no run date given and {reason}; pass --date YYYY-MM-DD")]
     NoRunDate { reason: String },
 
@@ -137,6 +147,8 @@ impl Error {
             | MissingColumn { .. }
             | BadType { .. }
             | BadRows { .. }
+            | MissingStageInput { .. }
+            | CannotTrain { .. }
             | NoRunDate { .. } => exit_code::BAD_INPUT,
             BadConfig { .. }
             | ModelUnreadable { .. }

@@ -6,14 +6,20 @@
 
 pub mod benchmark;
 pub mod catalog;
+pub mod churn;
 pub mod cli;
 pub mod config;
 pub mod contract;
 pub mod error;
+pub mod evaluation;
+pub mod features;
 pub mod manifest;
+pub mod model_metrics;
 pub mod models;
 pub mod nightly;
 pub mod publish;
+pub mod segment;
+pub mod stage;
 pub mod storage;
 pub mod transform;
 

@@ -74,6 +74,11 @@ pub struct Manifest {
     /// The thresholds and settings the models read.
     pub config: crate::config::Config,
     pub stages: Vec<StageTiming>,
+    /// The model stages after the SQL (segment, churn), each published on its own.
+    pub jobs: Vec<crate::stage::StageReport>,
+    /// Why the run stopped, when it did; the tables listed were published before that.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Manifest {
@@ -111,6 +116,9 @@ impl Manifest {
                     model.model, output.rows, output.path
                 ));
             }
+        }
+        for job in &self.jobs {
+            lines.extend(job.lines());
         }
         lines.push(format!("  manifest: {}", Self::relative_path(self.run_date)));
         lines.join("\n")

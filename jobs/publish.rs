@@ -9,13 +9,18 @@
 //! behind, which the next run removes.
 
 use chrono::NaiveDate;
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::common::Column;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::logical_expr::cast;
+use datafusion::parquet::arrow::async_writer::AsyncArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext, col};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
+use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use serde::Serialize;
 
@@ -54,6 +59,53 @@ pub struct StagedTable {
     staged: Path,
     #[serde(skip)]
     published: Path,
+}
+
+/// A small file staged for publishing.
+#[derive(Clone, Debug, Serialize)]
+pub struct StagedFile {
+    /// Where it is published, relative to the output root.
+    pub path: String,
+    #[serde(skip)]
+    staged: Path,
+    #[serde(skip)]
+    published: Path,
+}
+
+/// A table being written batch by batch into staging (see [`Staging::writer`]).
+pub struct TableWriter {
+    table: String,
+    writer: AsyncArrowWriter<BufWriter>,
+    staged: Path,
+    published: Path,
+}
+
+impl TableWriter {
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer
+            .write(batch)
+            .await
+            .map_err(|e| Error::Internal(format!("writing {}: {e}", self.table)))
+    }
+
+    /// Closes the file, flushes it to disk, and describes it for the manifest.
+    pub async fn finish(self, staging: &Staging) -> Result<StagedTable> {
+        self.writer
+            .close()
+            .await
+            .map_err(|e| Error::Internal(format!("closing {}: {e}", self.table)))?;
+        staging.sync(&self.staged)?;
+        let (rows, bytes, schema) = describe_parquet(&staging.output, &self.staged).await?;
+        Ok(StagedTable {
+            table: self.table,
+            rows,
+            bytes,
+            schema,
+            path: staging.output.relative(&self.published),
+            staged: self.staged,
+            published: self.published,
+        })
+    }
 }
 
 /// The staging area of one run.
@@ -118,14 +170,70 @@ impl Staging {
     /// Moves every staged table into place, one rename each.
     pub async fn publish(&self, tables: &[StagedTable]) -> Result<()> {
         for table in tables {
-            self.output
-                .store
-                .rename(&table.staged, &table.published)
-                .await
-                .map_err(Error::store(format!("publishing {}", table.path)))?;
-            self.sync_parent(&table.published)?;
+            self.move_into_place(&table.staged, &table.published, &table.path)
+                .await?;
         }
         Ok(())
+    }
+
+    /// Starts a table the jobs compute in Rust, written batch by batch into staging and
+    /// published as `<table>/run_date=D/<file>`. Several jobs can own one table through
+    /// different file names (`model_metrics`: `part-segment.parquet`, `part-churn.parquet`).
+    pub fn writer(&self, table: &str, file: &str, schema: SchemaRef) -> Result<TableWriter> {
+        let staged = self
+            .output
+            .path(&[STAGING, &self.run_id, &format!("{table}-{file}")]);
+        let published = self.output.path(&[table, &partition(self.run_date), file]);
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(3).expect("3 is a zstd level"),
+            ))
+            .build();
+        let sink = BufWriter::new(self.output.store.clone(), staged.clone());
+        let writer = AsyncArrowWriter::try_new(sink, schema, Some(properties))
+            .map_err(|e| Error::Internal(format!("starting {table}: {e}")))?;
+        Ok(TableWriter {
+            table: table.into(),
+            writer,
+            staged,
+            published,
+        })
+    }
+
+    /// Writes a small file (a model, a model card) into staging, to publish at `parts`.
+    pub async fn put(&self, parts: &[&str], bytes: Vec<u8>) -> Result<StagedFile> {
+        let name = parts.join("-").replace('=', "_");
+        let staged = self.output.path(&[STAGING, &self.run_id, &name]);
+        self.output
+            .store
+            .put(&staged, bytes.into())
+            .await
+            .map_err(Error::store(format!("staging {}", parts.join("/"))))?;
+        self.sync(&staged)?;
+        let published = self.output.path(parts);
+        Ok(StagedFile {
+            path: self.output.relative(&published),
+            staged,
+            published,
+        })
+    }
+
+    /// Moves staged files into place, one rename each.
+    pub async fn publish_files(&self, files: &[StagedFile]) -> Result<()> {
+        for file in files {
+            self.move_into_place(&file.staged, &file.published, &file.path)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn move_into_place(&self, staged: &Path, published: &Path, shown: &str) -> Result<()> {
+        self.output
+            .store
+            .rename(staged, published)
+            .await
+            .map_err(Error::store(format!("publishing {shown}")))?;
+        self.sync_parent(published)
     }
 
     /// Removes this run's staging folder.

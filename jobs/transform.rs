@@ -134,6 +134,15 @@ async fn plan_model(ctx: &SessionContext, model: &Model) -> Result<datafusion::p
 
 /// Runs the SQL stage for one date and publishes its tables and manifest.
 pub async fn run(options: &TransformOptions) -> Result<Manifest> {
+    let (manifest, _) = build(options).await?;
+    let output = Root::open(&options.output, true)?;
+    manifest.write(&output).await?;
+    Ok(manifest)
+}
+
+/// Runs the SQL stage for one date and publishes its tables; returns the manifest, unwritten,
+/// for later stages to add to, and the validated plan they can reuse.
+pub async fn build(options: &TransformOptions) -> Result<(Manifest, Plan)> {
     let started_at = Utc::now();
     let mut watch = Stopwatch::new();
     let plan = plan(options).await?;
@@ -184,9 +193,10 @@ pub async fn run(options: &TransformOptions) -> Result<Manifest> {
         models: entries,
         config: options.config.clone(),
         stages: watch.stages,
+        jobs: Vec::new(),
+        error: None,
     };
-    manifest.write(&output).await?;
-    Ok(manifest)
+    Ok((manifest, plan))
 }
 
 /// Builds every model into staging, then publishes the staged tables.

@@ -6,6 +6,7 @@
 -- materialized: table
 -- columns:
 --   order_id: the order
+--   customer_id: who bought it
 --   market: the customer's market (from stg_customers)
 --   channel: the customer's acquisition channel (from stg_customers)
 --   order_day_number: the UTC day the order was placed, in days since 1970-01-01
@@ -33,6 +34,7 @@ run_end as (
 
 select
     shipped.order_id,
+    shipped.customer_id,
     customers_in.market,
     customers_in.channel,
     cast(cast(shipped.order_ts as date) as int) as order_day_number,

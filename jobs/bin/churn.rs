@@ -1,0 +1,35 @@
+//! `churn`: the churn stage alone.
+
+use clap::Parser;
+use growth_jobs::features::AsOf;
+use growth_jobs::storage::Root;
+use growth_jobs::{churn, cli, contract};
+
+/// Trains the churn candidates on time-split windows of the input, keeps the best by
+/// validation ROC AUC, saves it with a model card under <output>/_models/churn/, and scores
+/// the published customer_features of the run date into churn_scores. Settings are the
+/// [churn] section of the config. Exit codes: 0 success, 1 internal failure, 2 bad command
+/// line, 3 bad input or cannot train, 4 bad model or config.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Input root: the tables the features are computed from at each cut-off.
+    #[arg(long, env = "GROWTH_INPUT")]
+    input: String,
+    /// The folder of SQL models (customer_features and what it reads).
+    #[arg(long, env = "GROWTH_SQL", default_value = "sql")]
+    models: std::path::PathBuf,
+    #[command(flatten)]
+    stage: cli::StageArgs,
+}
+
+fn main() {
+    let args = Args::parse();
+    cli::run_stage(async {
+        let (output, date, config) = args.stage.open().await?;
+        let input_root = Root::open(&args.input, false)?;
+        let input = contract::validate(&input_root).await?;
+        let as_of = AsOf::new(input_root, input, &args.models, config.clone())?;
+        churn::run(&as_of, &output, date, &config.churn).await
+    })
+}

@@ -1,0 +1,26 @@
+//! `score`: churn scores from a saved model, without training.
+
+use clap::Parser;
+use growth_jobs::{churn, cli};
+
+/// Scores the published customer_features of a run date with a saved churn model (by default
+/// the one `churn` saved for that date under <output>/_models/churn/) and publishes
+/// churn_scores. Exit codes: 0 success, 1 internal failure, 2 bad command line, 3 features or
+/// model missing, 4 a model file this version cannot read.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// A model.json to score with instead of the run date's own.
+    #[arg(long)]
+    model: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    stage: cli::StageArgs,
+}
+
+fn main() {
+    let args = Args::parse();
+    cli::run_stage(async {
+        let (output, date, _) = args.stage.open().await?;
+        churn::score(&output, date, args.model.as_deref()).await
+    })
+}

@@ -1,0 +1,23 @@
+//! `segment`: the clustering stage alone.
+
+use clap::Parser;
+use growth_jobs::{cli, segment};
+
+/// Clusters the customers of one run date from the published customer_features: publishes
+/// customer_segments, segment_profiles and the segment part of model_metrics. Settings are the
+/// [segment] section of the config. Exit codes: 0 success, 1 internal failure, 2 bad command
+/// line, 3 cannot train or customer_features missing, 4 bad config.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    stage: cli::StageArgs,
+}
+
+fn main() {
+    let args = Args::parse();
+    cli::run_stage(async {
+        let (output, date, config) = args.stage.open().await?;
+        segment::run(&output, date, &config.segment).await
+    })
+}

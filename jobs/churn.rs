@@ -1,0 +1,795 @@
+//! The churn job: who among the recently active customers will stop buying.
+//!
+//! Label: a customer with a purchase in the `active_days` before a cut-off C churns when they
+//! make no purchase in the `horizon_days` (H) after C. Time decides every split, never chance:
+//! the candidates train on features as of C1 = D - 2H with labels from (C1, C1 + H], and are
+//! compared on features as of C2 = D - H with labels from (C2, D]. Features as of a cut-off
+//! come from the same SQL model as the published ones, run in a session that sees nothing
+//! after the cut-off.
+//!
+//! Candidates: logistic regression (the baseline), one decision tree, and bagged trees
+//! (linfa-ensemble: bootstrap rows, random feature subsets). Trees give probabilities as the
+//! smoothed churn rate of the training rows in each leaf, averaged over the ensemble. The one
+//! with the best validation ROC AUC is retrained on the latest labelled window (C2) and scores
+//! every customer active in the `active_days` before D, streamed batch by batch.
+//!
+//! The model is saved as JSON (version, features, encoder, scaler, parameters, metrics) beside
+//! a model card, so `score` can score from it without retraining.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{Days, NaiveDate};
+use datafusion::arrow::array::{Array, Float64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use futures::TryStreamExt;
+use linfa::prelude::*;
+use linfa_ensemble::EnsembleLearnerParams;
+use linfa_logistic::{FittedLogisticRegression, LogisticRegression};
+use linfa_preprocessing::linear_scaling::LinearScaler;
+use linfa_trees::{DecisionTree, TreeNode};
+use ndarray::{Array1, Array2, ArrayView1, Axis};
+use object_store::ObjectStoreExt;
+use rand_xoshiro::Xoshiro256Plus;
+use rand_xoshiro::rand_core::SeedableRng;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::catalog::RunDate;
+use crate::config::ChurnConfig;
+use crate::error::{Error, Result};
+use crate::evaluation::{self, CalibrationBin};
+use crate::features::{self, AsOf, CATEGORICAL, Encoder, NUMERIC};
+use crate::model_metrics::{self, MetricRow};
+use crate::publish::{PART_FILE, StagedFile, StagedTable, Staging, partition};
+use crate::stage::{Stage, StageReport};
+use crate::storage::Root;
+
+const JOB: &str = "churn";
+/// The folder of saved models below the output root.
+pub const MODELS: &str = "_models";
+/// The saved model's file name in `_models/churn/run_date=D/`.
+pub const MODEL_FILE: &str = "model.json";
+/// The model card's file name beside it.
+pub const CARD_FILE: &str = "model_card.json";
+/// How many features `top_churn_drivers` names.
+const DRIVERS: usize = 3;
+
+/// Where the model of a run date is saved, relative to the output root.
+pub fn model_parts(run_date: NaiveDate) -> [String; 4] {
+    [MODELS.into(), JOB.into(), partition(run_date), MODEL_FILE.into()]
+}
+
+/// A decision tree with the churn rate of the training rows in each of its leaves.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LeafTree {
+    tree: DecisionTree<f64, bool>,
+    /// The matrix columns the tree reads (all of them for a single tree).
+    columns: Vec<usize>,
+    /// Leaf (path code: 1 at the root, then 2c left, 2c + 1 right) to smoothed churn rate.
+    leaves: BTreeMap<u64, f64>,
+}
+
+impl LeafTree {
+    /// Routes the training rows to the leaves and records each leaf's churn rate, smoothed
+    /// as (churners + 1) / (rows + 2) so no leaf says 0 or 1 outright.
+    fn new(tree: DecisionTree<f64, bool>, columns: Vec<usize>, x: &Array2<f64>, churned: &[bool]) -> Self {
+        let mut counts: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+        let sub = x.select(Axis(1), &columns);
+        for (row, &c) in sub.axis_iter(Axis(0)).zip(churned) {
+            let entry = counts.entry(leaf_code(tree.root_node(), row)).or_default();
+            entry.0 += u64::from(c);
+            entry.1 += 1;
+        }
+        let leaves = counts
+            .into_iter()
+            .map(|(leaf, (churners, rows))| (leaf, (churners as f64 + 1.0) / (rows as f64 + 2.0)))
+            .collect();
+        LeafTree {
+            tree,
+            columns,
+            leaves,
+        }
+    }
+
+    fn probability(&self, row: ArrayView1<f64>) -> f64 {
+        let sub = row.select(Axis(0), &self.columns);
+        let leaf = leaf_code(self.tree.root_node(), sub.view());
+        // A leaf no training row reached (possible for bootstrap trees): the tree's prior.
+        self.leaves.get(&leaf).copied().unwrap_or(0.5)
+    }
+}
+
+/// The path code of the leaf a row falls in (linfa goes left when `x[feature] < split`).
+fn leaf_code(root: &TreeNode<f64, bool>, row: ArrayView1<f64>) -> u64 {
+    let mut node = root;
+    let mut code = 1u64;
+    while !node.is_leaf() {
+        let (feature, split, _) = node.split();
+        let right = row[feature] >= split;
+        match node.children()[usize::from(right)] {
+            Some(child) => {
+                node = child;
+                code = code * 2 + u64::from(right);
+            }
+            None => break,
+        }
+    }
+    code
+}
+
+/// A fitted candidate.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Classifier {
+    LogisticRegression {
+        model: FittedLogisticRegression<f64, bool>,
+    },
+    DecisionTree {
+        tree: LeafTree,
+    },
+    BaggedTrees {
+        trees: Vec<LeafTree>,
+    },
+}
+
+impl Classifier {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Classifier::LogisticRegression { .. } => "logistic_regression",
+            Classifier::DecisionTree { .. } => "decision_tree",
+            Classifier::BaggedTrees { .. } => "bagged_trees",
+        }
+    }
+
+    /// Churn probabilities of standardized rows.
+    fn probabilities(&self, x: &Array2<f64>) -> Vec<f64> {
+        match self {
+            Classifier::LogisticRegression { model } => model.predict_probabilities(x).to_vec(),
+            Classifier::DecisionTree { tree } => {
+                x.axis_iter(Axis(0)).map(|row| tree.probability(row)).collect()
+            }
+            Classifier::BaggedTrees { trees } => x
+                .axis_iter(Axis(0))
+                .map(|row| trees.iter().map(|t| t.probability(row)).sum::<f64>() / trees.len() as f64)
+                .collect(),
+        }
+    }
+}
+
+/// Everything needed to score: saved as `model.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChurnModel {
+    /// The growth-jobs version that trained it.
+    pub version: String,
+    /// The run date it was trained for, and the cut-off of the window it was trained on.
+    pub run_date: NaiveDate,
+    pub trained_cutoff: NaiveDate,
+    pub horizon_days: u32,
+    pub active_days: u32,
+    /// The matrix columns, in order.
+    pub features: Vec<String>,
+    pub encoder: Encoder,
+    pub scaler: LinearScaler<f64>,
+    pub classifier: Classifier,
+    /// The accuracy-maximising threshold on the training window.
+    pub threshold: f64,
+    pub high_risk: f64,
+    pub medium_risk: f64,
+    /// The validation figures of the chosen candidate.
+    pub metrics: Metrics,
+}
+
+impl ChurnModel {
+    /// Churn probabilities for a batch of `customer_features`.
+    pub fn probabilities(&self, batch: &RecordBatch) -> Result<(Array2<f64>, Vec<f64>)> {
+        let x = self.scaler.transform(self.encoder.encode(batch)?);
+        let p = self.classifier.probabilities(&x);
+        Ok((x, p))
+    }
+
+    /// The risk tier of a probability (README: Churn prediction).
+    pub fn tier(&self, probability: f64) -> &'static str {
+        if probability >= self.high_risk {
+            "high"
+        } else if probability >= self.medium_risk {
+            "medium"
+        } else {
+            "low"
+        }
+    }
+
+    /// For the logistic model: the features pushing a customer's score up most (coefficient x
+    /// standardized value, largest positive first).
+    fn drivers(&self, row: ArrayView1<f64>) -> Option<String> {
+        let Classifier::LogisticRegression { model } = &self.classifier else {
+            return None;
+        };
+        let mut pushes: Vec<(f64, usize)> = model
+            .params()
+            .iter()
+            .zip(row)
+            .enumerate()
+            .map(|(i, (w, x))| (w * x, i))
+            .filter(|(push, _)| *push > 0.0)
+            .collect();
+        pushes.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        Some(
+            pushes
+                .iter()
+                .take(DRIVERS)
+                .map(|(_, i)| self.features[*i].as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    }
+
+    /// The `churn_scores` rows of a batch of features.
+    pub fn score_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let (x, p) = self.probabilities(batch)?;
+        let drivers: Vec<Option<String>> = x.axis_iter(Axis(0)).map(|row| self.drivers(row)).collect();
+        RecordBatch::try_new(
+            scores_schema(),
+            vec![
+                Arc::new(features::customer_ids(batch)?.clone()),
+                Arc::new(Float64Array::from(p.clone())),
+                Arc::new(StringArray::from_iter_values(p.iter().map(|&p| self.tier(p)))),
+                Arc::new(StringArray::from_iter(drivers)),
+                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                    self.classifier.name(),
+                    p.len(),
+                ))),
+            ],
+        )
+        .map_err(|e| Error::Internal(format!("building churn_scores: {e}")))
+    }
+}
+
+fn scores_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("churn_probability", DataType::Float64, false),
+        Field::new("risk_tier", DataType::Utf8, false),
+        Field::new("top_churn_drivers", DataType::Utf8, true),
+        Field::new("model", DataType::Utf8, false),
+    ]))
+}
+
+/// A model's figures on one labelled window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub customers: usize,
+    pub base_rate: f64,
+    pub roc_auc: f64,
+    pub pr_auc: f64,
+    pub log_loss: f64,
+    pub brier: f64,
+    pub threshold: f64,
+    pub accuracy: f64,
+    /// Accuracy of always predicting the majority class.
+    pub majority_accuracy: f64,
+    pub top_decile_lift: f64,
+    pub top_decile_capture: f64,
+    pub calibration: Vec<CalibrationBin>,
+}
+
+impl Metrics {
+    pub fn measure(probability: &[f64], churned: &[bool], threshold: f64) -> Self {
+        let base_rate = evaluation::base_rate(churned);
+        let (top_decile_lift, top_decile_capture) = evaluation::top_decile(probability, churned);
+        Metrics {
+            customers: churned.len(),
+            base_rate,
+            roc_auc: evaluation::roc_auc(probability, churned),
+            pr_auc: evaluation::pr_auc(probability, churned),
+            log_loss: evaluation::log_loss(probability, churned),
+            brier: evaluation::brier(probability, churned),
+            threshold,
+            accuracy: evaluation::accuracy(probability, churned, threshold),
+            majority_accuracy: base_rate.max(1.0 - base_rate),
+            top_decile_lift,
+            top_decile_capture,
+            calibration: evaluation::calibration(probability, churned),
+        }
+    }
+
+    fn rows(&self, model: &str, evaluated_on: &str, chosen: bool) -> Vec<MetricRow> {
+        let mut rows: Vec<MetricRow> = [
+            ("customers", self.customers as f64),
+            ("base_rate", self.base_rate),
+            ("roc_auc", self.roc_auc),
+            ("pr_auc", self.pr_auc),
+            ("log_loss", self.log_loss),
+            ("brier", self.brier),
+            ("threshold", self.threshold),
+            ("accuracy", self.accuracy),
+            ("majority_accuracy", self.majority_accuracy),
+            ("top_decile_lift", self.top_decile_lift),
+            ("top_decile_capture", self.top_decile_capture),
+        ]
+        .into_iter()
+        .map(|(metric, value)| MetricRow::new(JOB, model, evaluated_on, metric, value))
+        .collect();
+        for bin in &self.calibration {
+            let parameter = format!("{:.1}-{:.1}", bin.lower, bin.upper);
+            for (metric, value) in [
+                ("calibration_customers", bin.customers as f64),
+                ("calibration_mean_probability", bin.mean_probability),
+                ("calibration_observed_churn_rate", bin.observed_churn_rate),
+            ] {
+                rows.push(
+                    MetricRow::new(JOB, model, evaluated_on, metric, value).with_parameter(parameter.clone()),
+                );
+            }
+        }
+        for row in &mut rows {
+            row.chosen = chosen;
+        }
+        rows
+    }
+}
+
+/// A labelled window: sampled customers' features as of the cut-off and whether they churned.
+pub struct Window {
+    pub cutoff: NaiveDate,
+    pub features: RecordBatch,
+    pub churned: Vec<bool>,
+}
+
+/// Builds a labelled window: features as of `cutoff` for a seeded sample of the customers
+/// active in the `active_days` before it, labelled from purchases in the `horizon_days` after.
+pub async fn window(
+    as_of: &AsOf,
+    run_date: NaiveDate,
+    cutoff: NaiveDate,
+    config: &ChurnConfig,
+) -> Result<Window> {
+    let cutoff_end = RunDate { date: cutoff }.end_micros();
+    let active_from = cutoff_end - i64::from(config.active_days) * 86_400_000_000;
+    let session = as_of.session(cutoff).await?;
+    let active = count(
+        &session,
+        &format!(
+            "select count(*) from stg_customers where last_purchase_ts >= to_timestamp_micros({active_from})"
+        ),
+    )
+    .await?;
+    let fraction = config.sample_size as f64 / active.max(1) as f64;
+    let (seed, active_days) = (config.seed, f64::from(config.active_days));
+    let sampled = features::collect_rows(as_of.features(cutoff).await?, |batch| {
+        let active = features::active_within(batch, active_days)?;
+        let sampled = features::in_sample(batch, seed, fraction)?;
+        Ok(active.iter().zip(sampled).map(|(a, s)| *a && s).collect())
+    })
+    .await?;
+
+    // Who bought in (cutoff, cutoff + H]: seen from the run date, which is at or after it.
+    let horizon_end = cutoff_end + i64::from(config.horizon_days) * 86_400_000_000;
+    let ids = features::customer_ids(&sampled)?;
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
+    for (row, id) in ids.iter().enumerate() {
+        index.insert(id.unwrap_or_default(), row);
+    }
+    let mut churned = vec![true; ids.len()];
+    let later = as_of.session(run_date).await?;
+    let mut stream = later
+        .sql(&format!(
+            "select distinct customer_id from stg_purchases \
+             where order_ts >= to_timestamp_micros({cutoff_end}) and order_ts < to_timestamp_micros({horizon_end})"
+        ))
+        .await
+        .map_err(Error::engine("finding purchases after the cut-off"))?
+        .execute_stream()
+        .await
+        .map_err(Error::engine("finding purchases after the cut-off"))?;
+    while let Some(batch) = stream
+        .try_next()
+        .await
+        .map_err(Error::engine("finding purchases after the cut-off"))?
+    {
+        for id in features::customer_ids(&batch)?.iter().flatten() {
+            if let Some(&row) = index.get(id) {
+                churned[row] = false;
+            }
+        }
+    }
+    tracing::info!(%cutoff, active, sampled = churned.len(), churn_rate = format!("{:.3}", evaluation::base_rate(&churned)), "labelled window");
+    Ok(Window {
+        cutoff,
+        features: sampled,
+        churned,
+    })
+}
+
+async fn count(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Result<u64> {
+    let batches = ctx
+        .sql(sql)
+        .await
+        .map_err(Error::engine("counting active customers"))?
+        .collect()
+        .await
+        .map_err(Error::engine("counting active customers"))?;
+    Ok(batches
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(0) as u64)
+}
+
+fn check_trainable(window: &Window, config: &ChurnConfig, role: &str) -> Result<()> {
+    let churners = window.churned.iter().filter(|&&c| c).count();
+    let customers = window.churned.len();
+    let reason = if customers < config.min_customers {
+        Some(format!(
+            "{customers} active customers in the {role} window (cut-off {}), fewer than min_customers = {}",
+            window.cutoff, config.min_customers
+        ))
+    } else if churners == 0 || churners == customers {
+        Some(format!(
+            "the {role} window (cut-off {}) has one class only: {churners} of {customers} customers churned",
+            window.cutoff
+        ))
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::CannotTrain {
+            job: JOB.into(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Fits one candidate on standardized rows.
+fn fit_candidate(kind: &str, x: &Array2<f64>, churned: &[bool], config: &ChurnConfig) -> Result<Classifier> {
+    let y = Array1::from(churned.to_vec());
+    let dataset = Dataset::new(x.clone(), y);
+    let failed = |e: linfa::Error| Error::CannotTrain {
+        job: JOB.into(),
+        reason: format!("{kind}: {e}"),
+    };
+    let tree_params = DecisionTree::params()
+        .max_depth(Some(config.tree_max_depth))
+        .min_weight_leaf(20.0)
+        .min_weight_split(40.0);
+    Ok(match kind {
+        "logistic_regression" => Classifier::LogisticRegression {
+            model: LogisticRegression::default()
+                .alpha(config.logistic_alpha)
+                .max_iterations(200)
+                .fit(&dataset)
+                .map_err(|e| Error::CannotTrain {
+                    job: JOB.into(),
+                    reason: format!("{kind}: {e}"),
+                })?,
+        },
+        "decision_tree" => {
+            let tree = tree_params.fit(&dataset).map_err(failed)?;
+            let columns = (0..x.ncols()).collect();
+            Classifier::DecisionTree {
+                tree: LeafTree::new(tree, columns, x, churned),
+            }
+        }
+        _ => {
+            let ensemble =
+                EnsembleLearnerParams::new_fixed_rng(tree_params, Xoshiro256Plus::seed_from_u64(config.seed))
+                    .ensemble_size(config.forest_trees)
+                    .bootstrap_proportion(0.7)
+                    .feature_proportion(0.7)
+                    .fit(&dataset)
+                    .map_err(failed)?;
+            let trees = ensemble
+                .models
+                .into_iter()
+                .zip(ensemble.model_features)
+                .map(|(tree, columns)| LeafTree::new(tree, columns, x, churned))
+                .collect();
+            Classifier::BaggedTrees { trees }
+        }
+    })
+}
+
+/// The candidates, in the order they are reported.
+pub const CANDIDATES: &[&str] = &["logistic_regression", "decision_tree", "bagged_trees"];
+
+/// A trained and compared set of candidates.
+pub struct Trained {
+    pub model: ChurnModel,
+    /// Every candidate's training and validation figures.
+    pub candidates: Vec<(String, Metrics, Metrics)>,
+    pub training: (NaiveDate, usize, f64),
+    pub validation: (NaiveDate, usize, f64),
+}
+
+/// Trains every candidate on the training window, picks by validation ROC AUC, and refits the
+/// winner on the validation window (the latest labelled data).
+pub fn train(
+    training: &Window,
+    validation: &Window,
+    run_date: NaiveDate,
+    config: &ChurnConfig,
+) -> Result<Trained> {
+    check_trainable(training, config, "training")?;
+    check_trainable(validation, config, "validation")?;
+    let numeric: Vec<&str> = NUMERIC.iter().map(|(c, _)| *c).collect();
+    let prepare = |window: &Window| -> Result<(Encoder, LinearScaler<f64>, Array2<f64>)> {
+        let encoder = Encoder::fit(&window.features, &numeric, CATEGORICAL, true)?;
+        let raw = encoder.encode(&window.features)?;
+        let scaler = LinearScaler::standard()
+            .fit(&DatasetBase::from(raw.clone()))
+            .map_err(|e| Error::CannotTrain {
+                job: JOB.into(),
+                reason: format!("standardizing: {e}"),
+            })?;
+        let x = scaler.transform(raw);
+        Ok((encoder, scaler, x))
+    };
+    let (encoder, scaler, x_train) = prepare(training)?;
+    let x_valid = scaler.transform(encoder.encode(&validation.features)?);
+    let mut candidates = Vec::new();
+    let mut best: Option<(f64, &str, f64)> = None;
+    for &kind in CANDIDATES {
+        let classifier = fit_candidate(kind, &x_train, &training.churned, config)?;
+        let on_training = classifier.probabilities(&x_train);
+        let threshold = evaluation::best_threshold(&on_training, &training.churned);
+        let on_validation = classifier.probabilities(&x_valid);
+        let train_metrics = Metrics::measure(&on_training, &training.churned, threshold);
+        let valid_metrics = Metrics::measure(&on_validation, &validation.churned, threshold);
+        tracing::info!(
+            candidate = kind,
+            validation_roc_auc = format!("{:.4}", valid_metrics.roc_auc),
+            "churn candidate"
+        );
+        if best.is_none_or(|(auc, _, _)| valid_metrics.roc_auc > auc) {
+            best = Some((valid_metrics.roc_auc, kind, threshold));
+        }
+        candidates.push((kind.to_string(), train_metrics, valid_metrics));
+    }
+    let (_, kind, _) = best.expect("there are candidates");
+    let chosen_metrics = candidates
+        .iter()
+        .find(|(name, _, _)| name == kind)
+        .map(|(_, _, v)| v.clone())
+        .expect("the chosen candidate was measured");
+
+    // The winner again, on the latest labelled window, with its own encoder, scaler, threshold.
+    let (encoder, scaler, x_latest) = prepare(validation)?;
+    let classifier = fit_candidate(kind, &x_latest, &validation.churned, config)?;
+    let threshold = evaluation::best_threshold(&classifier.probabilities(&x_latest), &validation.churned);
+    let model = ChurnModel {
+        version: env!("CARGO_PKG_VERSION").into(),
+        run_date,
+        trained_cutoff: validation.cutoff,
+        horizon_days: config.horizon_days,
+        active_days: config.active_days,
+        features: encoder.names(),
+        encoder,
+        scaler,
+        classifier,
+        threshold,
+        high_risk: config.high_risk,
+        medium_risk: config.medium_risk,
+        metrics: chosen_metrics,
+    };
+    Ok(Trained {
+        model,
+        candidates,
+        training: (
+            training.cutoff,
+            training.churned.len(),
+            evaluation::base_rate(&training.churned),
+        ),
+        validation: (
+            validation.cutoff,
+            validation.churned.len(),
+            evaluation::base_rate(&validation.churned),
+        ),
+    })
+}
+
+/// Scores every customer active in the `active_days` before the run date into `churn_scores`.
+pub async fn score_all(
+    model: &ChurnModel,
+    output: &Root,
+    run_date: NaiveDate,
+    staging: &Staging,
+) -> Result<StagedTable> {
+    let mut writer = staging.writer("churn_scores", PART_FILE, scores_schema())?;
+    let mut stream = features::read_published(output, run_date).await?;
+    let active_days = f64::from(model.active_days);
+    while let Some(batch) = stream
+        .try_next()
+        .await
+        .map_err(Error::engine("reading customer_features"))?
+    {
+        let active = features::filter_rows(&batch, features::active_within(&batch, active_days)?)?;
+        if active.num_rows() > 0 {
+            writer.write(&model.score_batch(&active)?).await?;
+        }
+    }
+    writer.finish(staging).await
+}
+
+/// Runs the churn job for a run date: windows, candidates, the saved model and card, scores.
+pub async fn run(
+    as_of: &AsOf,
+    output: &Root,
+    run_date: NaiveDate,
+    config: &ChurnConfig,
+) -> Result<StageReport> {
+    // Fail before the heavy work when the features to score are not there.
+    features::read_published(output, run_date).await?;
+    let horizon = Days::new(u64::from(config.horizon_days));
+    let c2 = run_date - horizon;
+    let c1 = c2 - horizon;
+    let stage = Stage::begin(JOB, output, run_date);
+    stage
+        .run(async |staging: &Staging| {
+            let training = window(as_of, run_date, c1, config).await?;
+            let validation = window(as_of, run_date, c2, config).await?;
+            let trained = train(&training, &validation, run_date, config)?;
+            let scores = score_all(&trained.model, output, run_date, staging).await?;
+            let card = model_card(&trained, config);
+            let (model_file, card_file) = save(staging, &trained.model, &card).await?;
+            let mut rows = Vec::new();
+            for (name, on_training, on_validation) in &trained.candidates {
+                let chosen = name == trained.model.classifier.name();
+                rows.extend(on_training.rows(name, "training", chosen));
+                rows.extend(on_validation.rows(name, "validation", chosen));
+            }
+            let metrics = model_metrics::batch(&rows)?;
+            let mut writer = staging.writer(
+                model_metrics::TABLE,
+                &format!("part-{JOB}.parquet"),
+                metrics.schema(),
+            )?;
+            writer.write(&metrics).await?;
+            let metrics_table = writer.finish(staging).await?;
+            let m = &trained.model.metrics;
+            let summary = json!({
+                "model": trained.model.classifier.name(),
+                "validation_roc_auc": m.roc_auc,
+                "validation_accuracy": m.accuracy,
+                "validation_base_rate": m.base_rate,
+                "validation_majority_accuracy": m.majority_accuracy,
+                "validation_top_decile_lift": m.top_decile_lift,
+                "scored_customers": scores.rows,
+            });
+            Ok((vec![scores, metrics_table], vec![model_file, card_file], summary))
+        })
+        .await
+}
+
+/// The model card: what the model is for, how it was trained and measured, and its limits.
+pub fn model_card(trained: &Trained, config: &ChurnConfig) -> serde_json::Value {
+    let model = &trained.model;
+    json!({
+        "model": "churn",
+        "version": model.version,
+        "run_date": model.run_date,
+        "chosen": model.classifier.name(),
+        "chosen_by": "validation ROC AUC",
+        "label": format!(
+            "a customer with a purchase in the {} days before the cut-off churns when they make no purchase in the {} days after it",
+            config.active_days, config.horizon_days
+        ),
+        "training_window": {"cutoff": trained.training.0, "customers": trained.training.1, "churn_rate": trained.training.2},
+        "validation_window": {"cutoff": trained.validation.0, "customers": trained.validation.1, "churn_rate": trained.validation.2},
+        "refit_on": {"cutoff": model.trained_cutoff, "note": "the chosen candidate refitted on the validation window, the latest with known labels"},
+        "validation_metrics": model.metrics,
+        "candidates": trained.candidates.iter().map(|(name, t, v)| json!({
+            "model": name, "training": {"roc_auc": t.roc_auc, "accuracy": t.accuracy},
+            "validation": {"roc_auc": v.roc_auc, "pr_auc": v.pr_auc, "log_loss": v.log_loss, "brier": v.brier,
+                           "accuracy": v.accuracy, "top_decile_lift": v.top_decile_lift},
+        })).collect::<Vec<_>>(),
+        "features": model.features,
+        "risk_tiers": {"high": format!("probability >= {}", model.high_risk), "medium": format!("probability >= {}", model.medium_risk), "low": "otherwise"},
+        "sampling": {"customers_per_window": config.sample_size, "seed": config.seed, "by": "SHA-256 of seed and customer_id"},
+        "intended_use": "rank recently active customers for retention offers; not for decisions about individuals without review",
+        "limits": [
+            "accuracy is to be read next to the majority-class accuracy: with a churn rate far from 50% a high accuracy is easy",
+            "trained on one window: a change in seasonality or in the product between the windows shifts the figures",
+        ],
+    })
+}
+
+/// Stages the model and its card for `_models/churn/run_date=D/`.
+async fn save(
+    staging: &Staging,
+    model: &ChurnModel,
+    card: &serde_json::Value,
+) -> Result<(StagedFile, StagedFile)> {
+    let folder = [MODELS, JOB, &partition(model.run_date)];
+    let json = |value: serde_json::Result<Vec<u8>>| {
+        value.map_err(|e| Error::Internal(format!("serializing the churn model: {e}")))
+    };
+    let model_file = staging
+        .put(
+            &[folder[0], folder[1], folder[2], MODEL_FILE],
+            json(serde_json::to_vec(model))?,
+        )
+        .await?;
+    let card_file = staging
+        .put(
+            &[folder[0], folder[1], folder[2], CARD_FILE],
+            json(serde_json::to_vec_pretty(card))?,
+        )
+        .await?;
+    Ok((model_file, card_file))
+}
+
+/// Loads a saved model: from `path` when given, else the one saved for the run date.
+pub async fn load(output: &Root, run_date: NaiveDate, path: Option<&std::path::Path>) -> Result<ChurnModel> {
+    let (shown, bytes) = match path {
+        Some(path) => (
+            path.display().to_string(),
+            std::fs::read(path).map_err(Error::io(format!("reading the churn model {}", path.display())))?,
+        ),
+        None => {
+            let parts = model_parts(run_date);
+            let location = output.path(&parts.each_ref().map(String::as_str));
+            let shown = output.describe(&location);
+            let bytes = output
+                .store
+                .get(&location)
+                .await
+                .map_err(|_| Error::MissingStageInput {
+                    stage: "score".into(),
+                    location: shown.clone(),
+                    hint: format!("run `churn --date {run_date}` (or `nightly`) first, or pass --model"),
+                })?
+                .bytes()
+                .await
+                .map_err(Error::store(format!("reading {shown}")))?;
+            (shown, bytes.to_vec())
+        }
+    };
+    serde_json::from_slice(&bytes).map_err(|e| Error::BadConfig {
+        file: shown,
+        reason: format!("not a churn model of this version: {e}"),
+    })
+}
+
+/// The `score` job: scores the run date's features with a saved model, no training.
+pub async fn score(
+    output: &Root,
+    run_date: NaiveDate,
+    model_path: Option<&std::path::Path>,
+) -> Result<StageReport> {
+    let model = load(output, run_date, model_path).await?;
+    features::read_published(output, run_date).await?;
+    let stage = Stage::begin("score", output, run_date);
+    stage
+        .run(async |staging: &Staging| {
+            let scores = score_all(&model, output, run_date, staging).await?;
+            let summary = json!({"model": model.classifier.name(), "trained_for": model.run_date, "scored_customers": scores.rows});
+            Ok((vec![scores], vec![], summary))
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_codes_follow_the_splits() {
+        // x0 < 0.5 is churn, else stay: one split, two leaves.
+        let x = ndarray::array![[0.0], [0.1], [0.2], [0.9], [1.0], [0.8]];
+        let y = vec![true, true, true, false, false, false];
+        let tree = DecisionTree::params()
+            .max_depth(Some(2))
+            .fit(&Dataset::new(x.clone(), Array1::from(y.clone())))
+            .unwrap();
+        let leaf = LeafTree::new(tree, vec![0], &x, &y);
+        // Three churners of three rows in the left leaf: (3 + 1) / (3 + 2).
+        assert!((leaf.probability(ndarray::array![0.05].view()) - 0.8).abs() < 1e-12);
+        assert!((leaf.probability(ndarray::array![0.95].view()) - 0.2).abs() < 1e-12);
+        assert_eq!(leaf.leaves.len(), 2);
+    }
+}

@@ -1,0 +1,122 @@
+//! What the model stages (segment, churn, score) share: a staging area of their own, publishing
+//! all their outputs together when they succeed, and a report for the manifest.
+//!
+//! Each stage publishes on its own, so a stage that cannot train leaves what earlier stages
+//! published for the date untouched.
+
+use std::time::Instant;
+
+use chrono::{NaiveDate, Utc};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::publish::{StagedFile, StagedTable, Staging};
+use crate::storage::Root;
+
+/// The id of a run of one stage: date, start time and process, so two runs never share one.
+pub fn run_id(run_date: NaiveDate, stage: &str) -> String {
+    format!(
+        "{run_date}-{stage}-{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
+        std::process::id()
+    )
+}
+
+/// What a stage published, for the manifest and the terminal.
+#[derive(Clone, Debug, Serialize)]
+pub struct StageReport {
+    pub stage: String,
+    pub seconds: f64,
+    pub tables: Vec<StagedTable>,
+    pub files: Vec<StagedFile>,
+    /// The stage's headline figures (chosen k, AUC, ...).
+    pub summary: serde_json::Value,
+}
+
+impl StageReport {
+    /// A few lines for the terminal.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .tables
+            .iter()
+            .map(|t| format!("  {:<28} {:>10} rows  {}", t.table, t.rows, t.path))
+            .collect();
+        lines.extend(
+            self.files
+                .iter()
+                .map(|f| format!("  {:<28} {:>15}  {}", self.stage, "file", f.path)),
+        );
+        lines
+    }
+}
+
+/// A stage's staging area, published all at once.
+pub struct Stage {
+    name: String,
+    pub staging: Staging,
+    started: Instant,
+}
+
+impl Stage {
+    pub fn begin(name: &str, output: &Root, run_date: NaiveDate) -> Self {
+        Stage {
+            name: name.into(),
+            staging: Staging::new(output, &run_id(run_date, name), run_date),
+            started: Instant::now(),
+        }
+    }
+
+    /// Runs the stage's work; publishes what it staged when it succeeds, discards it when not.
+    pub async fn run<F>(self, work: F) -> Result<StageReport>
+    where
+        F: AsyncFnOnce(&Staging) -> Result<(Vec<StagedTable>, Vec<StagedFile>, serde_json::Value)>,
+    {
+        let outcome = work(&self.staging).await;
+        let (tables, files, summary) = match outcome {
+            Ok(done) => done,
+            Err(error) => {
+                if let Err(cleanup) = self.staging.remove().await {
+                    tracing::warn!(%cleanup, stage = self.name, "could not remove the stage's staging files");
+                }
+                return Err(error);
+            }
+        };
+        self.staging.publish(&tables).await?;
+        self.staging.publish_files(&files).await?;
+        self.staging.remove().await?;
+        let seconds = self.started.elapsed().as_secs_f64();
+        tracing::info!(
+            stage = self.name,
+            seconds = format!("{seconds:.2}"),
+            "stage published"
+        );
+        Ok(StageReport {
+            stage: self.name,
+            seconds,
+            tables,
+            files,
+            summary,
+        })
+    }
+}
+
+/// The latest run date for which `table` has a published partition.
+pub async fn latest_partition(output: &Root, table: &str) -> Result<NaiveDate> {
+    let folder = output.path(&[table]);
+    let listing = output
+        .store
+        .list_with_delimiter(Some(&folder))
+        .await
+        .map_err(Error::store(format!("listing {}", output.describe(&folder))));
+    let dates = match listing {
+        Ok(listing) => listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename()?.strip_prefix("run_date=")?.parse::<NaiveDate>().ok())
+            .collect::<Vec<_>>(),
+        Err(_) => Vec::new(),
+    };
+    dates.into_iter().max().ok_or_else(|| Error::NoRunDate {
+        reason: format!("{} has no published partition", output.describe(&folder)),
+    })
+}
