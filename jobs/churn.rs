@@ -8,7 +8,7 @@
 //! after the cut-off.
 //!
 //! Candidates: logistic regression (the baseline), one decision tree, and bagged trees
-//! (linfa-ensemble: bootstrap rows, random feature subsets). Trees give probabilities as the
+//! (bootstrap rows, a random subset of the features per tree). Trees give probabilities as the
 //! smoothed churn rate of the training rows in each leaf, averaged over the ensemble. The one
 //! with the best validation ROC AUC is retrained on the latest labelled window (C2) and scores
 //! every customer active in the `active_days` before D, streamed batch by batch.
@@ -24,14 +24,13 @@ use datafusion::arrow::array::{Array, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::TryStreamExt;
 use linfa::prelude::*;
-use linfa_ensemble::EnsembleLearnerParams;
 use linfa_logistic::{FittedLogisticRegression, LogisticRegression};
 use linfa_preprocessing::linear_scaling::LinearScaler;
 use linfa_trees::{DecisionTree, TreeNode};
 use ndarray::{Array1, Array2, ArrayView1, Axis};
 use object_store::ObjectStoreExt;
-use rand_xoshiro::Xoshiro256Plus;
-use rand_xoshiro::rand_core::SeedableRng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -66,8 +65,9 @@ pub struct LeafTree {
     tree: DecisionTree<f64, bool>,
     /// The matrix columns the tree reads (all of them for a single tree).
     columns: Vec<usize>,
-    /// Leaf (path code: 1 at the root, then 2c left, 2c + 1 right) to smoothed churn rate.
-    leaves: BTreeMap<u64, f64>,
+    /// Leaf (path code: 1 at the root, then 2c left, 2c + 1 right) and its smoothed churn
+    /// rate, sorted by code.
+    leaves: Vec<(u64, f64)>,
 }
 
 impl LeafTree {
@@ -95,8 +95,11 @@ impl LeafTree {
     fn probability(&self, row: ArrayView1<f64>) -> f64 {
         let sub = row.select(Axis(0), &self.columns);
         let leaf = leaf_code(self.tree.root_node(), sub.view());
-        // A leaf no training row reached (possible for bootstrap trees): the tree's prior.
-        self.leaves.get(&leaf).copied().unwrap_or(0.5)
+        // A leaf no training row reached: no evidence either way.
+        self.leaves
+            .binary_search_by_key(&leaf, |(code, _)| *code)
+            .map(|i| self.leaves[i].1)
+            .unwrap_or(0.5)
     }
 }
 
@@ -120,7 +123,7 @@ fn leaf_code(root: &TreeNode<f64, bool>, row: ArrayView1<f64>) -> u64 {
 
 /// A fitted candidate.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Classifier {
     LogisticRegression {
         model: FittedLogisticRegression<f64, bool>,
@@ -445,52 +448,77 @@ fn check_trainable(window: &Window, config: &ChurnConfig, role: &str) -> Result<
     }
 }
 
-/// Fits one candidate on standardized rows.
-fn fit_candidate(kind: &str, x: &Array2<f64>, churned: &[bool], config: &ChurnConfig) -> Result<Classifier> {
-    let y = Array1::from(churned.to_vec());
-    let dataset = Dataset::new(x.clone(), y);
-    let failed = |e: linfa::Error| Error::CannotTrain {
-        job: JOB.into(),
-        reason: format!("{kind}: {e}"),
-    };
-    let tree_params = DecisionTree::params()
+/// Row weights for the trees: churners weigh 1 + 2^-10. linfa-trees breaks a tie between
+/// two equally weighted classes by `HashMap` order, which changes from process to process,
+/// and then prunes on the result; with these weights no node can tie, so the same data gives
+/// the same tree in every run.
+fn tie_free_weights(churned: &[bool]) -> Array1<f32> {
+    churned
+        .iter()
+        .map(|&c| if c { 1.0 + 1.0 / 1024.0 } else { 1.0 })
+        .collect()
+}
+
+fn tree_params(config: &ChurnConfig) -> linfa_trees::DecisionTreeParams<f64, bool> {
+    DecisionTree::params()
         .max_depth(Some(config.tree_max_depth))
         .min_weight_leaf(20.0)
-        .min_weight_split(40.0);
+        .min_weight_split(40.0)
+}
+
+fn fit_tree(x: Array2<f64>, churned: &[bool], config: &ChurnConfig) -> Result<DecisionTree<f64, bool>> {
+    let dataset = Dataset::new(x, Array1::from(churned.to_vec())).with_weights(tie_free_weights(churned));
+    tree_params(config).fit(&dataset).map_err(|e| Error::CannotTrain {
+        job: JOB.into(),
+        reason: format!("decision tree: {e}"),
+    })
+}
+
+/// Bagged trees: each tree sees a bootstrap of 70% of the rows and 70% of the features (drawn
+/// without replacement), from a seeded generator. linfa-ensemble's bagging drops row weights,
+/// which the trees need to be deterministic (see [`tie_free_weights`]), so the draw is here.
+fn fit_bagged_trees(x: &Array2<f64>, churned: &[bool], config: &ChurnConfig) -> Result<Vec<LeafTree>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let (rows, columns) = x.dim();
+    let draw = (rows as f64 * 0.7).ceil() as usize;
+    let keep = ((columns as f64 * 0.7).ceil() as usize).max(1);
+    (0..config.forest_trees)
+        .map(|_| {
+            let picked: Vec<usize> = (0..draw).map(|_| rng.random_range(0..rows)).collect();
+            let mut features = rand::seq::index::sample(&mut rng, columns, keep).into_vec();
+            features.sort_unstable();
+            let sub = x.select(Axis(0), &picked).select(Axis(1), &features);
+            let labels: Vec<bool> = picked.iter().map(|&i| churned[i]).collect();
+            let tree = fit_tree(sub, &labels, config)?;
+            Ok(LeafTree::new(tree, features, x, churned))
+        })
+        .collect()
+}
+
+/// Fits one candidate on standardized rows.
+fn fit_candidate(kind: &str, x: &Array2<f64>, churned: &[bool], config: &ChurnConfig) -> Result<Classifier> {
     Ok(match kind {
         "logistic_regression" => Classifier::LogisticRegression {
             model: LogisticRegression::default()
                 .alpha(config.logistic_alpha)
                 .max_iterations(200)
-                .fit(&dataset)
+                .fit(&Dataset::new(x.clone(), Array1::from(churned.to_vec())))
                 .map_err(|e| Error::CannotTrain {
                     job: JOB.into(),
                     reason: format!("{kind}: {e}"),
                 })?,
         },
-        "decision_tree" => {
-            let tree = tree_params.fit(&dataset).map_err(failed)?;
-            let columns = (0..x.ncols()).collect();
-            Classifier::DecisionTree {
-                tree: LeafTree::new(tree, columns, x, churned),
-            }
-        }
-        _ => {
-            let ensemble =
-                EnsembleLearnerParams::new_fixed_rng(tree_params, Xoshiro256Plus::seed_from_u64(config.seed))
-                    .ensemble_size(config.forest_trees)
-                    .bootstrap_proportion(0.7)
-                    .feature_proportion(0.7)
-                    .fit(&dataset)
-                    .map_err(failed)?;
-            let trees = ensemble
-                .models
-                .into_iter()
-                .zip(ensemble.model_features)
-                .map(|(tree, columns)| LeafTree::new(tree, columns, x, churned))
-                .collect();
-            Classifier::BaggedTrees { trees }
-        }
+        "decision_tree" => Classifier::DecisionTree {
+            tree: LeafTree::new(
+                fit_tree(x.clone(), churned, config)?,
+                (0..x.ncols()).collect(),
+                x,
+                churned,
+            ),
+        },
+        _ => Classifier::BaggedTrees {
+            trees: fit_bagged_trees(x, churned, config)?,
+        },
     })
 }
 

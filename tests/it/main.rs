@@ -3,6 +3,7 @@
 
 mod contract;
 mod dictionary;
+mod learning;
 mod marts;
 mod outside_reader;
 mod publish;

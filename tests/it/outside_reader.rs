@@ -35,18 +35,27 @@ con = duckdb.connect()
 manifests = glob.glob(os.path.join(out, "_manifests", "run_date=*", "manifest.json"))
 assert len(manifests) == 1, manifests
 manifest = json.load(open(manifests[0]))
-tables = [m for m in manifest["models"] if m["output"]]
+# The SQL models' tables and the model stages' tables; a table several stages write
+# (model_metrics) has one file per stage, read together.
+tables = {}
+for m in manifest["models"]:
+    if m["output"]:
+        tables.setdefault(m["model"], []).append(m["output"])
+for job in manifest["jobs"]:
+    for t in job["tables"]:
+        tables.setdefault(t["table"], []).append(t)
 assert tables, "nightly published no table"
-for m in tables:
-    name = m["model"]
+for name in ["customer_features", "customer_segments", "segment_profiles", "churn_scores", "model_metrics"]:
+    assert name in tables, (name, sorted(tables))
+for name, parts in tables.items():
     pattern = os.path.join(out, name, "*", "*.parquet")
     rows, dates = con.execute(
         f"select count(*), count(distinct run_date) from read_parquet('{pattern}', hive_partitioning = true)"
     ).fetchone()
-    assert rows == m["output"]["rows"], (name, rows, m["output"]["rows"])
+    assert rows == sum(p["rows"] for p in parts), (name, rows, parts)
     assert dates == 1, (name, dates)
     columns = [c[0] for c in con.execute(f"describe select * from read_parquet('{pattern}', hive_partitioning = true)").fetchall()]
-    expected = [c["name"] for c in m["output"]["schema"]] + ["run_date"]
+    expected = [c["name"] for c in parts[0]["schema"]] + ["run_date"]
     assert columns == expected, (name, columns, expected)
     print(f"{name}: {rows} rows")
 "#;
