@@ -54,15 +54,27 @@ impl Drop for LogLine {
     }
 }
 
+/// The environment variable that switches logs to JSON lines (`GROWTH_LOG_FORMAT=json`), for
+/// log shippers; anything else means plain text.
+pub const LOG_FORMAT: &str = "GROWTH_LOG_FORMAT";
+
+fn json_logs() -> bool {
+    std::env::var(LOG_FORMAT).is_ok_and(|f| f.eq_ignore_ascii_case("json"))
+}
+
 /// Sets up logging for a binary.
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(|| LogLine(Vec::new()))
-        .try_init();
+        .with_writer(|| LogLine(Vec::new()));
+    let _ = if json_logs() {
+        // One JSON object per line: timestamp, level, message and every field at the top level.
+        builder.json().flatten_event(true).with_ansi(false).try_init()
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).try_init()
+    };
 }
 
 /// Ends the process: prints the error, if any, as one line and exits with its code.
@@ -71,7 +83,12 @@ pub fn exit(result: Result<(), Error>) -> ! {
     match result {
         Ok(()) => std::process::exit(exit_code::SUCCESS),
         Err(error) => {
-            eprintln!("error: {error}");
+            if json_logs() {
+                // The one error line, as a log event a shipper can parse like the others.
+                tracing::error!(exit_code = error.exit_code(), "{error}");
+            } else {
+                eprintln!("error: {error}");
+            }
             std::process::exit(error.exit_code())
         }
     }

@@ -4,6 +4,7 @@
 mod contract;
 mod dictionary;
 mod learning;
+mod logs;
 mod marts;
 mod outside_reader;
 mod publish;
