@@ -651,7 +651,7 @@ pub async fn run(
     config: &ChurnConfig,
 ) -> Result<StageReport> {
     // Fail before the heavy work when the features to score are not there.
-    features::read_published(output, run_date).await?;
+    features::require_published(output, run_date).await?;
     let horizon = Days::new(u64::from(config.horizon_days));
     let c2 = run_date - horizon;
     let c1 = c2 - horizon;
@@ -670,14 +670,13 @@ pub async fn run(
                 rows.extend(on_training.rows(name, "training", chosen));
                 rows.extend(on_validation.rows(name, "validation", chosen));
             }
-            let metrics = model_metrics::batch(&rows)?;
-            let mut writer = staging.writer(
-                model_metrics::TABLE,
-                &format!("part-{JOB}.parquet"),
-                metrics.schema(),
-            )?;
-            writer.write(&metrics).await?;
-            let metrics_table = writer.finish(staging).await?;
+            let metrics_table = staging
+                .write_batch(
+                    model_metrics::TABLE,
+                    &model_metrics::part_file(JOB),
+                    &model_metrics::batch(&rows)?,
+                )
+                .await?;
             let m = &trained.model.metrics;
             let summary = json!({
                 "model": trained.model.classifier.name(),
@@ -790,7 +789,7 @@ pub async fn score(
     model_path: Option<&std::path::Path>,
 ) -> Result<StageReport> {
     let model = load(output, run_date, model_path).await?;
-    features::read_published(output, run_date).await?;
+    features::require_published(output, run_date).await?;
     let stage = Stage::begin("score", output, run_date);
     stage
         .run(async |staging: &Staging| {

@@ -7,7 +7,7 @@
 //! model's churn probability for customer `i`.
 
 use linfa::metrics::BinaryClassification;
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 /// The area under the ROC curve: the chance a random churner scores above a random stayer.
@@ -147,10 +147,7 @@ pub fn davies_bouldin(points: ArrayView2<f64>, cluster: &[usize], centres: &Arra
     let mut spread = vec![0.0; k];
     let mut count = vec![0usize; k];
     for (point, &c) in points.axis_iter(Axis(0)).zip(cluster) {
-        spread[c] += distance(
-            point.as_slice().expect("rows are contiguous"),
-            centres.row(c).as_slice().expect("rows are contiguous"),
-        );
+        spread[c] += distance(point, centres.row(c));
         count[c] += 1;
     }
     let used: Vec<usize> = (0..k).filter(|&c| count[c] > 0).collect();
@@ -163,10 +160,7 @@ pub fn davies_bouldin(points: ArrayView2<f64>, cluster: &[usize], centres: &Arra
             used.iter()
                 .filter(|&&j| j != i)
                 .map(|&j| {
-                    let apart = distance(
-                        centres.row(i).as_slice().expect("rows are contiguous"),
-                        centres.row(j).as_slice().expect("rows are contiguous"),
-                    );
+                    let apart = distance(centres.row(i), centres.row(j));
                     (spread[i] + spread[j]) / apart
                 })
                 .fold(0.0, f64::max)
@@ -175,8 +169,8 @@ pub fn davies_bouldin(points: ArrayView2<f64>, cluster: &[usize], centres: &Arra
     worst / used.len() as f64
 }
 
-/// Euclidean distance.
-pub fn distance(a: &[f64], b: &[f64]) -> f64 {
+/// Euclidean distance between two rows (no copies: it runs once per customer and cluster).
+pub fn distance(a: ArrayView1<f64>, b: ArrayView1<f64>) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt()
 }
 

@@ -65,6 +65,24 @@ pub fn published_path(output: &Root, run_date: NaiveDate) -> object_store::path:
     output.path(&[TABLE, &partition(run_date), PART_FILE])
 }
 
+/// The error of a stage whose features are not published: names the file and what to run.
+fn missing(output: &Root, run_date: NaiveDate) -> Error {
+    Error::MissingStageInput {
+        stage: "features".into(),
+        location: output.describe(&published_path(output, run_date)),
+        hint: format!("run `transform --select {TABLE} --date {run_date}` (or `nightly`) first"),
+    }
+}
+
+/// How many customers the published features of a run date hold, from the footer; the
+/// stages call it first, to fail before any work when the features are not there.
+pub async fn require_published(output: &Root, run_date: NaiveDate) -> Result<u64> {
+    let (rows, _, _) = crate::publish::describe_parquet(output, &published_path(output, run_date))
+        .await
+        .map_err(|_| missing(output, run_date))?;
+    Ok(rows)
+}
+
 /// Streams the published features of a run date; a clear error when they are not there.
 pub async fn read_published(output: &Root, run_date: NaiveDate) -> Result<SendableRecordBatchStream> {
     let path = published_path(output, run_date);
@@ -72,11 +90,7 @@ pub async fn read_published(output: &Root, run_date: NaiveDate) -> Result<Sendab
         .store
         .head(&path)
         .await
-        .map_err(|_| Error::MissingStageInput {
-            stage: "features".into(),
-            location: output.describe(&path),
-            hint: format!("run `transform --select {TABLE} --date {run_date}` (or `nightly`) first"),
-        })?;
+        .map_err(|_| missing(output, run_date))?;
     let ctx = catalog::new_session();
     output.register(&ctx);
     ctx.read_parquet(output.url_of(&path), ParquetReadOptions::default())

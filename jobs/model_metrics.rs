@@ -15,6 +15,11 @@ use crate::error::{Error, Result};
 /// The table's name.
 pub const TABLE: &str = "model_metrics";
 
+/// The file a job publishes in the run date's partition of `model_metrics`.
+pub fn part_file(job: &str) -> String {
+    format!("part-{job}.parquet")
+}
+
 /// One quality figure.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MetricRow {

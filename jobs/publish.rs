@@ -200,6 +200,13 @@ impl Staging {
         })
     }
 
+    /// Writes one batch as a table's file (small tables: profiles, metrics).
+    pub async fn write_batch(&self, table: &str, file: &str, batch: &RecordBatch) -> Result<StagedTable> {
+        let mut writer = self.writer(table, file, batch.schema())?;
+        writer.write(batch).await?;
+        writer.finish(self).await
+    }
+
     /// Writes a small file (a model, a model card) into staging, to publish at `parts`.
     pub async fn put(&self, parts: &[&str], bytes: Vec<u8>) -> Result<StagedFile> {
         let name = parts.join("-").replace('=', "_");

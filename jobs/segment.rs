@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::evaluation;
 use crate::features::{self, Encoder, NUMERIC};
 use crate::model_metrics::{self, MetricRow};
-use crate::publish::{StagedTable, Staging};
+use crate::publish::Staging;
 use crate::stage::{Stage, StageReport};
 use crate::storage::Root;
 
@@ -86,7 +86,7 @@ impl Segmentation {
         let distances = x
             .axis_iter(Axis(0))
             .zip(fitted.iter())
-            .map(|(row, &c)| evaluation::distance(&row.to_vec(), &centres.row(c).to_vec()))
+            .map(|(row, &c)| evaluation::distance(row, centres.row(c)))
             .collect();
         Ok((fitted.iter().map(|&c| self.order[c]).collect(), distances))
     }
@@ -141,7 +141,7 @@ pub fn fit(sample: &RecordBatch, config: &SegmentConfig) -> Result<(Segmentation
         let inertia = x
             .axis_iter(Axis(0))
             .zip(all_labels.iter())
-            .map(|(row, &c)| evaluation::distance(&row.to_vec(), &model.centres().row(c).to_vec()).powi(2))
+            .map(|(row, &c)| evaluation::distance(row, model.centres().row(c)).powi(2))
             .sum();
         tracing::info!(k, silhouette = format!("{silhouette:.4}"), "clustering candidate");
         candidates.push(Candidate {
@@ -319,10 +319,7 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &SegmentConfig) -> 
     let stage = Stage::begin(JOB, output, run_date);
     stage
         .run(async |staging: &Staging| {
-            let (rows, _, _) =
-                crate::publish::describe_parquet(output, &features::published_path(output, run_date))
-                    .await
-                    .map_err(|_| missing_features(output, run_date))?;
+            let rows = features::require_published(output, run_date).await?;
             let fraction = config.sample_size as f64 / rows.max(1) as f64;
             let seed = config.seed;
             let sample = features::collect_rows(features::read_published(output, run_date).await?, |batch| {
@@ -345,9 +342,13 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &SegmentConfig) -> 
                 writer.write(&segments_batch(&segmentation, &batch, &profiles)?).await?;
             }
             let segments = writer.finish(staging).await?;
-            let profiles_table = write_one(staging, "segment_profiles", &profiles_batch(&profiles)?).await?;
+            let profiles_table = staging
+                .write_batch("segment_profiles", crate::publish::PART_FILE, &profiles_batch(&profiles)?)
+                .await?;
             let metrics = metric_rows(&segmentation, &candidates, sample.num_rows());
-            let metrics_table = write_one_part(staging, &model_metrics::batch(&metrics)?).await?;
+            let metrics_table = staging
+                .write_batch(model_metrics::TABLE, &model_metrics::part_file(JOB), &model_metrics::batch(&metrics)?)
+                .await?;
             let chosen = candidates.iter().find(|c| c.k == segmentation.k);
             let summary = json!({
                 "algorithm": segmentation.algorithm,
@@ -363,14 +364,6 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &SegmentConfig) -> 
             Ok((vec![segments, profiles_table, metrics_table], vec![], summary))
         })
         .await
-}
-
-fn missing_features(output: &Root, run_date: NaiveDate) -> Error {
-    Error::MissingStageInput {
-        stage: JOB.into(),
-        location: output.describe(&features::published_path(output, run_date)),
-        hint: format!("run `transform --select customer_features --date {run_date}` (or `nightly`) first"),
-    }
 }
 
 fn accumulate(segmentation: &Segmentation, batch: &RecordBatch, profiles: &mut [Profile]) -> Result<()> {
@@ -498,24 +491,6 @@ fn metric_rows(segmentation: &Segmentation, candidates: &[Candidate], sample: us
     size.chosen = true;
     rows.push(size);
     rows
-}
-
-/// Writes one small batch as a table's only file.
-async fn write_one(staging: &Staging, table: &str, batch: &RecordBatch) -> Result<StagedTable> {
-    let mut writer = staging.writer(table, crate::publish::PART_FILE, batch.schema())?;
-    writer.write(batch).await?;
-    writer.finish(staging).await
-}
-
-/// Writes this job's part of `model_metrics`.
-pub async fn write_one_part(staging: &Staging, batch: &RecordBatch) -> Result<StagedTable> {
-    let mut writer = staging.writer(
-        model_metrics::TABLE,
-        &format!("part-{JOB}.parquet"),
-        batch.schema(),
-    )?;
-    writer.write(batch).await?;
-    writer.finish(staging).await
 }
 
 #[cfg(test)]
