@@ -7,7 +7,8 @@
 //! with the full schema (or, for `customers`, derived from `orders`), so models always build.
 //! `run_context` is a one-row view with the run date.
 
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, OnceLock};
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::Array;
@@ -15,6 +16,8 @@ use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::{ScalarValue, TableReference};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{Expr, cast, lit, when};
 use datafusion::prelude::{DataFrame, SessionContext, col};
 
@@ -226,13 +229,77 @@ async fn customers_from_orders(ctx: &SessionContext) -> Result<DataFrame> {
         .map_err(Error::engine("deriving customers from orders"))
 }
 
+/// Derives `customers` again from the `orders` now registered (after row rules set some aside).
+pub async fn register_customers_from_orders(ctx: &SessionContext) -> Result<()> {
+    let view = customers_from_orders(ctx).await?;
+    ctx.deregister_table("customers")
+        .map_err(Error::engine("replacing view customers"))?;
+    ctx.register_table("customers", view.into_view())
+        .map_err(Error::engine("registering view customers"))?;
+    Ok(())
+}
+
+/// The process's memory pool and its size in bytes, when capped.
+static MEMORY_POOL: OnceLock<(Arc<dyn MemoryPool>, usize)> = OnceLock::new();
+
+/// The smallest cap accepted: every sort holds `sort_spill_reservation_bytes` (10 MiB) back for
+/// merging its spills, and a night runs a few sorts and aggregations at once.
+pub const MIN_MEMORY_LIMIT: usize = 256 << 20;
+
+/// Caps the memory that DataFusion's sorts, aggregations and joins use in this process, all
+/// sessions together; beyond it they spill to the temp folder. A memory cap belongs to a
+/// process, so it is set once, by a binary's `--memory-limit`, and never by library code.
+pub fn limit_memory(bytes: usize) -> Result<()> {
+    if bytes < MIN_MEMORY_LIMIT {
+        return Err(Error::BadConfig {
+            file: "--memory-limit".into(),
+            reason: format!(
+                "{bytes} bytes is below the smallest cap, {} MiB",
+                MIN_MEMORY_LIMIT >> 20
+            ),
+        });
+    }
+    // The five largest consumers are named in the error when the cap is reached.
+    let pool: Arc<dyn MemoryPool> = Arc::new(TrackConsumersPool::new(
+        GreedyMemoryPool::new(bytes),
+        NonZeroUsize::new(5).expect("5 > 0"),
+    ));
+    let _ = MEMORY_POOL.set((pool, bytes));
+    Ok(())
+}
+
 /// A session configured the way every stage wants it.
 pub fn new_session() -> SessionContext {
     let config = datafusion::prelude::SessionConfig::new()
         // Plain Utf8 strings end to end: what every outside reader and Ballista expect.
         .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
         .set_str("datafusion.execution.parquet.compression", "zstd(3)");
-    SessionContext::new_with_config(config)
+    let Some((pool, bytes)) = MEMORY_POOL.get() else {
+        return SessionContext::new_with_config(config);
+    };
+    // Under a cap, what was learned on the 10M-customer night (README: Bounded memory):
+    // - a greedy pool, not a fair one: a fair pool splits the cap evenly over every spillable
+    //   operator of a plan (70 in the KPI models), and an aggregation then fails to take one
+    //   batch's worth while most of the cap is unused;
+    // - one partition: two partitions' sorts each grab memory, and the one that finishes first
+    //   cannot merge, since the other's memory is not its to spill;
+    // - a sort reserves a third of the cap for its final merge: the merge takes over the
+    //   sort's buffered batches and needs about 15% more on top (DataFusion issue #16979);
+    //   with an eighth, stg_customers at 10M customers failed in that merge;
+    // - sort-merge joins, which spill, instead of hash joins, whose build sides cannot (three
+    //   of them at 10M customers take 1.6 GB in stg_customers alone).
+    let config = config
+        .with_target_partitions(1)
+        .set_usize(
+            "datafusion.execution.sort_spill_reservation_bytes",
+            (*bytes / 3).max(10 << 20),
+        )
+        .set_bool("datafusion.optimizer.prefer_hash_join", false);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(pool.clone())
+        .build_arc()
+        .expect("a runtime with a memory pool and the default disk manager builds");
+    SessionContext::new_with_config_rt(config, runtime)
 }
 
 /// A session with the inputs registered as of the run date, and the config's tables: what
@@ -242,20 +309,24 @@ pub async fn session_for(
     input: &Input,
     run_date: RunDate,
     config: &crate::config::Config,
-) -> Result<SessionContext> {
+) -> Result<(SessionContext, crate::quality::Report)> {
     let ctx = new_session();
     register_raw(&ctx, root, input).await?;
     register_views(&ctx, input, run_date).await?;
     config.register(&ctx).await?;
-    Ok(ctx)
+    let quality = crate::quality::apply(&ctx, root, input, &config.quality).await?;
+    Ok((ctx, quality))
 }
 
-/// The default run date: the day of the latest order in the input.
-pub async fn latest_order_day(root: &Root, input: &Input) -> Result<NaiveDate> {
+/// The default run date: the day of the latest order in the input before `before` (orders
+/// after it are out of range, see `quality.latest`).
+pub async fn latest_order_day(root: &Root, input: &Input, before: NaiveDate) -> Result<NaiveDate> {
     let ctx = new_session();
     register_raw(&ctx, root, input).await?;
     let batches = ctx
-        .sql("select cast(max(order_ts) as date) as day from raw.orders")
+        .sql(&format!(
+            "select cast(max(order_ts) as date) as day from raw.orders where order_ts < timestamp '{before}T00:00:00Z'"
+        ))
         .await
         .map_err(Error::engine("finding the latest order day"))?
         .collect()
@@ -281,6 +352,14 @@ pub fn known_tables() -> std::collections::BTreeSet<String> {
     contract::TABLES
         .iter()
         .map(|t| t.name.to_string())
-        .chain([RUN_CONTEXT, "kpi_thresholds", "settings"].map(String::from))
+        .chain(
+            [
+                RUN_CONTEXT,
+                "kpi_thresholds",
+                "settings",
+                crate::quality::REJECTS_VIEW,
+            ]
+            .map(String::from),
+        )
         .collect()
 }

@@ -44,7 +44,7 @@ use crate::publish::{PART_FILE, StagedFile, StagedTable, Staging, partition};
 use crate::stage::{Stage, StageReport};
 use crate::storage::Root;
 
-const JOB: &str = "churn";
+pub const JOB: &str = "churn";
 /// The folder of saved models below the output root.
 pub const MODELS: &str = "_models";
 /// The saved model's file name in `_models/churn/run_date=D/`.

@@ -102,38 +102,84 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(Error::io("starting the async runtime"))
 }
 
+/// The flags every binary shares: where the output goes, the date, and the config with its
+/// overrides. Precedence, highest first: flag, environment variable, config file, default.
+#[derive(clap::Args, Debug)]
+pub struct CommonArgs {
+    /// Output root: a folder or s3://bucket/prefix. Default: [run] output in the config, else
+    /// data/output.
+    #[arg(long, env = "GROWTH_OUTPUT")]
+    pub output: Option<String>,
+    /// The run date (UTC, YYYY-MM-DD); nothing after its end is seen.
+    #[arg(long, env = "GROWTH_DATE")]
+    pub date: Option<chrono::NaiveDate>,
+    /// The TOML file of paths, thresholds and model settings. Default: sql/growth.toml when
+    /// present, else the built-in defaults (README: Configuration).
+    #[arg(long, env = "GROWTH_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+    /// Overrides one key of the config file, as section.key=value (repeatable), such as
+    /// --set churn.horizon_days=60; GROWTH_SET takes several separated by ';'.
+    #[arg(
+        long = "set",
+        env = "GROWTH_SET",
+        value_delimiter = ';',
+        value_name = "KEY=VALUE"
+    )]
+    pub overrides: Vec<String>,
+    /// Memory for DataFusion's sorts, aggregations and joins in this process, such as 3GiB;
+    /// beyond it they spill to the temp folder (TMPDIR) and joins plan as sort-merge joins.
+    /// At least 256MiB. Default: [run] memory_limit in the config, else no cap.
+    #[arg(long, env = "GROWTH_MEMORY_LIMIT", value_name = "SIZE")]
+    pub memory_limit: Option<String>,
+}
+
+impl CommonArgs {
+    /// Loads the config with every override applied, and caps this process's memory.
+    pub fn config(&self) -> Result<crate::config::Config, Error> {
+        let mut overrides = self.overrides.clone();
+        if let Some(limit) = &self.memory_limit {
+            overrides.push(format!("run.memory_limit=\"{limit}\""));
+        }
+        let config = crate::config::Config::load_with(self.config.as_deref(), &overrides)?;
+        if let Some(bytes) = config.run.memory_limit_bytes().map_err(Error::Internal)? {
+            crate::catalog::limit_memory(bytes)?;
+        }
+        Ok(config)
+    }
+
+    /// The output root: the flag, else the config's, else `data/output`.
+    pub fn output(&self, config: &crate::config::Config) -> String {
+        self.output
+            .clone()
+            .or_else(|| config.run.output.clone())
+            .unwrap_or_else(|| crate::nightly::DEFAULT_OUTPUT.to_string())
+    }
+}
+
 /// The flags of every binary that runs the SQL models for a date.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// Output root: a folder or s3://bucket/prefix.
-    #[arg(long, env = "GROWTH_OUTPUT", default_value = crate::nightly::DEFAULT_OUTPUT)]
-    pub output: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
     /// The folder of SQL models.
     #[arg(long, env = "GROWTH_SQL", default_value = "sql")]
     pub models: std::path::PathBuf,
-    /// The run date (UTC, YYYY-MM-DD); nothing after its end is seen. Default: the day of the
-    /// latest order in the input.
-    #[arg(long, env = "GROWTH_DATE")]
-    pub date: Option<chrono::NaiveDate>,
     /// Run only these models (comma-separated) and the models they read.
     #[arg(long, value_delimiter = ',')]
     pub select: Vec<String>,
-    /// The TOML file of KPI thresholds and settings. Default: sql/growth.toml when present,
-    /// else the built-in defaults (README: Configuration).
-    #[arg(long, env = "GROWTH_CONFIG")]
-    pub config: Option<std::path::PathBuf>,
 }
 
 impl RunArgs {
-    /// The transform's options for an input root.
-    pub fn options(self, input: String) -> Result<crate::transform::TransformOptions, Error> {
+    /// The transform's options; `input` is the flag's, else the config's (absent: empty).
+    pub fn options(&self, input: Option<String>) -> Result<crate::transform::TransformOptions, Error> {
+        let config = self.common.config()?;
         Ok(crate::transform::TransformOptions {
-            input,
-            output: self.output,
-            models_dir: self.models,
-            run_date: self.date,
-            select: self.select,
-            config: crate::config::Config::load(self.config.as_deref())?,
+            input: input.or_else(|| config.run.input.clone()).unwrap_or_default(),
+            output: self.common.output(&config),
+            models_dir: self.models.clone(),
+            run_date: self.common.date,
+            select: self.select.clone(),
+            config,
         })
     }
 }
@@ -141,28 +187,22 @@ impl RunArgs {
 /// The flags of the model stages that read published outputs (segment, churn, score).
 #[derive(clap::Args, Debug)]
 pub struct StageArgs {
-    /// Output root: a folder or s3://bucket/prefix, where customer_features is published.
-    #[arg(long, env = "GROWTH_OUTPUT", default_value = crate::nightly::DEFAULT_OUTPUT)]
-    pub output: String,
-    /// The run date (UTC, YYYY-MM-DD). Default: the latest published customer_features.
-    #[arg(long, env = "GROWTH_DATE")]
-    pub date: Option<chrono::NaiveDate>,
-    /// The TOML file of settings ([segment], [churn]). Default: sql/growth.toml when present.
-    #[arg(long, env = "GROWTH_CONFIG")]
-    pub config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 impl StageArgs {
-    /// The output root, the run date and the config.
+    /// The output root, the run date (default: the latest published customer_features) and
+    /// the config.
     pub async fn open(
         &self,
     ) -> Result<(crate::storage::Root, chrono::NaiveDate, crate::config::Config), Error> {
-        let output = crate::storage::Root::open(&self.output, true)?;
-        let date = match self.date {
+        let config = self.common.config()?;
+        let output = crate::storage::Root::open(&self.common.output(&config), true)?;
+        let date = match self.common.date {
             Some(date) => date,
             None => crate::stage::latest_partition(&output, crate::features::TABLE).await?,
         };
-        let config = crate::config::Config::load(self.config.as_deref())?;
         Ok((output, date, config))
     }
 }

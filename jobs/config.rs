@@ -51,6 +51,97 @@ pub struct Config {
     pub segment: SegmentConfig,
     /// The churn job's parameters.
     pub churn: ChurnConfig,
+    /// Where the night reads and writes, and the memory it may use.
+    pub run: RunConfig,
+    /// The row rules' policies and limits (README: Row rules and rejects).
+    pub quality: QualityConfig,
+}
+
+/// How the row rules treat bad rows ([`crate::quality`]).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualityConfig {
+    /// A table whose quarantined rows are more than this share of its rows fails the run.
+    pub max_reject_share: f64,
+    /// Event times before this day are out of range (a default epoch, a typo).
+    pub earliest: chrono::NaiveDate,
+    /// Event times on or after this day are out of range.
+    pub latest: chrono::NaiveDate,
+    /// Rule name to `reject` or `quarantine`; rules left out keep their default.
+    pub policy: BTreeMap<String, crate::quality::Policy>,
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        QualityConfig {
+            max_reject_share: 0.01,
+            earliest: chrono::NaiveDate::from_ymd_opt(2000, 1, 1).expect("a date"),
+            latest: chrono::NaiveDate::from_ymd_opt(2100, 1, 1).expect("a date"),
+            policy: crate::quality::RULES
+                .iter()
+                .map(|r| (r.name.to_string(), r.default))
+                .collect(),
+        }
+    }
+}
+
+impl QualityConfig {
+    /// The policy of a rule.
+    pub fn policy(&self, rule: &str) -> crate::quality::Policy {
+        self.policy
+            .get(rule)
+            .copied()
+            .or_else(|| crate::quality::rule(rule).map(|r| r.default))
+            .unwrap_or(crate::quality::Policy::Reject)
+    }
+}
+
+/// Paths and resources of a run. Flags and environment variables override each
+/// (`--input`/`GROWTH_INPUT`, `--output`/`GROWTH_OUTPUT`, `--memory-limit`/`GROWTH_MEMORY_LIMIT`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Input root: a folder or `s3://bucket/prefix`; absent means the embedded sample.
+    pub input: Option<String>,
+    /// Output root: a folder or `s3://bucket/prefix`; absent means `data/output`.
+    pub output: Option<String>,
+    /// Memory for DataFusion's sorts, aggregations and joins, such as `3GiB`; beyond it they
+    /// spill to the temp folder. Absent means no cap.
+    pub memory_limit: Option<String>,
+}
+
+impl RunConfig {
+    /// The memory cap in bytes, when one is set.
+    pub fn memory_limit_bytes(&self) -> std::result::Result<Option<usize>, String> {
+        self.memory_limit.as_deref().map(parse_size).transpose()
+    }
+}
+
+/// A size with an optional unit: `4GiB`, `512MiB`, `3GB`, `1500000`.
+pub fn parse_size(text: &str) -> std::result::Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 4GiB"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "kib" | "k" => 1024.0,
+        "mib" | "m" => 1024.0 * 1024.0,
+        "gib" | "g" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?}: use B, KB, MB, GB, KiB, MiB or GiB"
+            ));
+        }
+    };
+    Ok((number * scale) as usize)
 }
 
 /// The clustering algorithm of the segment job.
@@ -189,6 +280,8 @@ impl Default for Config {
             churn_lapse_months: 3,
             segment: SegmentConfig::default(),
             churn: ChurnConfig::default(),
+            run: RunConfig::default(),
+            quality: QualityConfig::default(),
         }
     }
 }
@@ -196,30 +289,52 @@ impl Default for Config {
 impl Config {
     /// Reads `path` over the defaults; a missing file at the default path means defaults.
     pub fn load(path: Option<&Path>) -> Result<Self> {
+        Self::load_with(path, &[])
+    }
+
+    /// Reads `path` over the defaults, then applies `overrides` (`section.key=value`, the
+    /// value in TOML syntax, a bare word taken as text): what `--set` and `GROWTH_SET` give.
+    pub fn load_with(path: Option<&Path>, overrides: &[String]) -> Result<Self> {
         let (path, required) = match path {
             Some(path) => (path, true),
             None => (Path::new(DEFAULT_CONFIG), false),
         };
+        let bad = |reason: String| Error::BadConfig {
+            file: path.display().to_string(),
+            reason,
+        };
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(Self::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => String::new(),
             Err(source) => {
                 return Err(Error::io(format!("reading the config {}", path.display()))(
                     source,
                 ));
             }
         };
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        for assignment in overrides {
+            apply_override(&mut table, assignment).map_err(|reason| Error::BadConfig {
+                file: format!("--set {assignment}"),
+                reason,
+            })?;
+        }
+        let overrides = Config::deserialize(table).map_err(|e| bad(e.to_string()))?;
         let mut config = Self::default();
-        let overrides: Config = toml::from_str(&text).map_err(|e| Error::BadConfig {
-            file: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
         // A file naming some KPIs keeps the defaults of the others.
         config.kpi_thresholds.extend(overrides.kpi_thresholds);
         config.roi_threshold = overrides.roi_threshold;
         config.churn_lapse_months = overrides.churn_lapse_months;
         config.segment = overrides.segment;
         config.churn = overrides.churn;
+        config.run = overrides.run;
+        // A file naming some rules' policies keeps the defaults of the others.
+        let policies = overrides.quality.policy.clone();
+        config.quality = QualityConfig {
+            policy: config.quality.policy.clone(),
+            ..overrides.quality
+        };
+        config.quality.policy.extend(policies);
         config.check(path)?;
         Ok(config)
     }
@@ -252,6 +367,25 @@ impl Config {
         }
         if segment.features.is_empty() {
             return Err(bad("segment.features must name at least one column".into()));
+        }
+        self.run
+            .memory_limit_bytes()
+            .map_err(|e| bad(format!("run.memory_limit: {e}")))?;
+        let quality = &self.quality;
+        if !(0.0..=1.0).contains(&quality.max_reject_share) || quality.earliest >= quality.latest {
+            return Err(bad(
+                "quality: max_reject_share must be within 0..=1 and earliest before latest".into(),
+            ));
+        }
+        if let Some(unknown) = quality.policy.keys().find(|r| crate::quality::rule(r).is_none()) {
+            return Err(bad(format!(
+                "quality.policy.{unknown}: no such rule; the rules are {}",
+                crate::quality::RULES
+                    .iter()
+                    .map(|r| r.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
         }
         let churn = &self.churn;
         if churn.horizon_days == 0 || churn.active_days == 0 {
@@ -309,6 +443,30 @@ impl Config {
     }
 }
 
+/// Sets `section.key=value` in a parsed config file.
+fn apply_override(table: &mut toml::Table, assignment: &str) -> std::result::Result<(), String> {
+    let (key, value) = assignment
+        .split_once('=')
+        .ok_or("an override is section.key=value, such as churn.horizon_days=60")?;
+    let value = value.trim();
+    let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let mut parts: Vec<&str> = key.trim().split('.').collect();
+    let last = parts.pop().filter(|k| !k.is_empty()).ok_or("the key is empty")?;
+    let mut here = table;
+    for part in parts {
+        here = here
+            .entry(part)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("{part} is a value, not a section"))?;
+    }
+    here.insert(last.to_string(), value);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,6 +508,40 @@ mod tests {
             load_text("roi_treshold = 1.0\n"),
             Err(Error::BadConfig { .. })
         ));
+    }
+
+    #[test]
+    fn overrides_set_typed_values_and_text_and_unknown_keys_fail() {
+        let config = Config::load_with(
+            None,
+            &[
+                "churn.horizon_days=60".into(),
+                "run.memory_limit=3GiB".into(),
+                "roi_threshold = 0.5".into(),
+                "segment.algorithm=gaussian_mixture".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.churn.horizon_days, 60);
+        assert_eq!(config.run.memory_limit_bytes(), Ok(Some(3 << 30)));
+        assert_eq!(config.roi_threshold, 0.5);
+        assert_eq!(config.segment.algorithm, Algorithm::GaussianMixture);
+        assert_eq!(config.segment.k_max, 10);
+        let unknown = Config::load_with(None, &["churn.horizon=60".into()]);
+        assert!(matches!(unknown, Err(Error::BadConfig { ref reason, .. }) if reason.contains("horizon")));
+        assert!(Config::load_with(None, &["run.memory_limit=lots".into()]).is_err());
+        assert!(Config::load_with(None, &["no_equals_sign".into()]).is_err());
+    }
+
+    #[test]
+    fn sizes_read_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_size("512 MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("3GB"), Ok(3_000_000_000));
+        assert_eq!(parse_size("1.5g"), Ok(3 << 29));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("4TB").is_err());
     }
 
     #[test]

@@ -381,7 +381,7 @@ impl InputTable {
 }
 
 /// Fingerprint and size of one input table, for the manifest.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct InputSummary {
     pub present: bool,
     pub files: usize,

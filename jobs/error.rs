@@ -21,6 +21,14 @@ pub mod exit_code {
     pub const BAD_INPUT: i32 = 3;
     /// A SQL model is wrong (syntax, unknown table, cycle, failure at run time): fix `sql/`.
     pub const BAD_MODEL: i32 = 4;
+    /// A data test failed: that model and everything downstream were not published, the
+    /// others were; the manifest names the test and its failing rows.
+    pub const DATA_TEST: i32 = 5;
+    /// Out of memory under `--memory-limit`, out of disk, or the output cannot be written: raise
+    /// the cap, free disk space, or fix the output's permissions.
+    pub const RESOURCES: i32 = 6;
+    /// Another run holds the output's lock: it is named in the message; try again later.
+    pub const LOCKED: i32 = 7;
 }
 
 /// Everything that can stop a run.
@@ -62,6 +70,16 @@ pub enum Error {
 
     #[error("{table}: {rows} rows fail a check: {check}")]
     BadRows { table: String, check: String, rows: u64 },
+
+    #[error(
+        "{table}: none of its {rows} rows is on or before the run date {run_date} (in {location}); pass a later --date, or check the export"
+    )]
+    NothingAsOf {
+        table: String,
+        rows: u64,
+        run_date: chrono::NaiveDate,
+        location: String,
+    },
 
     #[error("{stage}: needs {location}, which is not there; {hint}")]
     MissingStageInput {
@@ -116,6 +134,30 @@ pub enum Error {
         reason: String,
     },
 
+    #[error("{failed} of {tests} data tests failed: {}; those models and everything downstream were not published", details.join("; "))]
+    DataTests {
+        tests: usize,
+        failed: usize,
+        details: Vec<String>,
+    },
+
+    #[error(
+        "out of resources while {context}: {reason}; raise --memory-limit, free disk space (output and TMPDIR), then rerun"
+    )]
+    OutOfResources { context: String, reason: String },
+
+    #[error("cannot write to the output {output}: {reason}")]
+    OutputUnwritable { output: String, reason: String },
+
+    #[error(
+        "{output} is locked by {holder}; wait for it to finish, or delete {lock} if no such run is alive"
+    )]
+    Locked {
+        output: String,
+        holder: String,
+        lock: String,
+    },
+
     #[error("{context}: {source}")]
     Engine {
         context: String,
@@ -130,6 +172,9 @@ pub enum Error {
 
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+
+    #[error("{0}")]
+    Usage(String),
 
     #[error("{0}")]
     Internal(String),
@@ -147,6 +192,7 @@ impl Error {
             | MissingColumn { .. }
             | BadType { .. }
             | BadRows { .. }
+            | NothingAsOf { .. }
             | MissingStageInput { .. }
             | CannotTrain { .. }
             | NoRunDate { .. } => exit_code::BAD_INPUT,
@@ -158,6 +204,10 @@ impl Error {
             | ModelCycle { .. }
             | UnknownSelection { .. }
             | ModelFailed { .. } => exit_code::BAD_MODEL,
+            Usage(_) => exit_code::USAGE,
+            DataTests { .. } => exit_code::DATA_TEST,
+            OutOfResources { .. } | OutputUnwritable { .. } => exit_code::RESOURCES,
+            Locked { .. } => exit_code::LOCKED,
             Engine { .. } | Store { .. } | Io { .. } | Internal(_) => exit_code::INTERNAL,
         }
     }
@@ -165,20 +215,58 @@ impl Error {
     /// Wraps an engine error with what we were doing.
     pub fn engine(context: impl Into<String>) -> impl FnOnce(datafusion::error::DataFusionError) -> Self {
         let context = context.into();
-        move |source| Error::Engine { context, source }
+        move |source| match out_of_resources(&source) {
+            Some(reason) => Error::OutOfResources { context, reason },
+            None => Error::Engine { context, source },
+        }
     }
 
     /// Wraps an object-store error with what we were doing.
     pub fn store(context: impl Into<String>) -> impl FnOnce(object_store::Error) -> Self {
         let context = context.into();
-        move |source| Error::Store { context, source }
+        move |source| match out_of_resources(&source) {
+            Some(reason) => Error::OutOfResources { context, reason },
+            None => Error::Store { context, source },
+        }
     }
 
     /// Wraps an I/O error with what we were doing.
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let context = context.into();
-        move |source| Error::Io { context, source }
+        move |source| match out_of_resources(&source) {
+            Some(reason) => Error::OutOfResources { context, reason },
+            None => Error::Io { context, source },
+        }
     }
+}
+
+/// Why an error is a lack of memory or disk, if it is one. The cause may sit under several
+/// layers (a stream inside a write inside a task), so the whole chain is searched, and its
+/// text too: some layers keep only the message of what they wrap.
+pub fn out_of_resources(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::StorageFull
+        {
+            return Some(format!("the disk is full ({io})"));
+        }
+        cause = e.source();
+    }
+    let text = error.to_string();
+    if text.contains("Resources exhausted") {
+        let detail = text
+            .split("Resources exhausted")
+            .nth(1)
+            .unwrap_or("")
+            .trim_start_matches(':')
+            .trim();
+        return Some(format!("the memory cap was reached: {detail}"));
+    }
+    if text.contains("No space left on device") || text.contains("os error 28") {
+        return Some(format!("the disk is full ({text})"));
+    }
+    None
 }
 
 /// The library's result type.

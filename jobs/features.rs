@@ -125,7 +125,8 @@ impl AsOf {
 
     /// A session for `date` in which every model up to `customer_features` is a view.
     pub async fn session(&self, date: NaiveDate) -> Result<SessionContext> {
-        let ctx = catalog::session_for(&self.input_root, &self.input, RunDate { date }, &self.config).await?;
+        let (ctx, _) =
+            catalog::session_for(&self.input_root, &self.input, RunDate { date }, &self.config).await?;
         for model in &self.models {
             let df = ctx.sql(&model.sql).await.map_err(|e| Error::BadModel {
                 model: model.name.clone(),

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use object_store::{ObjectStoreExt, PutPayload};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::contract::InputSummary;
 use crate::error::{Error, Result};
@@ -20,7 +20,7 @@ use crate::storage::Root;
 pub const MANIFESTS: &str = "_manifests";
 
 /// Versions of what produced the outputs.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Versions {
     pub growth_jobs: String,
     pub datafusion: String,
@@ -36,7 +36,7 @@ impl Versions {
 }
 
 /// One model of the run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModelEntry {
     pub model: String,
     pub file: String,
@@ -50,18 +50,25 @@ pub struct ModelEntry {
 }
 
 /// The time one stage took.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StageTiming {
     pub stage: String,
     pub seconds: f64,
 }
 
 /// What one run did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Manifest {
     pub run_id: String,
     pub run_date: NaiveDate,
+    /// `succeeded` once every stage published: the commit point of the night. While the run
+    /// goes on it is `running` (written after each stage, so `--resume` knows what is done),
+    /// and `failed` when a stage stopped it.
     pub status: String,
+    /// What the outputs depend on (inputs, code, SQL, settings): see `transform::fingerprint`.
+    pub fingerprint: String,
+    /// Stages published, in order: `sql`, then `segment` and `churn`.
+    pub completed: Vec<String>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub input_root: String,
@@ -71,6 +78,8 @@ pub struct Manifest {
     /// Optional input tables not given: models saw them empty.
     pub absent_inputs: Vec<String>,
     pub models: Vec<ModelEntry>,
+    /// Rows the row rules set aside, per table and rule (listed in the `rejects` table).
+    pub quality: crate::quality::Report,
     /// The thresholds and settings the models read.
     pub config: crate::config::Config,
     pub stages: Vec<StageTiming>,
@@ -85,6 +94,21 @@ impl Manifest {
     /// Where the manifest of a run date lives, relative to the output root.
     pub fn relative_path(run_date: NaiveDate) -> String {
         format!("{MANIFESTS}/{}/manifest.json", partition(run_date))
+    }
+
+    /// The manifest of a run date, when there is a readable one.
+    pub async fn read(output: &Root, run_date: NaiveDate) -> Result<Option<Manifest>> {
+        let path = output.path(&[MANIFESTS, &partition(run_date), "manifest.json"]);
+        let bytes = match output.store.get(&path).await {
+            Ok(found) => found
+                .bytes()
+                .await
+                .map_err(Error::store(format!("reading the manifest {path}")))?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(Error::store(format!("reading the manifest {path}"))(e)),
+        };
+        // A manifest from an older version, or damaged, is no proof of anything: run again.
+        Ok(serde_json::from_slice(&bytes).ok())
     }
 
     /// Writes the manifest in one put (atomic on a local disk and on object stores).

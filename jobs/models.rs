@@ -14,7 +14,7 @@ use datafusion::sql::resolve::resolve_table_references;
 use crate::error::{Error, Result};
 
 /// How a model's result is kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Materialized {
     /// Written as Parquet under `<output>/<model>/run_date=D/`.

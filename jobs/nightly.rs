@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 
 use crate::error::{Error, Result};
 use crate::features::AsOf;
@@ -36,28 +36,203 @@ pub fn ensure_sample(folder: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs the night. `input: None` means the embedded sample.
-pub async fn run(input: Option<String>, mut options: TransformOptions) -> Result<Manifest> {
-    options.input = match input {
-        Some(input) => input,
-        None => {
-            ensure_sample(Path::new(SAMPLE_INPUT))?;
-            SAMPLE_INPUT.to_string()
+/// What the `nightly` command is asked to do.
+#[derive(Clone, Debug)]
+pub struct NightlyOptions {
+    /// The SQL stage's options; an empty `input` means the embedded sample, a `run_date` of
+    /// `None` the latest order day.
+    pub transform: TransformOptions,
+    /// Backfill: every date from `from` to `to` (default: the latest order day), in order.
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    /// Skip the stages a date already published with the same fingerprint.
+    pub resume: bool,
+    /// Print the plan, write nothing.
+    pub dry_run: bool,
+}
+
+/// Runs the night for each date asked, in order, holding the output's lock; stops at the first
+/// date that fails. Returns the manifests of the dates run (or, for a dry run, none).
+pub async fn run_dates(mut options: NightlyOptions) -> Result<Vec<Manifest>> {
+    if options.transform.input.is_empty() {
+        let sample = Path::new(SAMPLE_INPUT);
+        if options.dry_run && !sample.join("orders").is_dir() {
+            println!(
+                "dry run: the embedded sample is not generated yet; a run would generate it into {SAMPLE_INPUT} first"
+            );
+            return Ok(Vec::new());
         }
+        ensure_sample(sample)?;
+        options.transform.input = SAMPLE_INPUT.to_string();
+    }
+    let dates = dates(&options).await?;
+    if options.dry_run {
+        for date in dates {
+            dry_run(&options, date).await?;
+        }
+        return Ok(Vec::new());
+    }
+    crate::lock::with_lock(&options.transform.output, "nightly", async |_: &Root| {
+        let mut manifests = Vec::new();
+        let progress = crate::cli::progress();
+        for (i, date) in dates.iter().enumerate() {
+            if dates.len() > 1 {
+                tracing::info!(date = %date, day = i + 1, days = dates.len(), "backfill");
+            }
+            progress.set_prefix(format!("{date}"));
+            manifests.push(run_date(&options, *date).await?);
+        }
+        Ok(manifests)
+    })
+    .await
+}
+
+/// The dates to run: `--from`..=`--to`, or the one `--date`, or the latest order day.
+async fn dates(options: &NightlyOptions) -> Result<Vec<NaiveDate>> {
+    let latest = async || {
+        let root = Root::open(&options.transform.input, false)?;
+        let input = crate::contract::validate(&root).await?;
+        crate::catalog::latest_order_day(&root, &input, options.transform.config.quality.latest).await
     };
-    let (mut manifest, plan) = transform::build(&options).await?;
-    let output = Root::open(&options.output, true)?;
-    let outcome = model_stages(&options, plan, &output, &mut manifest).await;
+    let Some(from) = options.from else {
+        return Ok(vec![match options.transform.run_date {
+            Some(date) => date,
+            None => latest().await?,
+        }]);
+    };
+    let to = match options.to {
+        Some(to) => to,
+        None => latest().await?,
+    };
+    if to < from {
+        return Err(Error::Usage(format!("--from {from} is after --to {to}")));
+    }
+    Ok(from.iter_days().take_while(|d| *d <= to).collect())
+}
+
+/// Runs (or resumes) the night for one date and writes its manifest after each stage.
+pub async fn run_date(options: &NightlyOptions, date: NaiveDate) -> Result<Manifest> {
+    let started_at = Utc::now();
+    let mut watch = transform::Stopwatch::new();
+    let mut transform_options = options.transform.clone();
+    transform_options.run_date = Some(date);
+    let plan = transform::plan(&transform_options).await?;
+    watch.lap("validate");
+    let output = Root::open(&transform_options.output, true)?;
+    let fingerprint = transform::fingerprint(&transform_options, &plan);
+    let previous = if options.resume {
+        Manifest::read(&output, date)
+            .await?
+            .filter(|m| m.fingerprint == fingerprint)
+    } else {
+        None
+    };
+    let mut manifest = match previous {
+        Some(done) if done.status == "succeeded" => {
+            tracing::info!(date = %date, "already published with the same inputs, code and settings: skipped");
+            return Ok(done);
+        }
+        Some(partial) if partial.completed.iter().any(|s| s == transform::SQL_STAGE) => {
+            tracing::info!(date = %date, completed = ?partial.completed, "resuming after the stages already published");
+            partial
+        }
+        _ => transform::build_planned(&transform_options, &plan, started_at, watch).await?,
+    };
+    manifest.status = "running".into();
+    manifest.error = None;
+    manifest.write(&output).await?;
+    let outcome = model_stages(&transform_options, plan, &output, &mut manifest).await;
     manifest.finished_at = Utc::now();
-    if let Err(error) = &outcome {
-        manifest.status = "failed".into();
-        manifest.error = Some(error.to_string());
+    match &outcome {
+        Ok(()) => manifest.status = "succeeded".into(),
+        Err(error) => {
+            manifest.status = "failed".into();
+            manifest.error = Some(error.to_string());
+        }
     }
     manifest.write(&output).await?;
     outcome.map(|()| manifest)
 }
 
-/// The segment and churn stages, when the SQL stage built `customer_features`.
+/// Runs the night for one date. `input: None` means the embedded sample.
+pub async fn run(input: Option<String>, mut options: TransformOptions) -> Result<Manifest> {
+    options.input = input.unwrap_or_default();
+    let mut manifests = run_dates(NightlyOptions {
+        transform: options,
+        from: None,
+        to: None,
+        resume: false,
+        dry_run: false,
+    })
+    .await?;
+    manifests
+        .pop()
+        .ok_or_else(|| Error::Internal("the night ran no date".into()))
+}
+
+/// Prints what a run for `date` would do, from the validated input and the planned models.
+async fn dry_run(options: &NightlyOptions, date: NaiveDate) -> Result<()> {
+    let mut transform_options = options.transform.clone();
+    transform_options.run_date = Some(date);
+    let plan = transform::plan(&transform_options).await?;
+    println!("dry run for {date}: nothing is written");
+    println!("  input {}:", plan.input_root.display);
+    for (table, summary) in plan.input.summaries(&plan.input_root) {
+        if summary.present {
+            println!(
+                "    {table:<16} {:>4} files {:>12} rows",
+                summary.files, summary.rows
+            );
+        } else {
+            println!("    {table:<16} absent (models see it empty)");
+        }
+    }
+    let output = Root::open_existing(&transform_options.output)?;
+    let previous = match &output {
+        Some(output) => Manifest::read(output, date).await?,
+        None => None,
+    };
+    let same = previous
+        .as_ref()
+        .filter(|m| m.fingerprint == transform::fingerprint(&transform_options, &plan));
+    let skipped =
+        |stage: &str| options.resume && same.is_some_and(|m| m.completed.iter().any(|s| s == stage));
+    println!("  output {}", transform_options.output);
+    println!(
+        "  stage sql: {} models in order{}",
+        plan.models.len(),
+        if skipped(transform::SQL_STAGE) {
+            " (resume: already published, skipped)"
+        } else {
+            ""
+        }
+    );
+    for (i, model) in plan.models.iter().enumerate() {
+        println!(
+            "    {:>2}. {:<28} {:<9} reads {}",
+            i + 1,
+            model.name,
+            format!("{:?}", model.materialized).to_lowercase(),
+            model.reads.join(", ")
+        );
+    }
+    if plan.models.iter().any(|m| m.name == crate::features::TABLE) {
+        for stage in [segment::JOB, churn::JOB] {
+            println!(
+                "  stage {stage}{}",
+                if skipped(stage) {
+                    " (resume: already published, skipped)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The segment and churn stages, when the SQL stage built `customer_features`; each one done
+/// is recorded in the manifest, written after it, so a killed run resumes after it.
 async fn model_stages(
     options: &TransformOptions,
     plan: transform::Plan,
@@ -68,17 +243,27 @@ async fn model_stages(
         tracing::info!("customer_features is not among the selected models: no segment or churn stage");
         return Ok(());
     }
-    manifest
-        .jobs
-        .push(segment::run(output, plan.run_date, &options.config.segment).await?);
-    let as_of = AsOf::new(
-        plan.input_root,
-        plan.input,
-        &options.models_dir,
-        options.config.clone(),
-    )?;
-    manifest
-        .jobs
-        .push(churn::run(&as_of, output, plan.run_date, &options.config.churn).await?);
-    Ok::<(), Error>(())
+    if !manifest.completed.iter().any(|s| s == segment::JOB) {
+        let report = segment::run(output, plan.run_date, &options.config.segment).await?;
+        record(manifest, report, output).await?;
+    }
+    if !manifest.completed.iter().any(|s| s == churn::JOB) {
+        let as_of = AsOf::new(
+            plan.input_root,
+            plan.input,
+            &options.models_dir,
+            options.config.clone(),
+        )?;
+        let report = churn::run(&as_of, output, plan.run_date, &options.config.churn).await?;
+        record(manifest, report, output).await?;
+    }
+    Ok(())
+}
+
+/// Adds a published stage to the manifest and writes it.
+async fn record(manifest: &mut Manifest, report: crate::stage::StageReport, output: &Root) -> Result<()> {
+    manifest.completed.push(report.stage.clone());
+    manifest.jobs.retain(|j| j.stage != report.stage);
+    manifest.jobs.push(report);
+    manifest.write(output).await
 }

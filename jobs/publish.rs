@@ -38,7 +38,7 @@ pub fn partition(run_date: NaiveDate) -> String {
 }
 
 /// A column of a written table, for the manifest.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct ColumnSchema {
     pub name: String,
     #[serde(rename = "type")]
@@ -47,7 +47,7 @@ pub struct ColumnSchema {
 }
 
 /// A table written to staging, ready to publish.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct StagedTable {
     pub table: String,
     pub rows: u64,
@@ -62,7 +62,7 @@ pub struct StagedTable {
 }
 
 /// A small file staged for publishing.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct StagedFile {
     /// Where it is published, relative to the output root.
     pub path: String,
@@ -85,7 +85,7 @@ impl TableWriter {
         self.writer
             .write(batch)
             .await
-            .map_err(|e| Error::Internal(format!("writing {}: {e}", self.table)))
+            .map_err(|e| writer_failure(format!("writing {}", self.table), e))
     }
 
     /// Closes the file, flushes it to disk, and describes it for the manifest.
@@ -93,7 +93,7 @@ impl TableWriter {
         self.writer
             .close()
             .await
-            .map_err(|e| Error::Internal(format!("closing {}: {e}", self.table)))?;
+            .map_err(|e| writer_failure(format!("closing {}", self.table), e))?;
         staging.sync(&self.staged)?;
         let (rows, bytes, schema) = describe_parquet(&staging.output, &self.staged).await?;
         Ok(StagedTable {
@@ -303,7 +303,20 @@ async fn remove_folder(output: &Root, parts: &[&str]) -> Result<()> {
     Ok(())
 }
 
+fn writer_failure(context: String, e: datafusion::parquet::errors::ParquetError) -> Error {
+    match crate::error::out_of_resources(&e) {
+        Some(reason) => Error::OutOfResources { context, reason },
+        None => Error::Internal(format!("{context}: {e}")),
+    }
+}
+
 fn model_failure(table: &str, file: &str, e: datafusion::error::DataFusionError) -> Error {
+    if let Some(reason) = crate::error::out_of_resources(&e) {
+        return Error::OutOfResources {
+            context: format!("building model {table} ({file})"),
+            reason,
+        };
+    }
     Error::ModelFailed {
         model: table.into(),
         file: file.into(),

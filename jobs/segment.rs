@@ -34,7 +34,7 @@ use crate::publish::Staging;
 use crate::stage::{Stage, StageReport};
 use crate::storage::Root;
 
-const JOB: &str = "segment";
+pub const JOB: &str = "segment";
 
 /// A fitted clustering: encoder, scaler and centres, with the renumbering to value order.
 pub struct Segmentation {

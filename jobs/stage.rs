@@ -23,7 +23,7 @@ pub fn run_id(run_date: NaiveDate, stage: &str) -> String {
 }
 
 /// What a stage published, for the manifest and the terminal.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct StageReport {
     pub stage: String,
     pub seconds: f64,

@@ -32,6 +32,17 @@ pub struct Root {
 }
 
 impl Root {
+    /// Opens an output root without creating it: `None` when it is a local folder that does
+    /// not exist yet (a dry run writes nothing, not even the folder).
+    pub fn open_existing(root: &str) -> Result<Option<Self>> {
+        let local = !root.contains("://") || root.starts_with("file://");
+        let folder = std::path::Path::new(root.strip_prefix("file://").unwrap_or(root));
+        if local && !folder.exists() {
+            return Ok(None);
+        }
+        Self::open(root, false).map(Some)
+    }
+
     /// Opens a root. A local folder is created when `create` is set (outputs), and must exist
     /// otherwise (inputs).
     pub fn open(root: &str, create: bool) -> Result<Self> {

@@ -38,20 +38,26 @@ pub struct TransformOptions {
 }
 
 /// Times stages for the manifest.
-struct Stopwatch {
+pub struct Stopwatch {
     stages: Vec<StageTiming>,
     last: Instant,
 }
 
+impl Default for Stopwatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Stopwatch {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Stopwatch {
             stages: Vec::new(),
             last: Instant::now(),
         }
     }
 
-    fn lap(&mut self, stage: &str) {
+    pub fn lap(&mut self, stage: &str) {
         let now = Instant::now();
         self.stages.push(StageTiming {
             stage: stage.into(),
@@ -72,6 +78,10 @@ pub struct Plan {
     pub input: Input,
     pub run_date: NaiveDate,
     pub models: Vec<Model>,
+    /// What the row rules found, and set aside.
+    pub quality: crate::quality::Report,
+    /// The session the models were planned in, with the inputs checked: the build runs in it.
+    pub ctx: SessionContext,
 }
 
 /// Validates the input and the models, and plans every model; writes nothing.
@@ -81,13 +91,22 @@ pub async fn plan(options: &TransformOptions) -> Result<Plan> {
     tracing::info!(tables = input.tables.len(), absent = ?input.absent(), "input valid");
     let run_date = match options.run_date {
         Some(date) => date,
-        None => catalog::latest_order_day(&input_root, &input).await?,
+        None => catalog::latest_order_day(&input_root, &input, options.config.quality.latest).await?,
     };
     let discovered = models::discover(&options.models_dir)?;
     let ordered = models::order(discovered, &catalog::known_tables())?;
     let models = models::select(ordered, &options.select)?;
+    let (ctx, quality) =
+        catalog::session_for(&input_root, &input, RunDate { date: run_date }, &options.config).await?;
+    if quality.rows.get("orders") == Some(&0) {
+        return Err(Error::NothingAsOf {
+            table: "orders".into(),
+            rows: input.tables["orders"].rows,
+            run_date,
+            location: input_root.describe(&input_root.path(&["orders"])),
+        });
+    }
     // Plan every model as a view: a wrong column or type fails here, before any write.
-    let ctx = catalog::session_for(&input_root, &input, RunDate { date: run_date }, &options.config).await?;
     for model in &models {
         let df = plan_model(&ctx, model).await?;
         check_documented_columns(model, &df)?;
@@ -99,6 +118,8 @@ pub async fn plan(options: &TransformOptions) -> Result<Plan> {
         input,
         run_date,
         models,
+        quality,
+        ctx,
     })
 }
 
@@ -132,22 +153,66 @@ async fn plan_model(ctx: &SessionContext, model: &Model) -> Result<datafusion::p
     })
 }
 
-/// Runs the SQL stage for one date and publishes its tables and manifest.
+/// Runs the SQL stage for one date and publishes its tables and manifest, holding the output's
+/// lock.
 pub async fn run(options: &TransformOptions) -> Result<Manifest> {
-    let (manifest, _) = build(options).await?;
-    let output = Root::open(&options.output, true)?;
-    manifest.write(&output).await?;
-    Ok(manifest)
+    crate::lock::with_lock(&options.output, "transform", async |output: &Root| {
+        let (mut manifest, _) = build(options).await?;
+        manifest.status = "succeeded".into();
+        manifest.write(output).await?;
+        Ok(manifest)
+    })
+    .await
 }
 
-/// Runs the SQL stage for one date and publishes its tables; returns the manifest, unwritten,
-/// for later stages to add to, and the validated plan they can reuse.
+/// Validates, plans and runs the SQL stage for one date, and publishes its tables; returns the
+/// manifest, unwritten, for later stages to add to, and the validated plan they can reuse.
 pub async fn build(options: &TransformOptions) -> Result<(Manifest, Plan)> {
     let started_at = Utc::now();
     let mut watch = Stopwatch::new();
     let plan = plan(options).await?;
     watch.lap("validate");
+    let manifest = build_planned(options, &plan, started_at, watch).await?;
+    Ok((manifest, plan))
+}
 
+/// A fingerprint of everything a date's outputs depend on: the input files (path, size,
+/// modification time or ETag), the code versions, every model's SQL, the selection and the
+/// settings. Equal fingerprints mean a rerun would publish the same bytes, so `--resume` can
+/// skip what is already published.
+pub fn fingerprint(options: &TransformOptions, plan: &Plan) -> String {
+    let mut settings = options.config.clone();
+    // Where the run reads and writes, and its memory cap, change no output.
+    settings.run = Default::default();
+    let inputs: Vec<(String, Option<String>)> = plan
+        .input
+        .summaries(&plan.input_root)
+        .into_iter()
+        .map(|(table, summary)| (table, summary.fingerprint))
+        .collect();
+    let models: Vec<(&str, String)> = plan
+        .models
+        .iter()
+        .map(|m| (m.name.as_str(), format!("{:x}", Sha256::digest(m.sql.as_bytes()))))
+        .collect();
+    let everything = serde_json::json!({
+        "run_date": plan.run_date,
+        "inputs": inputs,
+        "versions": Versions::current(),
+        "models": models,
+        "select": options.select,
+        "settings": settings,
+    });
+    format!("{:x}", Sha256::digest(everything.to_string().as_bytes()))
+}
+
+/// Runs the SQL stage of a validated plan and publishes its tables.
+pub async fn build_planned(
+    options: &TransformOptions,
+    plan: &Plan,
+    started_at: chrono::DateTime<Utc>,
+    mut watch: Stopwatch,
+) -> Result<Manifest> {
     let output = Root::open(&options.output, true)?;
     Staging::remove_leftovers(&output).await?;
     let run_id = format!(
@@ -157,16 +222,10 @@ pub async fn build(options: &TransformOptions) -> Result<(Manifest, Plan)> {
         std::process::id()
     );
     let staging = Staging::new(&output, &run_id, plan.run_date);
-    let ctx = catalog::session_for(
-        &plan.input_root,
-        &plan.input,
-        RunDate { date: plan.run_date },
-        &options.config,
-    )
-    .await?;
-    output.register(&ctx);
+    let ctx = &plan.ctx;
+    output.register(ctx);
 
-    let entries = match build_models(&ctx, &plan.models, &staging, &mut watch).await {
+    let entries = match build_models(ctx, &plan.models, &staging, &mut watch).await {
         Ok(entries) => entries,
         Err(error) => {
             // Nothing was published; the staged files of this run are of no use.
@@ -179,25 +238,30 @@ pub async fn build(options: &TransformOptions) -> Result<(Manifest, Plan)> {
     staging.remove().await?;
     watch.lap("publish");
 
-    let manifest = Manifest {
+    Ok(Manifest {
         run_id,
         run_date: plan.run_date,
-        status: "succeeded".into(),
+        status: "running".into(),
         started_at,
         finished_at: Utc::now(),
+        fingerprint: fingerprint(options, plan),
+        completed: vec![SQL_STAGE.into()],
         input_root: plan.input_root.display.clone(),
         output_root: output.display.clone(),
         versions: Versions::current(),
         inputs: plan.input.summaries(&plan.input_root),
         absent_inputs: plan.input.absent().iter().map(|s| s.to_string()).collect(),
         models: entries,
+        quality: plan.quality.clone(),
         config: options.config.clone(),
         stages: watch.stages,
         jobs: Vec::new(),
         error: None,
-    };
-    Ok((manifest, plan))
+    })
 }
+
+/// The name of the SQL stage in the manifest's `completed` list.
+pub const SQL_STAGE: &str = "sql";
 
 /// Builds every model into staging, then publishes the staged tables.
 async fn build_models(
@@ -213,6 +277,9 @@ async fn build_models(
         progress.set_message(model.name.clone());
         let began = Instant::now();
         let df = plan_model(ctx, model).await?;
+        // The plan registered every model as a view; the build registers what it wrote.
+        ctx.deregister_table(model.name.as_str())
+            .map_err(Error::engine(format!("replacing model {}", model.name)))?;
         let staged = match model.materialized {
             Materialized::Ephemeral => {
                 ctx.register_table(model.name.as_str(), df.into_view())

@@ -30,6 +30,11 @@ fn main() {
         let input_root = Root::open(&args.input, false)?;
         let input = contract::validate(&input_root).await?;
         let as_of = AsOf::new(input_root, input, &args.models, config.clone())?;
-        churn::run(&as_of, &output, date, &config.churn).await
+        growth_jobs::lock::with_lock(
+            &output.display.clone(),
+            "churn",
+            async |output: &growth_jobs::storage::Root| churn::run(&as_of, output, date, &config.churn).await,
+        )
+        .await
     })
 }

@@ -1,19 +1,45 @@
-//! `nightly`: everything for one run date, in one command a scheduler can call.
+//! `nightly`: everything for one run date, or a range of dates, in one command a scheduler
+//! can call.
 
 use clap::Parser;
-use growth_jobs::{cli, nightly};
+use growth_jobs::cli;
+use growth_jobs::nightly::{self, NightlyOptions};
 
-/// Runs the night for one date: validates the input, runs every SQL model under `sql/` as of
-/// that date, and publishes each table as Parquet under <output>/<table>/run_date=<date>/ with
-/// a manifest under <output>/_manifests/. Exit codes: 0 success, 1 internal failure, 2 bad
-/// command line, 3 bad input data, 4 bad SQL model.
+/// Runs the night: validates the input, runs every SQL model under sql/ as of the run date,
+/// then the segment and churn stages, and publishes each table as Parquet under
+/// <output>/<table>/run_date=<date>/, with a manifest under <output>/_manifests/ written after
+/// each stage (status succeeded once all are published). One run at a time per output: the
+/// lock <output>/_lock.json names its holder.
+///
+/// Settings: flag, then environment variable, then the config file (sql/growth.toml), then the
+/// default.
+///
+/// Exit codes: 0 success; 1 internal failure; 2 bad command line; 3 bad input data (or a model
+/// stage cannot train); 4 bad SQL model or config; 5 a data test failed; 6 out of memory under
+/// --memory-limit or out of disk; 7 another run holds the lock.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
     /// Input root: a folder or s3://bucket/prefix holding one folder of Parquet files per
-    /// table. Default: the embedded sample in data/sample, generated on first use.
+    /// table. Default: [run] input in the config, else the embedded sample in data/sample,
+    /// generated on first use.
     #[arg(long, env = "GROWTH_INPUT")]
     input: Option<String>,
+    /// Backfill: run every date from this one (UTC, YYYY-MM-DD) to --to, in order; stops at the
+    /// first date that fails.
+    #[arg(long, conflicts_with = "date")]
+    from: Option<chrono::NaiveDate>,
+    /// The last date of a backfill. Default: the day of the latest order in the input.
+    #[arg(long, requires = "from")]
+    to: Option<chrono::NaiveDate>,
+    /// Skip, for each date, the stages already published with the same input files, code
+    /// version, SQL and settings (the manifest's fingerprint); run the rest.
+    #[arg(long)]
+    resume: bool,
+    /// Print the plan (dates, input tables found, stages and models in order, what --resume
+    /// would skip) and write nothing.
+    #[arg(long)]
+    dry_run: bool,
     #[command(flatten)]
     run: cli::RunArgs,
 }
@@ -21,9 +47,19 @@ struct Args {
 fn main() {
     let args = Args::parse();
     cli::init_logging();
-    let result = args
-        .run
-        .options(String::new())
-        .and_then(|options| cli::runtime().and_then(|rt| rt.block_on(nightly::run(args.input, options))));
-    cli::exit(result.map(|manifest| println!("{}", manifest.summary())))
+    let result = args.run.options(args.input.clone()).and_then(|transform| {
+        let options = NightlyOptions {
+            transform,
+            from: args.from,
+            to: args.to,
+            resume: args.resume,
+            dry_run: args.dry_run,
+        };
+        cli::runtime().and_then(|rt| rt.block_on(nightly::run_dates(options)))
+    });
+    cli::exit(result.map(|manifests| {
+        for manifest in manifests {
+            println!("{}", manifest.summary());
+        }
+    }))
 }

@@ -21,6 +21,13 @@ fn main() {
     let args = Args::parse();
     cli::run_stage(async {
         let (output, date, _) = args.stage.open().await?;
-        churn::score(&output, date, args.model.as_deref()).await
+        growth_jobs::lock::with_lock(
+            &output.display.clone(),
+            "score",
+            async |output: &growth_jobs::storage::Root| {
+                churn::score(output, date, args.model.as_deref()).await
+            },
+        )
+        .await
     })
 }

@@ -18,6 +18,11 @@ fn main() {
     let args = Args::parse();
     cli::run_stage(async {
         let (output, date, config) = args.stage.open().await?;
-        segment::run(&output, date, &config.segment).await
+        growth_jobs::lock::with_lock(
+            &output.display.clone(),
+            "segment",
+            async |output: &growth_jobs::storage::Root| segment::run(output, date, &config.segment).await,
+        )
+        .await
     })
 }

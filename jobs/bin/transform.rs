@@ -10,8 +10,9 @@ use growth_jobs::{cli, transform};
 #[command(version)]
 struct Args {
     /// Input root: a folder or s3://bucket/prefix with one folder of Parquet files per table.
+    /// Default: [run] input in the config.
     #[arg(long, env = "GROWTH_INPUT")]
-    input: String,
+    input: Option<String>,
     #[command(flatten)]
     run: cli::RunArgs,
 }
@@ -21,7 +22,16 @@ fn main() {
     cli::init_logging();
     let result = args
         .run
-        .options(args.input)
+        .options(args.input.clone())
+        .and_then(|options| {
+            if options.input.is_empty() {
+                Err(growth_jobs::Error::Usage(
+                    "no input: pass --input, set GROWTH_INPUT, or set [run] input in the config".into(),
+                ))
+            } else {
+                Ok(options)
+            }
+        })
         .and_then(|options| cli::runtime().and_then(|rt| rt.block_on(transform::run(&options))));
     cli::exit(result.map(|manifest| println!("{}", manifest.summary())))
 }

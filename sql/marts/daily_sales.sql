@@ -18,9 +18,16 @@ with orders_in as (
     from orders
 ),
 
-customers_in as (
-    select customer_id, first_purchase_ts
-    from stg_customers
+first_orders as (
+    -- Each customer's first purchase(s): rank 1 keeps every completed order at their
+    -- earliest order time (what stg_customers calls first_purchase_ts).
+    select
+        customer_id,
+        order_ts,
+        market,
+        rank() over (partition by customer_id order by order_ts) as purchase_rank
+    from orders_in
+    where status = 'completed'
 ),
 
 orders_by_day as (
@@ -39,15 +46,12 @@ orders_by_day as (
 
 first_purchases as (
     select
-        cast(orders_in.order_ts as date) as order_date,
-        orders_in.market,
-        count(distinct orders_in.customer_id) as new_customers
-    from orders_in
-    join customers_in
-        on orders_in.customer_id = customers_in.customer_id
-        and orders_in.order_ts = customers_in.first_purchase_ts
-    where orders_in.status = 'completed'
-    group by cast(orders_in.order_ts as date), orders_in.market
+        cast(order_ts as date) as order_date,
+        market,
+        count(distinct customer_id) as new_customers
+    from first_orders
+    where purchase_rank = 1
+    group by cast(order_ts as date), market
 )
 
 select

@@ -1,8 +1,10 @@
 //! The one integration-test binary: each module builds small real inputs in a temp folder,
 //! runs the real pipeline, and reads the real Parquet back.
 
+mod command;
 mod contract;
 mod dictionary;
+mod hostile;
 mod learning;
 mod logs;
 mod marts;

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
-use growth_jobs::sample::{self, SampleOptions};
 
 use crate::support::*;
 
@@ -41,27 +40,6 @@ fn sample_workspace(customers: u64, seed: u64) -> Workspace {
         std::fs::copy(repo_models().join(file), target).unwrap();
     }
     ws
-}
-
-fn generate_into(folder: &Path, customers: u64, seed: u64) {
-    let mut options = SampleOptions::embedded(folder.to_path_buf());
-    options.customers = customers;
-    options.seed = seed;
-    options.force = true;
-    sample::generate(&options).unwrap();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
 }
 
 /// The published data files (manifests and staging left out), path -> bytes.

@@ -9,6 +9,7 @@ use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray,
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use growth_jobs::sample::{self, SampleOptions};
 use growth_jobs::transform::{self, TransformOptions};
 
 /// Microseconds since the epoch of a UTC time written `2025-01-31T23:59:59`.
@@ -183,4 +184,27 @@ pub async fn query_sql(file: &Path, sql: &str) -> String {
         .unwrap();
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
     pretty_format_batches(&batches).unwrap().to_string()
+}
+
+/// Generates a sample of `customers` customers into `folder`.
+pub fn generate_into(folder: &Path, customers: u64, seed: u64) {
+    let mut options = SampleOptions::embedded(folder.to_path_buf());
+    options.customers = customers;
+    options.seed = seed;
+    options.force = true;
+    sample::generate(&options).unwrap();
+}
+
+/// Copies a folder's files and subfolders into another.
+pub fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
 }

@@ -1,0 +1,623 @@
+//! Row rules: the checks every input row must pass before a model sees it, and what happens to
+//! the rows that fail.
+//!
+//! The contract ([`crate::contract`]) checks files and columns from their footers; these rules
+//! check values. Each rule has a policy (`sql/growth.toml`, `[quality.policy]`):
+//! `reject` stops the run before anything is written, naming the table, column, rule and row
+//! count; `quarantine` sets the rows aside: models never see them, the `rejects` table lists
+//! them with their rule, and the manifest counts them. A table whose quarantined rows exceed
+//! `quality.max_reject_share` of its rows fails the run all the same: that much bad data is a
+//! broken export, not a few bad rows.
+//!
+//! Clean tables cost one counting scan each (plus one aggregation for duplicate keys and one
+//! join for orphans); only a table with findings is rebuilt as a filtered view.
+
+use std::collections::BTreeMap;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::prelude::{DataFrame, SessionContext};
+use serde::{Deserialize, Serialize};
+
+use crate::config::QualityConfig;
+use crate::contract::{self, Absent, Input, Kind};
+use crate::error::{Error, Result};
+use crate::storage::Root;
+
+/// What happens to the rows that break a rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Stop the run before anything is written.
+    Reject,
+    /// Set the rows aside into `rejects`, and run on the others.
+    Quarantine,
+}
+
+/// One row rule.
+#[derive(Clone, Copy, Debug)]
+pub struct Rule {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub default: Policy,
+}
+
+/// Every rule, in the order a row is judged: a row breaking several counts under the first.
+pub const RULES: &[Rule] = &[
+    Rule {
+        name: "null_id",
+        doc: "a required id column (the key, or the customer an order belongs to) is null or empty",
+        default: Policy::Reject,
+    },
+    Rule {
+        name: "out_of_range_time",
+        doc: "the row's event time is before quality.earliest (2000-01-01) or on or after quality.latest (2100-01-01)",
+        default: Policy::Quarantine,
+    },
+    Rule {
+        name: "bad_amount",
+        doc: "a money column is negative, NaN or infinite, or null where required",
+        default: Policy::Quarantine,
+    },
+    Rule {
+        name: "unknown_status",
+        doc: "orders.status is not completed, cancelled or refunded",
+        default: Policy::Reject,
+    },
+    Rule {
+        name: "duplicate_key",
+        doc: "the table's key appears more than once; the first copy (by every column) is kept",
+        default: Policy::Quarantine,
+    },
+    Rule {
+        name: "orphan_customer",
+        doc: "orders.customer_id is not in customers",
+        default: Policy::Quarantine,
+    },
+    Rule {
+        name: "before_signup",
+        doc: "orders.order_ts is before the customer's signup_ts",
+        default: Policy::Quarantine,
+    },
+    Rule {
+        name: "orphan_order",
+        doc: "shipments.order_id is not in orders",
+        default: Policy::Quarantine,
+    },
+];
+
+/// The view of rows set aside, which `sql/quality/rejects.sql` publishes.
+pub const REJECTS_VIEW: &str = "quality_rejects";
+
+/// The rule of that name.
+pub fn rule(name: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.name == name)
+}
+
+/// The rows of one table that broke one rule.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Finding {
+    pub table: String,
+    pub rule: String,
+    pub policy: Policy,
+    pub rows: u64,
+    /// Of the table's rows visible at the run date.
+    pub share: f64,
+}
+
+/// The findings of a session's input, for the manifest.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    /// Rows visible at the run date, per table checked.
+    pub rows: BTreeMap<String, u64>,
+    /// Rules broken by at least one row.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// Rows quarantined over all tables.
+    pub fn quarantined(&self) -> u64 {
+        self.findings
+            .iter()
+            .filter(|f| f.policy == Policy::Quarantine)
+            .map(|f| f.rows)
+            .sum()
+    }
+}
+
+/// The key of each table: duplicates of it break `duplicate_key`.
+fn key(table: &str) -> &'static [&'static str] {
+    match table {
+        "orders" | "shipments" => &["order_id"],
+        "customers" => &["customer_id"],
+        "sessions" => &["session_id"],
+        "invites" => &["invite_id"],
+        "marketing_spend" => &["spend_date", "market", "channel", "campaign_id"],
+        _ => &[],
+    }
+}
+
+/// The columns a rule reads in a table, for messages.
+fn rule_columns(table: &contract::Table, rule: &str) -> String {
+    let of_kind = |kind: Kind, required_only: bool| -> Vec<&str> {
+        table
+            .columns
+            .iter()
+            .filter(|c| c.kind == kind && (!required_only || c.default == Absent::Required))
+            .map(|c| c.name)
+            .collect()
+    };
+    let columns: Vec<&str> = match rule {
+        "null_id" => of_kind(Kind::Id, true),
+        "out_of_range_time" => vec![table.as_of.event],
+        "bad_amount" => of_kind(Kind::Money, false),
+        "unknown_status" => vec!["status"],
+        "duplicate_key" => key(table.name).to_vec(),
+        "orphan_customer" => vec!["customer_id"],
+        "before_signup" => vec!["order_ts", "customers.signup_ts"],
+        "orphan_order" => vec!["order_id"],
+        _ => Vec::new(),
+    };
+    columns.join(", ")
+}
+
+/// A SQL identifier, quoted.
+fn q(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The checks of one table, as SQL over its as-of view.
+struct Checks {
+    table: &'static contract::Table,
+    /// (rule, predicate) judged row by row.
+    row: Vec<(&'static str, String)>,
+    duplicates: bool,
+    /// A join rule, with the table it joins and its predicate over the joined columns.
+    joins: Vec<(&'static str, String)>,
+}
+
+fn checks(table: &'static contract::Table, input: &Input, config: &QualityConfig) -> Checks {
+    let required = |c: &contract::Column| c.default == Absent::Required;
+    let mut row = Vec::new();
+    let ids: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| c.kind == Kind::Id && required(c))
+        .map(|c| format!("{0} is null or trim({0}) = ''", q(c.name)))
+        .collect();
+    if !ids.is_empty() {
+        row.push(("null_id", ids.join(" or ")));
+    }
+    let event = table.column(table.as_of.event).expect("as-of column");
+    let (earliest, latest) = (config.earliest, config.latest);
+    row.push((
+        "out_of_range_time",
+        match event.kind {
+            Kind::Date => format!("{0} < date '{earliest}' or {0} >= date '{latest}'", q(event.name)),
+            _ => format!(
+                "{0} < timestamp '{earliest}T00:00:00Z' or {0} >= timestamp '{latest}T00:00:00Z'",
+                q(event.name)
+            ),
+        },
+    ));
+    let money: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| c.kind == Kind::Money)
+        .map(|c| {
+            let bad = format!("{0} < 0 or isnan({0}) or {0} = 'Infinity'::double", q(c.name));
+            if required(c) {
+                format!("{} is null or {bad}", q(c.name))
+            } else {
+                bad
+            }
+        })
+        .collect();
+    if !money.is_empty() {
+        row.push(("bad_amount", money.join(" or ")));
+    }
+    if table.name == "orders" {
+        row.push((
+            "unknown_status",
+            "status not in ('completed', 'cancelled', 'refunded')".into(),
+        ));
+    }
+    let mut joins = Vec::new();
+    if table.name == "orders" && input.tables.contains_key("customers") {
+        joins.push(("orphan_customer", "_customer_id is null".to_string()));
+        joins.push(("before_signup", "t.order_ts < _signup_ts".to_string()));
+    }
+    if table.name == "shipments" {
+        joins.push(("orphan_order", "_order_id is null".to_string()));
+    }
+    Checks {
+        table,
+        row,
+        duplicates: !key(table.name).is_empty(),
+        joins,
+    }
+}
+
+/// The rows of a table with the first rule each breaks (`_rule`, null when none), built from
+/// only the `rules` that matter.
+fn classified_sql(checks: &Checks, rules: &[&str]) -> String {
+    let name = checks.table.name;
+    let columns: Vec<String> = checks.table.columns.iter().map(|c| q(c.name)).collect();
+    let mut cases = Vec::new();
+    for rule in RULES.iter().filter(|r| rules.contains(&r.name)) {
+        if let Some((_, predicate)) = checks.row.iter().find(|(r, _)| *r == rule.name) {
+            cases.push(format!("when {predicate} then '{}'", rule.name));
+        } else if rule.name == "duplicate_key" {
+            cases.push("when _copy > 1 then 'duplicate_key'".into());
+        } else if let Some((_, predicate)) = checks.joins.iter().find(|(r, _)| *r == rule.name) {
+            cases.push(format!("when {predicate} then '{}'", rule.name));
+        }
+    }
+    let copy = if rules.contains(&"duplicate_key") {
+        format!(
+            ", row_number() over (partition by {} order by {}) as _copy",
+            key(name).iter().map(|k| q(k)).collect::<Vec<_>>().join(", "),
+            columns.join(", ")
+        )
+    } else {
+        String::new()
+    };
+    let mut joins = String::new();
+    if rules
+        .iter()
+        .any(|r| ["orphan_customer", "before_signup"].contains(r))
+    {
+        joins.push_str(
+            " left join (select customer_id as _customer_id, min(signup_ts) as _signup_ts from customers \
+             group by customer_id) as _customer on t.customer_id = _customer._customer_id",
+        );
+    }
+    if rules.contains(&"orphan_order") {
+        joins.push_str(
+            " left join (select distinct order_id as _order_id from orders) as _order on t.order_id = _order._order_id",
+        );
+    }
+    let t_columns: Vec<String> = columns.iter().map(|c| format!("t.{c}")).collect();
+    format!(
+        "select {}, case {} end as _rule from (select *{copy} from {name}) as t{joins}",
+        t_columns.join(", "),
+        cases.join(" ")
+    )
+}
+
+async fn scalars(ctx: &SessionContext, sql: &str, table: &str) -> Result<Vec<u64>> {
+    let batches = ctx
+        .sql(sql)
+        .await
+        .map_err(Error::engine(format!("checking the rows of {table}")))?
+        .collect()
+        .await
+        .map_err(Error::engine(format!("checking the rows of {table}")))?;
+    let batch = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| Error::Internal(format!("checking {table}: no result")))?;
+    Ok(batch
+        .columns()
+        .iter()
+        .map(|c| {
+            let c = datafusion::arrow::compute::cast(c, &datafusion::arrow::datatypes::DataType::Int64)
+                .expect("counts cast to Int64");
+            let c = c.as_primitive::<Int64Type>();
+            if c.is_null(0) { 0 } else { c.value(0).max(0) as u64 }
+        })
+        .collect())
+}
+
+/// Counts each rule's rows in one table, cheaply: a scan for the row rules, an aggregation for
+/// duplicates, a join for the join rules. Overlaps are counted twice here; the exact counts
+/// come from the classified rows when anything is found.
+async fn count(ctx: &SessionContext, checks: &Checks) -> Result<(u64, Vec<(&'static str, u64)>)> {
+    let name = checks.table.name;
+    let sums: Vec<String> = checks
+        .row
+        .iter()
+        .map(|(_, p)| format!("sum(case when {p} then 1 else 0 end)"))
+        .collect();
+    let values = scalars(
+        ctx,
+        &format!(
+            "select count(*) {} from {name}",
+            sums.iter().map(|s| format!(", {s}")).collect::<String>()
+        ),
+        name,
+    )
+    .await?;
+    let rows = values[0];
+    let mut found: Vec<(&'static str, u64)> = checks
+        .row
+        .iter()
+        .map(|(r, _)| *r)
+        .zip(values[1..].iter().copied())
+        .collect();
+    if checks.duplicates {
+        let keys = key(name).iter().map(|k| q(k)).collect::<Vec<_>>().join(", ");
+        let extra = scalars(
+            ctx,
+            &format!("select sum(n - 1) from (select count(*) as n from {name} group by {keys} having count(*) > 1)"),
+            name,
+        )
+        .await?;
+        found.push(("duplicate_key", extra[0]));
+    }
+    if !checks.joins.is_empty() {
+        let rules: Vec<&str> = checks.joins.iter().map(|(r, _)| *r).collect();
+        let sql = classified_sql(
+            &Checks {
+                table: checks.table,
+                row: Vec::new(),
+                duplicates: false,
+                joins: checks.joins.clone(),
+            },
+            &rules,
+        );
+        let sums: Vec<String> = rules
+            .iter()
+            .map(|r| format!("sum(case when _rule = '{r}' then 1 else 0 end)"))
+            .collect();
+        let values = scalars(ctx, &format!("select {} from ({sql})", sums.join(", ")), name).await?;
+        found.extend(rules.into_iter().zip(values));
+    }
+    Ok((rows, found))
+}
+
+/// Checks every present input table at the session's run date, applies each rule's policy,
+/// and re-registers each table with findings as a view without its set-aside rows. Registers
+/// `quality_rejects` (empty when nothing was set aside).
+pub async fn apply(
+    ctx: &SessionContext,
+    root: &Root,
+    input: &Input,
+    config: &QualityConfig,
+) -> Result<Report> {
+    let mut report = Report::default();
+    let mut rejects: Vec<DataFrame> = Vec::new();
+    // Customers before orders (orphans), orders before shipments.
+    let order = [
+        "customers",
+        "orders",
+        "sessions",
+        "marketing_spend",
+        "invites",
+        "shipments",
+    ];
+    for name in order {
+        let Some(table) = input.tables.get(name) else {
+            continue;
+        };
+        let location = root.describe(&root.path(&[name]));
+        let checks = checks(table.spec, input, config);
+        let (rows, mut counts) = count(ctx, &checks).await?;
+        report.rows.insert(name.into(), rows);
+        if name == "orders" && rows == 0 {
+            // Nothing to judge the other tables against; the caller decides what an empty
+            // orders table means (the transform stops, a churn window cannot train).
+            break;
+        }
+        // Rows on or after quality.latest are never visible to a run date, so they are not in
+        // the view; they are counted (and set aside) all the same.
+        let far = far_future(ctx, table.spec, config).await?;
+        counts.push(("out_of_range_time", far));
+        let found: Vec<&str> = counts.iter().filter(|(_, n)| *n > 0).map(|(r, _)| *r).collect();
+        if found.is_empty() {
+            continue;
+        }
+        let classified = ctx
+            .sql(&classified_sql(&checks, &found))
+            .await
+            .map_err(Error::engine(format!("classifying the rows of {name}")))?;
+        let mut exact = rule_counts(ctx, &classified, name).await?;
+        if far > 0 {
+            match exact.iter_mut().find(|(r, _)| *r == "out_of_range_time") {
+                Some((_, n)) => *n += far,
+                None => exact.insert(0, ("out_of_range_time", far)),
+            }
+        }
+        for (rule_name, rows_broken) in exact {
+            let policy = config.policy(rule_name);
+            let share = rows_broken as f64 / rows.max(1) as f64;
+            if policy == Policy::Reject {
+                return Err(Error::BadRows {
+                    table: name.into(),
+                    check: format!(
+                        "rule {rule_name} on {}: {} (policy reject; quality.policy.{rule_name} = \"quarantine\" sets such rows aside instead); in {}",
+                        rule_columns(table.spec, rule_name),
+                        rule(rule_name).map_or("", |r| r.doc),
+                        location
+                    ),
+                    rows: rows_broken,
+                });
+            }
+            report.findings.push(Finding {
+                table: name.into(),
+                rule: rule_name.into(),
+                policy,
+                rows: rows_broken,
+                share,
+            });
+        }
+        let set_aside: u64 = report
+            .findings
+            .iter()
+            .filter(|f| f.table == name)
+            .map(|f| f.rows)
+            .sum();
+        let share = set_aside as f64 / rows.max(1) as f64;
+        if share > config.max_reject_share {
+            let rules: Vec<String> = report
+                .findings
+                .iter()
+                .filter(|f| f.table == name)
+                .map(|f| {
+                    format!(
+                        "{} on {}: {} rows",
+                        f.rule,
+                        rule_columns(table.spec, &f.rule),
+                        f.rows
+                    )
+                })
+                .collect();
+            return Err(Error::BadRows {
+                table: name.into(),
+                check: format!(
+                    "{:.2}% of its {rows} rows would be quarantined ({}), above quality.max_reject_share = {:.2}%; in {}",
+                    share * 100.0,
+                    rules.join(", "),
+                    config.max_reject_share * 100.0,
+                    location
+                ),
+                rows: set_aside,
+            });
+        }
+        tracing::warn!(table = name, rows = set_aside, rules = ?found, "rows quarantined");
+        rejects.push(rejected_rows(&classified, table.spec)?);
+        let clean = classified
+            .filter(datafusion::prelude::col("_rule").is_null())
+            .and_then(|df| df.select_columns(&table.spec.columns.iter().map(|c| c.name).collect::<Vec<_>>()))
+            .map_err(Error::engine(format!("filtering {name}")))?;
+        ctx.deregister_table(name)
+            .map_err(Error::engine(format!("replacing view {name}")))?;
+        ctx.register_table(name, clean.into_view())
+            .map_err(Error::engine(format!("registering the checked view {name}")))?;
+        if name == "orders" && !input.tables.contains_key("customers") {
+            // Customers derived from orders come from the checked orders.
+            crate::catalog::register_customers_from_orders(ctx).await?;
+        }
+    }
+    let all = match rejects
+        .into_iter()
+        .reduce(|a, b| a.union(b).expect("rejects share one schema"))
+    {
+        Some(all) => all,
+        None => empty_rejects(ctx)?,
+    };
+    ctx.register_table(REJECTS_VIEW, all.into_view())
+        .map_err(Error::engine("registering quality_rejects"))?;
+    Ok(report)
+}
+
+fn empty_rejects(ctx: &SessionContext) -> Result<DataFrame> {
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::lit;
+    let text = || lit(ScalarValue::Utf8(None));
+    ctx.read_empty()
+        .and_then(|df| {
+            df.select(vec![
+                text().alias("table_name"),
+                text().alias("rule"),
+                text().alias("row_key"),
+                lit(ScalarValue::TimestampMicrosecond(None, Some("UTC".into()))).alias("event_ts"),
+                text().alias("row_values"),
+            ])
+        })
+        .and_then(|df| df.filter(lit(false)))
+        .map_err(Error::engine("building the empty rejects view"))
+}
+
+/// Rows of a table on or after `quality.latest`, which no run date sees.
+async fn far_future(ctx: &SessionContext, table: &contract::Table, config: &QualityConfig) -> Result<u64> {
+    let event = table.column(table.as_of.event).expect("as-of column");
+    let bound = match event.kind {
+        Kind::Date => format!("date '{}'", config.latest),
+        _ => format!("timestamp '{}T00:00:00Z'", config.latest),
+    };
+    let sql = format!(
+        "select count(*) from {}.{} where {} >= {bound}",
+        crate::catalog::RAW_SCHEMA,
+        table.name,
+        q(event.name)
+    );
+    Ok(scalars(ctx, &sql, table.name).await?[0])
+}
+
+/// Exact rows per rule, each row under the first rule it breaks.
+async fn rule_counts(
+    ctx: &SessionContext,
+    classified: &DataFrame,
+    table: &str,
+) -> Result<Vec<(&'static str, u64)>> {
+    let _ = ctx;
+    let batches = classified
+        .clone()
+        .filter(datafusion::prelude::col("_rule").is_not_null())
+        .and_then(|df| {
+            df.aggregate(
+                vec![datafusion::prelude::col("_rule")],
+                vec![datafusion::functions_aggregate::count::count_all().alias("n")],
+            )
+        })
+        .map_err(Error::engine(format!("counting the rows of {table} set aside")))?
+        .collect()
+        .await
+        .map_err(Error::engine(format!("counting the rows of {table} set aside")))?;
+    let mut counts = Vec::new();
+    for batch in batches {
+        let rules =
+            datafusion::arrow::compute::cast(batch.column(0), &datafusion::arrow::datatypes::DataType::Utf8)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        let rules = rules.as_string::<i32>();
+        let n = batch.column(1).as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            if let Some(rule) = rule(rules.value(i)) {
+                counts.push((rule.name, n.value(i) as u64));
+            }
+        }
+    }
+    counts.sort_by_key(|(r, _)| RULES.iter().position(|x| x.name == *r));
+    Ok(counts)
+}
+
+/// The rows set aside, in the shape of `quality_rejects`: table, rule, the row's key, its event
+/// time, and every column as `name=value` text.
+fn rejected_rows(classified: &DataFrame, table: &contract::Table) -> Result<DataFrame> {
+    use datafusion::functions::expr_fn::{coalesce, concat_ws};
+    use datafusion::logical_expr::{cast, lit};
+    use datafusion::prelude::{col, ident};
+    let text = |name: &str| cast(ident(name), datafusion::arrow::datatypes::DataType::Utf8);
+    let key_text = concat_ws(
+        lit("|"),
+        key(table.name)
+            .iter()
+            .map(|k| coalesce(vec![text(k), lit("null")]))
+            .collect(),
+    );
+    let values = concat_ws(
+        lit(", "),
+        table
+            .columns
+            .iter()
+            .map(|c| {
+                datafusion::functions::expr_fn::concat(vec![
+                    lit(format!("{}=", c.name)),
+                    coalesce(vec![text(c.name), lit("null")]),
+                ])
+            })
+            .collect(),
+    );
+    let event = table.column(table.as_of.event).expect("as-of column");
+    let event_ts = match event.kind {
+        Kind::Date => cast(ident(event.name), contract::timestamp_utc()),
+        _ => ident(event.name),
+    };
+    classified
+        .clone()
+        .filter(col("_rule").is_not_null())
+        .and_then(|df| {
+            df.select(vec![
+                lit(table.name).alias("table_name"),
+                col("_rule").alias("rule"),
+                key_text.alias("row_key"),
+                event_ts.alias("event_ts"),
+                values.alias("row_values"),
+            ])
+        })
+        .map_err(Error::engine(format!(
+            "listing the rows of {} set aside",
+            table.name
+        )))
+}

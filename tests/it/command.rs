@@ -1,0 +1,344 @@
+//! The `nightly` command as a scheduler drives it: dry runs, backfills, `--resume`, the lock,
+//! the config file with its overrides, and the memory cap.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use growth_jobs::error::exit_code;
+
+use crate::support::*;
+
+const RUN_DATE: &str = "2026-06-30";
+
+/// A workspace with a generated input of 2,000 customers.
+fn workspace() -> Workspace {
+    let ws = Workspace::new();
+    generate_into(&ws.input(), 2_000, 5);
+    ws
+}
+
+fn repo_models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sql")
+}
+
+/// Runs `nightly` on the workspace with the repository's models and `args`.
+fn nightly(ws: &Workspace, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nightly"))
+        .arg("--input")
+        .arg(ws.input())
+        .arg("--output")
+        .arg(ws.output())
+        .arg("--models")
+        .arg(repo_models())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("GROWTH_SET")
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn manifest(ws: &Workspace, date: &str) -> serde_json::Value {
+    let path = ws
+        .output()
+        .join(format!("_manifests/run_date={date}/manifest.json"));
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_dry_run_prints_the_plan_and_writes_nothing() {
+    let ws = workspace();
+    let result = nightly(&ws, &["--dry-run", "--date", RUN_DATE]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let out = stdout(&result);
+    for needle in [
+        "dry run for 2026-06-30",
+        "orders",
+        "stg_customers",
+        "customer_features",
+        "stage segment",
+        "stage churn",
+    ] {
+        assert!(out.contains(needle), "{needle} missing from:\n{out}");
+    }
+    // Models print in dependency order.
+    assert!(out.find("stg_customers").unwrap() < out.find("kpi_monthly").unwrap());
+    assert!(!ws.output().exists(), "a dry run created the output folder");
+}
+
+#[test]
+fn a_backfill_runs_each_date_and_resume_skips_what_is_published() {
+    let ws = workspace();
+    let dates = ["2026-06-28", "2026-06-29", "2026-06-30"];
+    let backfill = ["--from", dates[0], "--to", dates[2], "--select", "daily_sales"];
+    let result = nightly(&ws, &backfill);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let first: Vec<serde_json::Value> = dates.iter().map(|d| manifest(&ws, d)).collect();
+    for (m, d) in first.iter().zip(dates) {
+        assert_eq!(m["status"], "succeeded");
+        assert_eq!(m["run_date"], d);
+        assert!(ws.published("daily_sales", d).exists());
+    }
+    // A later date sees more days of sales.
+    let rows = |m: &serde_json::Value| {
+        m["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["model"] == "daily_sales")
+            .unwrap()["output"]["rows"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(rows(&first[0]) < rows(&first[2]));
+
+    let before = ws.snapshot();
+    let resumed = nightly(&ws, &[&backfill[..], &["--resume"]].concat());
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(
+        ws.snapshot(),
+        before,
+        "--resume with nothing changed rewrote something"
+    );
+
+    // Another setting changes the fingerprint: every date runs again.
+    let changed = nightly(
+        &ws,
+        &[&backfill[..], &["--resume", "--set", "roi_threshold=0.5"]].concat(),
+    );
+    assert!(changed.status.success(), "{}", stderr(&changed));
+    for (old, d) in first.iter().zip(dates) {
+        let new = manifest(&ws, d);
+        assert_ne!(new["run_id"], old["run_id"], "{d} was not rerun");
+        assert_ne!(new["fingerprint"], old["fingerprint"]);
+        assert_eq!(new["config"]["roi_threshold"], 0.5);
+    }
+
+    let backwards = nightly(&ws, &["--from", dates[2], "--to", dates[0]]);
+    assert_eq!(
+        backwards.status.code(),
+        Some(exit_code::USAGE),
+        "{}",
+        stderr(&backwards)
+    );
+    assert!(stderr(&backwards).contains("is after --to"));
+}
+
+#[test]
+fn resume_runs_only_the_stages_a_failed_night_left() {
+    let ws = workspace();
+    // A churn stage that cannot train (the horizon reaches before the first order) fails the
+    // night after the SQL and segment stages published.
+    let failing = nightly(&ws, &["--date", RUN_DATE, "--set", "churn.horizon_days=900"]);
+    assert_eq!(
+        failing.status.code(),
+        Some(exit_code::BAD_INPUT),
+        "{}",
+        stderr(&failing)
+    );
+    let failed = manifest(&ws, RUN_DATE);
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["completed"], serde_json::json!(["sql", "segment"]));
+    assert!(
+        failed["error"].as_str().unwrap().contains("churn"),
+        "{}",
+        failed["error"]
+    );
+
+    // Resuming with the same inputs, code and settings retries the churn stage alone.
+    let segments = std::fs::read(ws.published("customer_segments", RUN_DATE)).unwrap();
+    let retried = nightly(
+        &ws,
+        &["--date", RUN_DATE, "--resume", "--set", "churn.horizon_days=900"],
+    );
+    assert_eq!(retried.status.code(), Some(exit_code::BAD_INPUT));
+    let again = manifest(&ws, RUN_DATE);
+    assert_eq!(again["run_id"], failed["run_id"], "the SQL stage ran again");
+    assert_eq!(again["completed"], serde_json::json!(["sql", "segment"]));
+    assert_eq!(
+        std::fs::read(ws.published("customer_segments", RUN_DATE)).unwrap(),
+        segments
+    );
+}
+
+#[test]
+fn a_held_lock_stops_a_second_run_and_a_dead_holder_is_taken_over() {
+    let ws = workspace();
+    std::fs::create_dir_all(ws.output()).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let lock = |pid: u32| {
+        serde_json::json!({
+            "command": "nightly", "host": host.trim(), "pid": pid,
+            "started_at": "2026-11-26T02:00:00Z"
+        })
+        .to_string()
+    };
+    let lock_file = ws.output().join("_lock.json");
+    // This test process is alive: the lock holds.
+    std::fs::write(&lock_file, lock(std::process::id())).unwrap();
+    let refused = nightly(&ws, &["--date", RUN_DATE, "--select", "daily_sales"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(exit_code::LOCKED),
+        "{}",
+        stderr(&refused)
+    );
+    let errors: Vec<String> = stderr(&refused)
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .map(String::from)
+        .collect();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].contains(&format!("pid {}", std::process::id())) && errors[0].contains("_lock.json"),
+        "{}",
+        errors[0]
+    );
+    assert!(!ws.published("daily_sales", RUN_DATE).exists());
+
+    // A process that has exited: its lock is stale and taken over, then released.
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    std::fs::write(&lock_file, lock(gone.id())).unwrap();
+    let result = nightly(&ws, &["--date", RUN_DATE, "--select", "daily_sales"]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(ws.published("daily_sales", RUN_DATE).exists());
+    assert!(!lock_file.exists(), "the lock was not released");
+}
+
+#[test]
+fn the_config_file_sets_paths_and_flags_and_environment_override_it() {
+    let ws = workspace();
+    let from_file = ws.dir.path().join("from-file");
+    let config = ws.dir.path().join("growth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "roi_threshold = 0.25\n[run]\ninput = {:?}\noutput = {:?}\nmemory_limit = \"1GiB\"\n",
+            ws.input(),
+            from_file
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_nightly"));
+        command
+            .arg("--config")
+            .arg(&config)
+            .arg("--models")
+            .arg(repo_models())
+            .args(["--date", RUN_DATE, "--select", "channel_performance"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .env_remove("GROWTH_OUTPUT")
+            .env_remove("GROWTH_SET");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+    let result = run(&[], &[]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let written: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(from_file.join(format!("_manifests/run_date={RUN_DATE}/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(written["config"]["roi_threshold"], 0.25);
+    assert_eq!(written["config"]["run"]["memory_limit"], "1GiB");
+
+    // The environment beats the file, the flag beats the environment.
+    let env_output = ws.dir.path().join("from-env");
+    let result = run(
+        &[],
+        &[
+            ("GROWTH_OUTPUT", env_output.to_str().unwrap()),
+            ("GROWTH_SET", "roi_threshold=0.75"),
+        ],
+    );
+    assert!(result.status.success(), "{}", stderr(&result));
+    let written: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(env_output.join(format!("_manifests/run_date={RUN_DATE}/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(written["config"]["roi_threshold"], 0.75);
+    let flag_output = ws.dir.path().join("from-flag");
+    let result = run(
+        &[
+            "--output",
+            flag_output.to_str().unwrap(),
+            "--set",
+            "roi_threshold=1.5",
+        ],
+        &[
+            ("GROWTH_OUTPUT", env_output.to_str().unwrap()),
+            ("GROWTH_SET", "roi_threshold=0.75"),
+        ],
+    );
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(flag_output.join("channel_performance").exists());
+
+    // A misspelt key is a config error naming it; a cap below the floor too.
+    let bad = run(&["--set", "churn.horizon=60"], &[]);
+    assert_eq!(bad.status.code(), Some(exit_code::BAD_MODEL));
+    assert!(stderr(&bad).contains("horizon"), "{}", stderr(&bad));
+    let tiny = run(&["--memory-limit", "1MiB"], &[]);
+    assert_eq!(tiny.status.code(), Some(exit_code::BAD_MODEL));
+    assert!(stderr(&tiny).contains("smallest cap"), "{}", stderr(&tiny));
+}
+
+/// The whole night under a 256 MiB cap (one partition, sort-merge joins, spilling) publishes
+/// the same rows, in the same order, as without one. The files may differ in bytes: the
+/// writer cuts pages where batches end, and a capped run batches differently.
+#[tokio::test]
+async fn a_night_under_a_memory_cap_publishes_the_same_tables() {
+    let free = workspace();
+    let capped = Workspace::new();
+    copy_dir(&free.input(), &{
+        std::fs::create_dir_all(capped.input()).unwrap();
+        capped.input()
+    });
+    let result = nightly(&free, &["--date", RUN_DATE]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let result = nightly(&capped, &["--date", RUN_DATE, "--memory-limit", "256MiB"]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let files = |ws: &Workspace| -> Vec<PathBuf> {
+        ws.snapshot()
+            .into_iter()
+            .filter(|(p, _)| p.extension().is_some_and(|e| e == "parquet"))
+            .map(|(p, _)| p.strip_prefix(ws.output()).unwrap().to_path_buf())
+            .collect()
+    };
+    let tables = files(&free);
+    assert!(tables.len() >= 20, "{} tables", tables.len());
+    assert_eq!(tables, files(&capped));
+    for table in &tables {
+        let rows = |ws: &Workspace| read_rows(ws.output().join(table));
+        assert!(
+            rows(&free).await == rows(&capped).await,
+            "{} differs under the cap",
+            table.display()
+        );
+    }
+}
+
+/// Every row of a Parquet file, as one batch.
+async fn read_rows(file: PathBuf) -> datafusion::arrow::array::RecordBatch {
+    let ctx = datafusion::prelude::SessionContext::new();
+    let df = ctx
+        .read_parquet(
+            file.to_str().unwrap(),
+            datafusion::prelude::ParquetReadOptions::default(),
+        )
+        .await
+        .unwrap();
+    let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.unwrap();
+    datafusion::arrow::compute::concat_batches(&schema, &batches).unwrap()
+}
