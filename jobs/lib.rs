@@ -10,6 +10,7 @@ pub mod churn;
 pub mod cli;
 pub mod config;
 pub mod contract;
+pub mod datatests;
 pub mod error;
 pub mod evaluation;
 pub mod features;

@@ -44,9 +44,15 @@ pub struct ModelEntry {
     /// SHA-256 of the model's SQL text.
     pub sql_sha256: String,
     pub reads: Vec<String>,
-    /// The published table; absent for ephemeral models.
+    /// The table built; absent for ephemeral models. Published unless `skipped` says why not.
     pub output: Option<StagedTable>,
     pub seconds: f64,
+    /// Its data tests and the rows failing each.
+    #[serde(default)]
+    pub tests: Vec<crate::datatests::Outcome>,
+    /// Why it was not published: its data tests failed, or an upstream model's did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// The time one stage took.

@@ -36,6 +36,8 @@ pub struct Model {
     pub reads: Vec<String>,
     /// What its header says: the data dictionary entry.
     pub doc: ModelDoc,
+    /// Its data tests, from `<name>.tests.toml` next to it.
+    pub tests: Option<crate::datatests::DataTests>,
 }
 
 /// A model's header comment, read as documentation:
@@ -179,6 +181,7 @@ pub fn parse_model(name: &str, file: &str, sql: String) -> Result<Model> {
         sql,
         materialized,
         reads: reads.into_iter().collect(),
+        tests: None,
     })
 }
 
@@ -209,7 +212,8 @@ pub fn discover(dir: &Path) -> Result<Vec<Model>> {
                 second: file,
             });
         }
-        let model = parse_model(&name, &file, sql)?;
+        let mut model = parse_model(&name, &file, sql)?;
+        model.tests = crate::datatests::load(&path, &file)?;
         by_name.insert(name, model);
     }
     Ok(by_name.into_values().collect())

@@ -141,7 +141,12 @@ pub async fn run_date(options: &NightlyOptions, date: NaiveDate) -> Result<Manif
     manifest.status = "running".into();
     manifest.error = None;
     manifest.write(&output).await?;
-    let outcome = model_stages(&transform_options, plan, &output, &mut manifest).await;
+    // A failed data test blocks its model and what is downstream; the model stages run when
+    // customer_features itself was published, and the night still ends failed.
+    let tests_failed = transform::test_failure(&manifest);
+    let outcome = model_stages(&transform_options, plan, &output, &mut manifest)
+        .await
+        .and(tests_failed.map_or(Ok(()), Err));
     manifest.finished_at = Utc::now();
     match &outcome {
         Ok(()) => manifest.status = "succeeded".into(),
@@ -239,8 +244,12 @@ async fn model_stages(
     output: &Root,
     manifest: &mut Manifest,
 ) -> Result<()> {
-    if !plan.models.iter().any(|m| m.name == crate::features::TABLE) {
-        tracing::info!("customer_features is not among the selected models: no segment or churn stage");
+    let features_published = manifest
+        .models
+        .iter()
+        .any(|m| m.model == crate::features::TABLE && m.skipped.is_none());
+    if !features_published {
+        tracing::info!("customer_features was not selected, or not published: no segment or churn stage");
         return Ok(());
     }
     if !manifest.completed.iter().any(|s| s == segment::JOB) {

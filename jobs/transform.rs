@@ -80,6 +80,8 @@ pub struct Plan {
     pub models: Vec<Model>,
     /// What the row rules found, and set aside.
     pub quality: crate::quality::Report,
+    /// Each model's data tests, compiled.
+    pub tests: std::collections::BTreeMap<String, Vec<crate::datatests::Test>>,
     /// The session the models were planned in, with the inputs checked: the build runs in it.
     pub ctx: SessionContext,
 }
@@ -107,9 +109,20 @@ pub async fn plan(options: &TransformOptions) -> Result<Plan> {
         });
     }
     // Plan every model as a view: a wrong column or type fails here, before any write.
+    let mut tests = std::collections::BTreeMap::new();
     for model in &models {
         let df = plan_model(&ctx, model).await?;
         check_documented_columns(model, &df)?;
+        if let Some(declared) = &model.tests {
+            let compiled = declared
+                .compile(&model.name, df.schema(), run_date)
+                .map_err(|reason| Error::BadModel {
+                    model: model.name.clone(),
+                    file: model.file.replace(".sql", crate::datatests::SUFFIX),
+                    reason,
+                })?;
+            tests.insert(model.name.clone(), compiled);
+        }
         ctx.register_table(model.name.as_str(), df.into_view())
             .map_err(Error::engine(format!("registering model {}", model.name)))?;
     }
@@ -119,6 +132,7 @@ pub async fn plan(options: &TransformOptions) -> Result<Plan> {
         run_date,
         models,
         quality,
+        tests,
         ctx,
     })
 }
@@ -158,9 +172,14 @@ async fn plan_model(ctx: &SessionContext, model: &Model) -> Result<datafusion::p
 pub async fn run(options: &TransformOptions) -> Result<Manifest> {
     crate::lock::with_lock(&options.output, "transform", async |output: &Root| {
         let (mut manifest, _) = build(options).await?;
-        manifest.status = "succeeded".into();
+        let failure = test_failure(&manifest);
+        manifest.status = if failure.is_some() { "failed" } else { "succeeded" }.into();
+        manifest.error = failure.as_ref().map(|e| e.to_string());
         manifest.write(output).await?;
-        Ok(manifest)
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(manifest),
+        }
     })
     .await
 }
@@ -190,10 +209,21 @@ pub fn fingerprint(options: &TransformOptions, plan: &Plan) -> String {
         .into_iter()
         .map(|(table, summary)| (table, summary.fingerprint))
         .collect();
-    let models: Vec<(&str, String)> = plan
+    let models: Vec<(&str, String, Vec<&str>)> = plan
         .models
         .iter()
-        .map(|m| (m.name.as_str(), format!("{:x}", Sha256::digest(m.sql.as_bytes()))))
+        .map(|m| {
+            let tests = plan
+                .tests
+                .get(&m.name)
+                .map(|t| t.iter().map(|t| t.sql.as_str()).collect())
+                .unwrap_or_default();
+            (
+                m.name.as_str(),
+                format!("{:x}", Sha256::digest(m.sql.as_bytes())),
+                tests,
+            )
+        })
         .collect();
     let everything = serde_json::json!({
         "run_date": plan.run_date,
@@ -225,7 +255,7 @@ pub async fn build_planned(
     let ctx = &plan.ctx;
     output.register(ctx);
 
-    let entries = match build_models(ctx, &plan.models, &staging, &mut watch).await {
+    let entries = match build_models(ctx, plan, &staging, &mut watch).await {
         Ok(entries) => entries,
         Err(error) => {
             // Nothing was published; the staged files of this run are of no use.
@@ -245,7 +275,11 @@ pub async fn build_planned(
         started_at,
         finished_at: Utc::now(),
         fingerprint: fingerprint(options, plan),
-        completed: vec![SQL_STAGE.into()],
+        completed: if failures(&entries).is_empty() {
+            vec![SQL_STAGE.into()]
+        } else {
+            Vec::new()
+        },
         input_root: plan.input_root.display.clone(),
         output_root: output.display.clone(),
         versions: Versions::current(),
@@ -260,27 +294,76 @@ pub async fn build_planned(
     })
 }
 
+/// The data tests that failed in a run, as `model: test (n rows)`.
+pub fn failures(entries: &[ModelEntry]) -> Vec<String> {
+    entries
+        .iter()
+        .flat_map(|e| {
+            e.tests
+                .iter()
+                .filter(|t| t.failing_rows > 0)
+                .map(move |t| format!("{}: {} ({} rows)", e.model, t.test, t.failing_rows))
+        })
+        .collect()
+}
+
+/// The error of a run whose data tests failed, if any did.
+pub fn test_failure(manifest: &Manifest) -> Option<Error> {
+    let failed = failures(&manifest.models);
+    (!failed.is_empty()).then(|| Error::DataTests {
+        tests: manifest.models.iter().map(|e| e.tests.len()).sum(),
+        failed: failed.len(),
+        details: failed,
+    })
+}
+
 /// The name of the SQL stage in the manifest's `completed` list.
 pub const SQL_STAGE: &str = "sql";
 
 /// Builds every model into staging, then publishes the staged tables.
 async fn build_models(
     ctx: &SessionContext,
-    models: &[Model],
+    plan: &Plan,
     staging: &Staging,
     watch: &mut Stopwatch,
 ) -> Result<Vec<ModelEntry>> {
-    let mut entries = Vec::with_capacity(models.len());
+    let models = &plan.models;
+    let mut entries: Vec<ModelEntry> = Vec::with_capacity(models.len());
+    // Models kept from publishing: a failed data test, or one upstream.
+    let mut blocked: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
     let progress = crate::cli::progress();
     progress.set_length(models.len() as u64);
     for model in models {
         progress.set_message(model.name.clone());
         let began = Instant::now();
+        let mut entry = ModelEntry {
+            model: model.name.clone(),
+            file: model.file.clone(),
+            materialized: model.materialized,
+            sql_sha256: format!("{:x}", Sha256::digest(model.sql.as_bytes())),
+            reads: model.reads.clone(),
+            output: None,
+            seconds: 0.0,
+            tests: Vec::new(),
+            skipped: None,
+        };
+        if let Some(upstream) = model.reads.iter().find(|r| blocked.contains(r.as_str())) {
+            tracing::warn!(
+                model = model.name,
+                upstream,
+                "not built: an upstream model failed its data tests"
+            );
+            entry.skipped = Some(format!("upstream model {upstream} did not pass its data tests"));
+            blocked.insert(&model.name);
+            entries.push(entry);
+            progress.inc(1);
+            continue;
+        }
         let df = plan_model(ctx, model).await?;
         // The plan registered every model as a view; the build registers what it wrote.
         ctx.deregister_table(model.name.as_str())
             .map_err(Error::engine(format!("replacing model {}", model.name)))?;
-        let staged = match model.materialized {
+        entry.output = match model.materialized {
             Materialized::Ephemeral => {
                 ctx.register_table(model.name.as_str(), df.into_view())
                     .map_err(Error::engine(format!("registering model {}", model.name)))?;
@@ -288,27 +371,34 @@ async fn build_models(
             }
             Materialized::Table => Some(staging.write(ctx, &model.name, &model.file, df).await?),
         };
-        let seconds = began.elapsed().as_secs_f64();
+        for test in plan.tests.get(&model.name).into_iter().flatten() {
+            entry.tests.push(test.run(ctx, &model.name, &model.file).await?);
+        }
+        let failed: Vec<&crate::datatests::Outcome> =
+            entry.tests.iter().filter(|t| t.failing_rows > 0).collect();
+        if !failed.is_empty() {
+            tracing::warn!(model = model.name, failed = ?failed, "data tests failed: not published");
+            entry.skipped = Some("its data tests failed".into());
+            blocked.insert(&model.name);
+        }
+        entry.seconds = began.elapsed().as_secs_f64();
         tracing::info!(
             model = model.name,
-            rows = staged.as_ref().map(|s| s.rows),
-            seconds = format!("{seconds:.2}"),
+            rows = entry.output.as_ref().map(|s| s.rows),
+            tests = entry.tests.len(),
+            seconds = format!("{:.2}", entry.seconds),
             "model built"
         );
-        entries.push(ModelEntry {
-            model: model.name.clone(),
-            file: model.file.clone(),
-            materialized: model.materialized,
-            sql_sha256: format!("{:x}", Sha256::digest(model.sql.as_bytes())),
-            reads: model.reads.clone(),
-            output: staged,
-            seconds,
-        });
+        entries.push(entry);
         progress.inc(1);
     }
     watch.lap("models");
 
-    let staged: Vec<_> = entries.iter().filter_map(|e| e.output.clone()).collect();
+    let staged: Vec<_> = entries
+        .iter()
+        .filter(|e| e.skipped.is_none())
+        .filter_map(|e| e.output.clone())
+        .collect();
     staging.publish(&staged).await?;
     Ok(entries)
 }

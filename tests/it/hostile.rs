@@ -748,3 +748,98 @@ async fn a_few_bad_rows_are_quarantined_listed_and_counted() {
         &["orders", "duplicate_key", "10 rows"],
     );
 }
+
+// ---- Data tests ----
+
+/// A failing data test keeps its model and everything downstream from publishing; the others
+/// publish, the manifest names the test and its failing rows, and the exit code is 5.
+#[test]
+fn a_failed_data_test_blocks_its_model_and_what_reads_it() {
+    let ws = case();
+    let tests = ws.models().join("marts/daily_sales.tests.toml");
+    let declared = std::fs::read_to_string(&tests).unwrap();
+    std::fs::write(
+        &tests,
+        format!("{declared}\n[relationships]\nmarket = \"markets.code\"\n"),
+    )
+    .unwrap();
+    ws.model(
+        "staging/markets.sql",
+        "-- materialized: ephemeral\nselect 'MY' as code",
+    );
+    ws.model(
+        "marts/sales_by_market.sql",
+        "select market, sum(orders) as orders from daily_sales group by market order by market",
+    );
+    let select = ["--select", "daily_sales,sales_by_market,rfm_segments,markets"];
+    let old_sales = std::fs::read(ws.published("daily_sales", RUN_DATE)).unwrap();
+    let result = nightly(&ws, &select);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(exit_code::DATA_TEST), "{stderr}");
+    let error = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert!(
+        error.contains("daily_sales: relationships(market -> markets.code)") && error.contains("rows)"),
+        "{error}"
+    );
+    // daily_sales kept its old partition; what reads it was not built; rfm_segments published.
+    assert_eq!(
+        std::fs::read(ws.published("daily_sales", RUN_DATE)).unwrap(),
+        old_sales
+    );
+    assert!(!ws.published("sales_by_market", RUN_DATE).exists());
+    assert!(ws.published("rfm_segments", RUN_DATE).exists());
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            ws.output()
+                .join(format!("_manifests/run_date={RUN_DATE}/manifest.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["status"], "failed");
+    let model = |name: &str| {
+        manifest["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["model"] == name)
+            .unwrap()
+            .clone()
+    };
+    let sales = model("daily_sales");
+    let failing: Vec<&serde_json::Value> = sales["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["failing_rows"].as_u64() > Some(0))
+        .collect();
+    assert_eq!(failing.len(), 1, "{sales}");
+    assert_eq!(failing[0]["test"], "relationships(market -> markets.code)");
+    // Every market but MY fails it: more than one row, fewer than all.
+    let rows = failing[0]["failing_rows"].as_u64().unwrap();
+    let total = sales["output"]["rows"].as_u64().unwrap();
+    assert!(rows > 0 && rows < total, "{rows} of {total}");
+    assert!(
+        model("sales_by_market")["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("daily_sales")
+    );
+    assert!(model("rfm_segments")["tests"].as_array().unwrap().len() >= 10);
+}
+
+#[test]
+fn a_data_test_naming_an_unknown_column() {
+    let ws = case();
+    std::fs::write(
+        ws.models().join("marts/daily_sales.tests.toml"),
+        "not_null = [\"order_day\"]\n",
+    )
+    .unwrap();
+    expect_failure(
+        &ws,
+        &[],
+        exit_code::BAD_MODEL,
+        &["daily_sales.tests.toml", "order_day"],
+    );
+}
