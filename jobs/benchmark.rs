@@ -61,6 +61,8 @@ pub struct BenchOptions {
     /// The stages to run after generating: `transform` (every model), `features` (only
     /// `customer_features` and what it reads), `segment`, `churn`.
     pub stages: Vec<String>,
+    /// Each stage runs once per entry: `None` without a memory cap, `Some("3GiB")` under one.
+    pub memory_limits: Vec<Option<String>>,
 }
 
 /// One row of the report.
@@ -68,6 +70,8 @@ pub struct BenchOptions {
 pub struct BenchRow {
     pub customers: u64,
     pub stage: String,
+    /// The `--memory-limit` of the run, `none` without one.
+    pub limit: String,
     pub rows: u64,
     pub measurement: Measurement,
     /// The model figures of a model stage (k and silhouette, AUC and lift).
@@ -77,9 +81,10 @@ pub struct BenchRow {
 impl BenchRow {
     pub fn markdown(&self) -> String {
         format!(
-            "| {} | {} | {} | {:.1} | {:.0} | {:.0} | {} |",
+            "| {} | {} | {} | {} | {:.1} | {:.0} | {:.0} | {} |",
             self.customers,
             self.stage,
+            self.limit,
             self.rows,
             self.measurement.seconds,
             self.rows as f64 / self.measurement.seconds.max(1e-9),
@@ -92,7 +97,7 @@ impl BenchRow {
 /// `rows` is what a stage handles: rows written for `generate`, rows of the input tables the
 /// models read for `transform` and `features`, customers clustered for `segment`, customers
 /// scored for `churn`.
-pub const MARKDOWN_HEADER: &str = "| customers | stage | rows | wall s | rows/s | peak RSS MiB | model figures |\n|---|---|---|---|---|---|---|";
+pub const MARKDOWN_HEADER: &str = "| customers | stage | memory limit | rows | wall s | rows/s | peak RSS MiB | model figures |\n|---|---|---|---|---|---|---|---|";
 
 fn sibling(binary: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe().map_err(Error::io("finding the benchmark's own path"))?;
@@ -146,10 +151,15 @@ pub async fn run(options: &BenchOptions) -> Result<Vec<BenchRow>> {
         let folder = options.work_dir.join(format!("customers-{customers}"));
         let input = folder.join("input");
         let output = folder.join("output");
-        let mut record = |stage: &str, rows_handled: u64, measurement: Measurement, figures: String| {
+        let mut record = |stage: &str,
+                          limit: &Option<String>,
+                          rows_handled: u64,
+                          measurement: Measurement,
+                          figures: String| {
             let row = BenchRow {
                 customers,
                 stage: stage.into(),
+                limit: limit.clone().unwrap_or_else(|| "none".into()),
                 rows: rows_handled,
                 measurement,
                 figures,
@@ -167,6 +177,7 @@ pub async fn run(options: &BenchOptions) -> Result<Vec<BenchRow>> {
             )?;
             record(
                 "generate",
+                &None,
                 input_rows(&input, None).await?,
                 measurement,
                 String::new(),
@@ -174,31 +185,41 @@ pub async fn run(options: &BenchOptions) -> Result<Vec<BenchRow>> {
         }
         let _ = std::fs::remove_dir_all(&output);
         for stage in &options.stages {
-            let mut command = Command::new(sibling(if stage == "features" { "transform" } else { stage })?);
-            command.arg("--output").arg(&output).env("RUST_LOG", "warn");
-            if matches!(stage.as_str(), "transform" | "features" | "churn") {
+            for limit in &options.memory_limits {
+                let mut command =
+                    Command::new(sibling(if stage == "features" { "transform" } else { stage })?);
                 command
-                    .arg("--input")
-                    .arg(&input)
-                    .arg("--models")
-                    .arg(&options.models_dir);
-            }
-            if stage == "features" {
-                command.args(["--select", crate::features::TABLE]);
-            }
-            let report = folder.join(format!("{stage}.out"));
-            let file = std::fs::File::create(&report)
-                .map_err(Error::io(format!("creating {}", report.display())))?;
-            let measurement = measure(command.stdout(file))?;
-            match stage.as_str() {
-                "transform" | "features" => {
-                    let read = input_rows(&input, Some(&tables_read(&output)?)).await?;
-                    record(stage, read, measurement, String::new());
+                    .arg("--output")
+                    .arg(&output)
+                    .env("RUST_LOG", "warn")
+                    .env_remove("GROWTH_MEMORY_LIMIT");
+                if let Some(limit) = limit {
+                    command.args(["--memory-limit", limit]);
                 }
-                _ => {
-                    let summary = stage_summary(&report)?;
-                    let (handled, figures) = figures(stage, &summary);
-                    record(stage, handled, measurement, figures);
+                if matches!(stage.as_str(), "transform" | "features" | "churn") {
+                    command
+                        .arg("--input")
+                        .arg(&input)
+                        .arg("--models")
+                        .arg(&options.models_dir);
+                }
+                if stage == "features" {
+                    command.args(["--select", crate::features::TABLE]);
+                }
+                let report = folder.join(format!("{stage}.out"));
+                let file = std::fs::File::create(&report)
+                    .map_err(Error::io(format!("creating {}", report.display())))?;
+                let measurement = measure(command.stdout(file))?;
+                match stage.as_str() {
+                    "transform" | "features" => {
+                        let read = input_rows(&input, Some(&tables_read(&output)?)).await?;
+                        record(stage, limit, read, measurement, String::new());
+                    }
+                    _ => {
+                        let summary = stage_summary(&report)?;
+                        let (handled, figures) = figures(stage, &summary);
+                        record(stage, limit, handled, measurement, figures);
+                    }
                 }
             }
         }

@@ -16,7 +16,7 @@ use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::{ScalarValue, TableReference};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
-use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool, TrackConsumersPool};
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{Expr, cast, lit, when};
 use datafusion::prelude::{DataFrame, SessionContext, col};
@@ -239,12 +239,12 @@ pub async fn register_customers_from_orders(ctx: &SessionContext) -> Result<()> 
     Ok(())
 }
 
-/// The process's memory pool and its size in bytes, when capped.
-static MEMORY_POOL: OnceLock<(Arc<dyn MemoryPool>, usize)> = OnceLock::new();
+/// The process's memory pool, when capped.
+static MEMORY_POOL: OnceLock<Arc<dyn MemoryPool>> = OnceLock::new();
 
-/// The smallest cap accepted: every sort holds `sort_spill_reservation_bytes` (10 MiB) back for
-/// merging its spills, and a night runs a few sorts and aggregations at once.
-pub const MIN_MEMORY_LIMIT: usize = 256 << 20;
+/// The smallest cap accepted: below it the KPI models' aggregations, sharing the pool fairly,
+/// cannot hold one batch each (measured on the sample: 512 MiB fails, 1 GiB runs).
+pub const MIN_MEMORY_LIMIT: usize = 1 << 30;
 
 /// Caps the memory that DataFusion's sorts, aggregations and joins use in this process, all
 /// sessions together; beyond it they spill to the temp folder. A memory cap belongs to a
@@ -261,10 +261,10 @@ pub fn limit_memory(bytes: usize) -> Result<()> {
     }
     // The five largest consumers are named in the error when the cap is reached.
     let pool: Arc<dyn MemoryPool> = Arc::new(TrackConsumersPool::new(
-        GreedyMemoryPool::new(bytes),
+        FairSpillPool::new(bytes),
         NonZeroUsize::new(5).expect("5 > 0"),
     ));
-    let _ = MEMORY_POOL.set((pool, bytes));
+    let _ = MEMORY_POOL.set(pool);
     Ok(())
 }
 
@@ -274,27 +274,15 @@ pub fn new_session() -> SessionContext {
         // Plain Utf8 strings end to end: what every outside reader and Ballista expect.
         .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
         .set_str("datafusion.execution.parquet.compression", "zstd(3)");
-    let Some((pool, bytes)) = MEMORY_POOL.get() else {
+    let Some(pool) = MEMORY_POOL.get() else {
         return SessionContext::new_with_config(config);
     };
-    // Under a cap, what was learned on the 10M-customer night (README: Bounded memory):
-    // - a greedy pool, not a fair one: a fair pool splits the cap evenly over every spillable
-    //   operator of a plan (70 in the KPI models), and an aggregation then fails to take one
-    //   batch's worth while most of the cap is unused;
-    // - one partition: two partitions' sorts each grab memory, and the one that finishes first
-    //   cannot merge, since the other's memory is not its to spill;
-    // - a sort reserves a third of the cap for its final merge: the merge takes over the
-    //   sort's buffered batches and needs about 15% more on top (DataFusion issue #16979);
-    //   with an eighth, stg_customers at 10M customers failed in that merge;
-    // - sort-merge joins, which spill, instead of hash joins, whose build sides cannot (three
-    //   of them at 10M customers take 1.6 GB in stg_customers alone).
-    let config = config
-        .with_target_partitions(1)
-        .set_usize(
-            "datafusion.execution.sort_spill_reservation_bytes",
-            (*bytes / 3).max(10 << 20),
-        )
-        .set_bool("datafusion.optimizer.prefer_hash_join", false);
+    // Under a cap (README: Bounded memory), batches of 1,024 rows: the fair pool gives each
+    // spillable operator of a plan an equal share (about 70 of them in the KPI models), and a
+    // grouped aggregation must fit one batch's state in its share. Joins stay hash joins,
+    // whose build sides cannot spill: with sort-merge joins (prefer_hash_join = false)
+    // DataFusion 55 returned stg_kpi_statuses out of its `order by` on the sample.
+    let config = config.with_batch_size(1024);
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(pool.clone())
         .build_arc()

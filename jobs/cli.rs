@@ -128,7 +128,7 @@ pub struct CommonArgs {
     pub overrides: Vec<String>,
     /// Memory for DataFusion's sorts, aggregations and joins in this process, such as 3GiB;
     /// beyond it they spill to the temp folder (TMPDIR) and joins plan as sort-merge joins.
-    /// At least 256MiB. Default: [run] memory_limit in the config, else no cap.
+    /// At least 1GiB. Default: [run] memory_limit in the config, else no cap.
     #[arg(long, env = "GROWTH_MEMORY_LIMIT", value_name = "SIZE")]
     pub memory_limit: Option<String>,
 }

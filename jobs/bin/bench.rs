@@ -28,6 +28,10 @@ struct Args {
     /// (customer_features and what it reads), segment, churn.
     #[arg(long, value_delimiter = ',', default_value = "transform,segment,churn")]
     stages: Vec<String>,
+    /// Run each stage once per memory cap, comma-separated; `none` is no cap. For example
+    /// `none,3GiB` reports the peak resident memory of every stage with and without a limit.
+    #[arg(long, value_delimiter = ',', default_value = "none")]
+    memory_limits: Vec<String>,
 }
 
 fn main() {
@@ -39,6 +43,11 @@ fn main() {
         models_dir: args.models,
         reuse_input: args.reuse_input,
         stages: args.stages,
+        memory_limits: args
+            .memory_limits
+            .into_iter()
+            .map(|l| (l != "none").then_some(l))
+            .collect(),
     };
     let result = cli::runtime().and_then(|rt| rt.block_on(benchmark::run(&options)));
     cli::exit(result.map(|_| ()))

@@ -293,7 +293,7 @@ fn the_config_file_sets_paths_and_flags_and_environment_override_it() {
     assert!(stderr(&tiny).contains("smallest cap"), "{}", stderr(&tiny));
 }
 
-/// The whole night under a 256 MiB cap (one partition, sort-merge joins, spilling) publishes
+/// The whole night under a 1 GiB cap (small batches, a fair pool, spilling) publishes
 /// the same rows, in the same order, as without one. The files may differ in bytes: the
 /// writer cuts pages where batches end, and a capped run batches differently.
 #[tokio::test]
@@ -306,7 +306,7 @@ async fn a_night_under_a_memory_cap_publishes_the_same_tables() {
     });
     let result = nightly(&free, &["--date", RUN_DATE]);
     assert!(result.status.success(), "{}", stderr(&result));
-    let result = nightly(&capped, &["--date", RUN_DATE, "--memory-limit", "256MiB"]);
+    let result = nightly(&capped, &["--date", RUN_DATE, "--memory-limit", "1GiB"]);
     assert!(result.status.success(), "{}", stderr(&result));
     let files = |ws: &Workspace| -> Vec<PathBuf> {
         ws.snapshot()
