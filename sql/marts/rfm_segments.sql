@@ -43,6 +43,13 @@ measures as (
     cross join run_context
 ),
 
+counted as (
+    select count(*) as customers from measures
+),
+
+-- Scores from percent_rank written as (rank - 1) / (customers - 1), which is how it is defined:
+-- rank() streams through a sort that can spill to disk, where percent_rank() holds every
+-- customer in one batch (800 MB at 10M customers, too much under a memory cap).
 scored as (
     select
         customer_id,
@@ -50,10 +57,17 @@ scored as (
         recency_days,
         frequency,
         monetary_usd,
-        cast(least(5, 1 + floor(5 * percent_rank() over (order by recency_days desc))) as int) as r_score,
-        cast(least(5, 1 + floor(5 * percent_rank() over (order by frequency asc))) as int) as f_score,
-        cast(least(5, 1 + floor(5 * percent_rank() over (order by monetary_usd asc))) as int) as m_score
+        cast(least(5, 1 + floor(5 * case when customers > 1
+            then (rank() over (order by recency_days desc) - 1) / cast(customers - 1 as double) else 0.0 end)) as int)
+            as r_score,
+        cast(least(5, 1 + floor(5 * case when customers > 1
+            then (rank() over (order by frequency asc) - 1) / cast(customers - 1 as double) else 0.0 end)) as int)
+            as f_score,
+        cast(least(5, 1 + floor(5 * case when customers > 1
+            then (rank() over (order by monetary_usd asc) - 1) / cast(customers - 1 as double) else 0.0 end)) as int)
+            as m_score
     from measures
+    cross join counted
 )
 
 select
