@@ -411,7 +411,7 @@ pub async fn apply(
             .sql(&classified_sql(&checks, &found))
             .await
             .map_err(Error::engine(format!("classifying the rows of {name}")))?;
-        let mut exact = rule_counts(ctx, &classified, name).await?;
+        let mut exact = rule_counts(&classified, name).await?;
         if far > 0 {
             match exact.iter_mut().find(|(r, _)| *r == "out_of_range_time") {
                 Some((_, n)) => *n += far,
@@ -536,12 +536,7 @@ async fn far_future(ctx: &SessionContext, table: &contract::Table, config: &Qual
 }
 
 /// Exact rows per rule, each row under the first rule it breaks.
-async fn rule_counts(
-    ctx: &SessionContext,
-    classified: &DataFrame,
-    table: &str,
-) -> Result<Vec<(&'static str, u64)>> {
-    let _ = ctx;
+async fn rule_counts(classified: &DataFrame, table: &str) -> Result<Vec<(&'static str, u64)>> {
     let batches = classified
         .clone()
         .filter(datafusion::prelude::col("_rule").is_not_null())

@@ -42,21 +42,6 @@ fn sample_workspace(customers: u64, seed: u64) -> Workspace {
     ws
 }
 
-/// The published data files (manifests and staging left out), path -> bytes.
-fn published(ws: &Workspace) -> BTreeMap<PathBuf, Vec<u8>> {
-    ws.snapshot()
-        .into_iter()
-        .filter(|(p, _)| {
-            let rel = p
-                .strip_prefix(ws.output())
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            !rel.starts_with('_')
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn rerun_of_the_same_date_gives_byte_identical_tables() {
     let ws = sample_workspace(1_500, 7);
@@ -158,7 +143,7 @@ async fn a_reader_polling_during_a_rerun_sees_the_old_or_the_new_partition_only(
 
 /// The published files, model files included (manifests, staging and the lock left out),
 /// path -> bytes.
-fn published_with_models(ws: &Workspace) -> BTreeMap<PathBuf, Vec<u8>> {
+fn published(ws: &Workspace) -> BTreeMap<PathBuf, Vec<u8>> {
     ws.snapshot()
         .into_iter()
         .filter(|(p, _)| {
@@ -198,12 +183,12 @@ fn killed_nights_leave_every_published_file_whole() {
             .unwrap()
     };
     assert!(run(&ws, &[]).wait().unwrap().success());
-    let old = published_with_models(&ws);
+    let old = published(&ws);
     // What an uninterrupted night publishes on the new input, timed.
     let started = Instant::now();
     assert!(run(&reference, &[]).wait().unwrap().success());
     let full = started.elapsed();
-    let new: BTreeMap<PathBuf, Vec<u8>> = published_with_models(&reference)
+    let new: BTreeMap<PathBuf, Vec<u8>> = published(&reference)
         .into_iter()
         .map(|(p, b)| (ws.output().join(p.strip_prefix(reference.output()).unwrap()), b))
         .collect();
@@ -220,7 +205,7 @@ fn killed_nights_leave_every_published_file_whole() {
         std::thread::sleep(full * step / (KILLS + 1));
         let _ = child.kill();
         let _ = child.wait();
-        let now = published_with_models(&ws);
+        let now = published(&ws);
         assert_eq!(now.keys().collect::<Vec<_>>(), old.keys().collect::<Vec<_>>());
         for (path, bytes) in now {
             let is_old = old.get(&path) == Some(&bytes);
@@ -236,7 +221,7 @@ fn killed_nights_leave_every_published_file_whole() {
     }
     assert!(run(&ws, &["--resume"]).wait().unwrap().success());
     assert_eq!(
-        published_with_models(&ws),
+        published(&ws),
         new,
         "a rerun after the kills equals an uninterrupted run"
     );
