@@ -138,50 +138,116 @@ delivery_summary as (
         sum(outcome_known - delivered_within_7d) as late
     from deliveries
     group by customer_id
+),
+
+-- The sources above hold one row per customer each; they are combined by an aggregation over a
+-- union rather than by six joins, because an aggregation spills to disk under a memory cap where
+-- a hash join's build side cannot (10M customers). max() picks each source's one value; a
+-- source without a row for the customer leaves its columns null, as a left join did.
+facts as (
+    select
+        customer_id, 1 as from_customers, 0 as from_purchase_windows, market, acquisition_channel,
+        is_member, first_purchase_ts, last_purchase_ts, purchases, revenue_cents, null as discounted,
+        null as purchases_30d, null as purchases_90d, null as purchases_180d, null as gaps,
+        null as gap_seconds_sum, null as gap_seconds_squares, null as orders_placed,
+        null as cancelled_or_refunded, null as sessions_30d, null as sessions_90d, null as invites_sent,
+        null as invites_accepted, null as delivered, null as delivery_micros, null as outcome_known,
+        null as late
+    from customers_in
+    union all
+    select
+        customer_id, 0, 1, null, null, null, null, null, null, null, discounted, purchases_30d,
+        purchases_90d, purchases_180d, null, null, null, null, null, null, null, null, null, null, null,
+        null, null
+    from purchase_windows
+    union all
+    select
+        customer_id, 0, 0, null, null, null, null, null, null, null, null, null, null, null, gaps,
+        gap_seconds_sum, gap_seconds_squares, null, null, null, null, null, null, null, null, null, null
+    from gap_summary
+    union all
+    select
+        customer_id, 0, 0, null, null, null, null, null, null, null, null, null, null, null, null, null,
+        null, orders_placed, cancelled_or_refunded, null, null, null, null, null, null, null, null
+    from order_outcomes
+    union all
+    select
+        customer_id, 0, 0, null, null, null, null, null, null, null, null, null, null, null, null, null,
+        null, null, null, sessions_30d, sessions_90d, null, null, null, null, null, null
+    from session_windows
+    union all
+    select
+        customer_id, 0, 0, null, null, null, null, null, null, null, null, null, null, null, null, null,
+        null, null, null, null, null, invites_sent, invites_accepted, null, null, null, null
+    from invite_summary
+    union all
+    select
+        customer_id, 0, 0, null, null, null, null, null, null, null, null, null, null, null, null, null,
+        null, null, null, null, null, null, null, delivered, delivery_micros, outcome_known, late
+    from delivery_summary
+),
+
+combined as (
+    select
+        customer_id,
+        max(market) as market,
+        max(acquisition_channel) as acquisition_channel,
+        max(is_member) as is_member,
+        max(first_purchase_ts) as first_purchase_ts,
+        max(last_purchase_ts) as last_purchase_ts,
+        max(purchases) as purchases,
+        max(revenue_cents) as revenue_cents,
+        max(discounted) as discounted,
+        max(purchases_30d) as purchases_30d,
+        max(purchases_90d) as purchases_90d,
+        max(purchases_180d) as purchases_180d,
+        max(gaps) as gaps,
+        max(gap_seconds_sum) as gap_seconds_sum,
+        max(gap_seconds_squares) as gap_seconds_squares,
+        max(orders_placed) as orders_placed,
+        max(cancelled_or_refunded) as cancelled_or_refunded,
+        max(sessions_30d) as sessions_30d,
+        max(sessions_90d) as sessions_90d,
+        max(invites_sent) as invites_sent,
+        max(invites_accepted) as invites_accepted,
+        max(delivered) as delivered,
+        max(delivery_micros) as delivery_micros,
+        max(outcome_known) as outcome_known,
+        max(late) as late
+    from facts
+    group by customer_id
+    having max(from_customers) = 1 and max(from_purchase_windows) = 1
 )
 
 select
-    customers_in.customer_id,
-    customers_in.market,
-    customers_in.acquisition_channel,
-    customers_in.is_member,
-    (cast(run_end.run_end_ts as bigint) - cast(customers_in.last_purchase_ts as bigint)) / 86400000000.0
-        as recency_days,
-    customers_in.purchases as frequency,
-    customers_in.revenue_cents / 100.0 as monetary_usd,
-    (cast(run_end.run_end_ts as bigint) - cast(customers_in.first_purchase_ts as bigint)) / 86400000000.0
-        as tenure_days,
-    gap_summary.gap_seconds_sum / 86400.0 / gap_summary.gaps as mean_days_between_purchases,
+    customer_id,
+    -- every row has its customers_in values (see the having above); the coalesces only keep
+    -- these columns non-nullable in the schema, as they were when read straight from stg_customers
+    coalesce(market, 'unknown') as market,
+    coalesce(acquisition_channel, 'unknown') as acquisition_channel,
+    is_member,
+    (cast(run_end_ts as bigint) - cast(last_purchase_ts as bigint)) / 86400000000.0 as recency_days,
+    coalesce(purchases, 0) as frequency,
+    coalesce(revenue_cents, 0) / 100.0 as monetary_usd,
+    (cast(run_end_ts as bigint) - cast(first_purchase_ts as bigint)) / 86400000000.0 as tenure_days,
+    gap_seconds_sum / 86400.0 / gaps as mean_days_between_purchases,
     sqrt(greatest(
-        cast(gap_summary.gap_seconds_squares as double) / gap_summary.gaps
-        - power(cast(gap_summary.gap_seconds_sum as double) / gap_summary.gaps, 2),
+        cast(gap_seconds_squares as double) / gaps
+        - power(cast(gap_seconds_sum as double) / gaps, 2),
         0.0
     )) / 86400.0 as sd_days_between_purchases,
-    customers_in.revenue_cents / 100.0 / customers_in.purchases as avg_order_value_usd,
-    cast(purchase_windows.discounted as double) / customers_in.purchases as discount_share,
-    coalesce(cast(order_outcomes.cancelled_or_refunded as double) / order_outcomes.orders_placed, 0.0)
-        as cancel_refund_share,
-    purchase_windows.purchases_30d,
-    purchase_windows.purchases_90d,
-    purchase_windows.purchases_180d,
-    coalesce(session_windows.sessions_30d, 0) as sessions_30d,
-    coalesce(session_windows.sessions_90d, 0) as sessions_90d,
-    coalesce(invite_summary.invites_sent, 0) as invites_sent,
-    coalesce(invite_summary.invites_accepted, 0) as invites_accepted,
-    case
-        when delivery_summary.delivered > 0
-            then delivery_summary.delivery_micros / 86400000000.0 / delivery_summary.delivered
-    end as avg_delivery_days,
-    case
-        when delivery_summary.outcome_known > 0
-            then cast(delivery_summary.late as double) / delivery_summary.outcome_known
-    end as late_delivery_share
-from customers_in
+    coalesce(revenue_cents, 0) / 100.0 / coalesce(purchases, 0) as avg_order_value_usd,
+    cast(discounted as double) / purchases as discount_share,
+    coalesce(cast(cancelled_or_refunded as double) / orders_placed, 0.0) as cancel_refund_share,
+    purchases_30d,
+    purchases_90d,
+    purchases_180d,
+    coalesce(sessions_30d, 0) as sessions_30d,
+    coalesce(sessions_90d, 0) as sessions_90d,
+    coalesce(invites_sent, 0) as invites_sent,
+    coalesce(invites_accepted, 0) as invites_accepted,
+    case when delivered > 0 then delivery_micros / 86400000000.0 / delivered end as avg_delivery_days,
+    case when outcome_known > 0 then cast(late as double) / outcome_known end as late_delivery_share
+from combined
 cross join run_end
-join purchase_windows on customers_in.customer_id = purchase_windows.customer_id
-left join gap_summary on customers_in.customer_id = gap_summary.customer_id
-left join order_outcomes on customers_in.customer_id = order_outcomes.customer_id
-left join session_windows on customers_in.customer_id = session_windows.customer_id
-left join invite_summary on customers_in.customer_id = invite_summary.customer_id
-left join delivery_summary on customers_in.customer_id = delivery_summary.customer_id
-order by customers_in.customer_id
+order by customer_id
