@@ -291,18 +291,20 @@ pub fn new_session() -> SessionContext {
 }
 
 /// A session with the inputs registered as of the run date, and the config's tables: what
-/// every model runs in.
+/// every model runs in. `later` is a report of the same input at a later date, whose clean
+/// results spare checks here (see [`crate::quality::apply`]).
 pub async fn session_for(
     root: &Root,
     input: &Input,
     run_date: RunDate,
     config: &crate::config::Config,
+    later: Option<&crate::quality::Report>,
 ) -> Result<(SessionContext, crate::quality::Report)> {
     let ctx = new_session();
     register_raw(&ctx, root, input).await?;
     register_views(&ctx, input, run_date).await?;
     config.register(&ctx).await?;
-    let quality = crate::quality::apply(&ctx, root, input, &config.quality).await?;
+    let quality = crate::quality::apply(&ctx, root, input, &config.quality, later).await?;
     Ok((ctx, quality))
 }
 

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use chrono::{Days, NaiveDate};
 use datafusion::arrow::array::{Array, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use linfa::prelude::*;
 use linfa_logistic::{FittedLogisticRegression, LogisticRegression};
@@ -341,9 +342,11 @@ pub struct Window {
 
 /// Builds a labelled window: features as of `cutoff` for a seeded sample of the customers
 /// active in the `active_days` before it, labelled from purchases in the `horizon_days` after.
+///
+/// `later` is a session at or after `cutoff + horizon_days` (the run date's), built first.
 pub async fn window(
     as_of: &AsOf,
-    run_date: NaiveDate,
+    later: &SessionContext,
     cutoff: NaiveDate,
     config: &ChurnConfig,
 ) -> Result<Window> {
@@ -359,7 +362,7 @@ pub async fn window(
     .await?;
     let fraction = config.sample_size as f64 / active.max(1) as f64;
     let (seed, active_days) = (config.seed, f64::from(config.active_days));
-    let sampled = features::collect_rows(as_of.features(cutoff).await?, |batch| {
+    let sampled = features::collect_rows(AsOf::features(&session, cutoff).await?, |batch| {
         let active = features::active_within(batch, active_days)?;
         let sampled = features::in_sample(batch, seed, fraction)?;
         Ok(active.iter().zip(sampled).map(|(a, s)| *a && s).collect())
@@ -374,7 +377,6 @@ pub async fn window(
         index.insert(id.unwrap_or_default(), row);
     }
     let mut churned = vec![true; ids.len()];
-    let later = as_of.session(run_date).await?;
     let mut stream = later
         .sql(&format!(
             "select distinct customer_id from stg_purchases \
@@ -404,7 +406,7 @@ pub async fn window(
     })
 }
 
-async fn count(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Result<u64> {
+async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
     let batches = ctx
         .sql(sql)
         .await
@@ -658,8 +660,11 @@ pub async fn run(
     let stage = Stage::begin(JOB, output, run_date);
     stage
         .run(async |staging: &Staging| {
-            let training = window(as_of, run_date, c1, config).await?;
-            let validation = window(as_of, run_date, c2, config).await?;
+            // The run date's session first: it labels both windows, and the cut-off sessions
+            // reuse its row checks.
+            let later = as_of.session(run_date).await?;
+            let training = window(as_of, &later, c1, config).await?;
+            let validation = window(as_of, &later, c2, config).await?;
             let trained = train(&training, &validation, run_date, config)?;
             let scores = score_all(&trained.model, output, run_date, staging).await?;
             let card = model_card(&trained, config);

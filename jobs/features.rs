@@ -8,8 +8,8 @@
 //! training (an unseen level encodes as all zeros). The encoder is saved with each model so
 //! scoring encodes exactly as training did.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch, StringArray};
@@ -29,6 +29,7 @@ use crate::contract::Input;
 use crate::error::{Error, Result};
 use crate::models::{self, Model};
 use crate::publish::{PART_FILE, partition};
+use crate::quality;
 use crate::storage::Root;
 
 /// The model (and table) holding the features.
@@ -108,6 +109,9 @@ pub struct AsOf {
     input: Input,
     models: Vec<Model>,
     config: Config,
+    /// The row checks of each date a session was built for; an earlier date's session reuses
+    /// a later date's clean results.
+    checked: Mutex<BTreeMap<NaiveDate, quality::Report>>,
 }
 
 impl AsOf {
@@ -120,13 +124,24 @@ impl AsOf {
             input,
             models,
             config,
+            checked: Mutex::new(BTreeMap::new()),
         })
     }
 
-    /// A session for `date` in which every model up to `customer_features` is a view.
+    /// A session for `date` in which every model up to `customer_features` is a view. Build the
+    /// latest date's session first: the earlier ones then skip the checks it passed.
     pub async fn session(&self, date: NaiveDate) -> Result<SessionContext> {
-        let (ctx, _) =
-            catalog::session_for(&self.input_root, &self.input, RunDate { date }, &self.config).await?;
+        let later = self.lock_checked().range(date..).next().map(|(_, r)| r.clone());
+        let run_date = RunDate { date };
+        let (ctx, report) = catalog::session_for(
+            &self.input_root,
+            &self.input,
+            run_date,
+            &self.config,
+            later.as_ref(),
+        )
+        .await?;
+        self.lock_checked().entry(date).or_insert(report);
         for model in &self.models {
             let df = ctx.sql(&model.sql).await.map_err(|e| Error::BadModel {
                 model: model.name.clone(),
@@ -139,11 +154,16 @@ impl AsOf {
         Ok(ctx)
     }
 
-    /// Streams the features as of the end of `date`.
-    pub async fn features(&self, date: NaiveDate) -> Result<SendableRecordBatchStream> {
+    fn lock_checked(&self) -> std::sync::MutexGuard<'_, BTreeMap<NaiveDate, quality::Report>> {
+        self.checked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Streams the features of a [`session`](Self::session) built for `date`.
+    pub async fn features(session: &SessionContext, date: NaiveDate) -> Result<SendableRecordBatchStream> {
         let context = format!("computing {TABLE} as of {date}");
-        self.session(date)
-            .await?
+        session
             .table(TABLE)
             .await
             .map_err(Error::engine(context.clone()))?

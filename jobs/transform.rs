@@ -98,8 +98,14 @@ pub async fn plan(options: &TransformOptions) -> Result<Plan> {
     let discovered = models::discover(&options.models_dir)?;
     let ordered = models::order(discovered, &catalog::known_tables())?;
     let models = models::select(ordered, &options.select)?;
-    let (ctx, quality) =
-        catalog::session_for(&input_root, &input, RunDate { date: run_date }, &options.config).await?;
+    let (ctx, quality) = catalog::session_for(
+        &input_root,
+        &input,
+        RunDate { date: run_date },
+        &options.config,
+        None,
+    )
+    .await?;
     if quality.rows.get("orders") == Some(&0) {
         return Err(Error::NothingAsOf {
             table: "orders".into(),

@@ -390,7 +390,13 @@ async fn features_as_of(input: &Path, cutoff: NaiveDate) -> String {
     let root = Root::open(input.to_str().unwrap(), false).unwrap();
     let validated = growth_jobs::contract::validate(&root).await.unwrap();
     let as_of = AsOf::new(root, validated, &repo().join("sql"), Config::default()).unwrap();
-    let batches: Vec<RecordBatch> = as_of.features(cutoff).await.unwrap().try_collect().await.unwrap();
+    let session = as_of.session(cutoff).await.unwrap();
+    let batches: Vec<RecordBatch> = AsOf::features(&session, cutoff)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     assert!(batches.iter().map(|b| b.num_rows()).sum::<usize>() > 100);
     pretty_format_batches(&batches).unwrap().to_string()
 }
@@ -414,6 +420,80 @@ async fn features_as_of_a_cutoff_see_nothing_after_it() {
     // And the cut-off matters: a day later, the features differ.
     let next = features_as_of(&night.input, date.succ_opt().unwrap()).await;
     assert!(next != from_full);
+}
+
+#[tokio::test]
+async fn a_cutoff_session_skips_only_the_checks_a_later_date_passed() {
+    // The churn job builds the run date's session first, and its cut-off sessions skip the
+    // duplicate-key check for tables the run date found free of duplicates. Orders with
+    // copies at the run date must still lose them at the cut-off; sessions, clean at the run
+    // date, keep every row.
+    let night = night();
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::copy_dir(&night.input, dir.path());
+    let cutoff = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    let ctx = SessionContext::new();
+    ctx.register_parquet(
+        "orders",
+        dir.path().join("orders").to_str().unwrap(),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .unwrap();
+    ctx.sql(
+        "select * from orders where order_ts < timestamp '2025-12-01T00:00:00Z' order by order_id limit 5",
+    )
+    .await
+    .unwrap()
+    .write_parquet(
+        dir.path().join("orders/copies.parquet").to_str().unwrap(),
+        datafusion::dataframe::DataFrameWriteOptions::new().with_single_file_output(true),
+        None,
+    )
+    .await
+    .unwrap();
+    let root = Root::open(dir.path().to_str().unwrap(), false).unwrap();
+    let validated = growth_jobs::contract::validate(&root).await.unwrap();
+    let as_of = AsOf::new(root, validated, &repo().join("sql"), Config::default()).unwrap();
+    let run_date = NaiveDate::parse_from_str(RUN_DATE, "%Y-%m-%d").unwrap();
+    let later = as_of.session(run_date).await.unwrap();
+    let earlier = as_of.session(cutoff).await.unwrap();
+    let count = async |ctx: &SessionContext, sql: &str| -> i64 {
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        batches[0]
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .value(0)
+    };
+    for ctx in [&later, &earlier] {
+        assert_eq!(
+            count(ctx, "select count(*) - count(distinct order_id) from orders").await,
+            0
+        );
+        assert_eq!(
+            count(
+                ctx,
+                "select count(*) from quality_rejects where rule = 'duplicate_key'"
+            )
+            .await,
+            5
+        );
+    }
+    let sessions = "select count(*) from sessions";
+    let fresh = AsOf::new(
+        Root::open(dir.path().to_str().unwrap(), false).unwrap(),
+        growth_jobs::contract::validate(&Root::open(dir.path().to_str().unwrap(), false).unwrap())
+            .await
+            .unwrap(),
+        &repo().join("sql"),
+        Config::default(),
+    )
+    .unwrap();
+    let checked_alone = fresh.session(cutoff).await.unwrap();
+    assert_eq!(
+        count(&earlier, sessions).await,
+        count(&checked_alone, sessions).await
+    );
 }
 
 #[test]
