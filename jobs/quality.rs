@@ -267,26 +267,60 @@ fn classified_sql(checks: &Checks, rules: &[&str]) -> String {
     } else {
         String::new()
     };
-    let mut joins = String::new();
-    if rules
+    let source = if rules
         .iter()
         .any(|r| ["orphan_customer", "before_signup"].contains(r))
     {
-        joins.push_str(
-            " left join (select customer_id as _customer_id, min(signup_ts) as _signup_ts from customers \
-             group by customer_id) as _customer on t.customer_id = _customer._customer_id",
-        );
-    }
-    if rules.contains(&"orphan_order") {
-        joins.push_str(
-            " left join (select distinct order_id as _order_id from orders) as _order on t.order_id = _order._order_id",
-        );
-    }
+        format!(
+            "({})",
+            with_parent(name, &columns, "customers", "customer_id", "_customer_id")
+        )
+    } else if rules.contains(&"orphan_order") {
+        format!(
+            "({})",
+            with_parent(name, &columns, "orders", "order_id", "_order_id")
+        )
+    } else {
+        name.to_string()
+    };
     let t_columns: Vec<String> = columns.iter().map(|c| format!("t.{c}")).collect();
     format!(
-        "select {}, case {} end as _rule from (select *{copy} from {name}) as t{joins}",
+        "select {}, case {} end as _rule from (select *{copy} from {source} as s) as t",
         t_columns.join(", "),
         cases.join(" ")
+    )
+}
+
+/// The rows of `table` with `found`, their `key` when `parent` has a row with it (null for
+/// an orphan), and for customers `_signup_ts`, the earliest signup of the row's customer.
+///
+/// Built as a running window over the union of both tables, sorted by the key with the
+/// parent's rows first, not as a join: a sort spills to disk under a memory cap, where a hash
+/// join's build side cannot (1 GB of order ids for 40M orders at 10M customers).
+fn with_parent(table: &str, columns: &[String], parent: &str, key: &str, found: &str) -> String {
+    let (signup, parent_signup) = if parent == "customers" {
+        (", null as _signup", ", signup_ts")
+    } else {
+        ("", "")
+    };
+    let parent_columns: Vec<String> = columns
+        .iter()
+        .map(|c| if *c == q(key) { c.clone() } else { "null".into() })
+        .collect();
+    let window = format!("over (partition by {key} order by _parent desc rows unbounded preceding)");
+    let signup_ts = if parent == "customers" {
+        format!(", min(_signup) {window} as _signup_ts")
+    } else {
+        String::new()
+    };
+    format!(
+        "select * from (\
+           select {columns}, _parent, case when max(_parent) {window} = 1 then {key} end as {found}{signup_ts} \
+           from (select {columns}, 0 as _parent{signup} from {table} \
+                 union all select {parent_columns}, 1{parent_signup} from {parent}) as u\
+         ) as w where _parent = 0",
+        columns = columns.join(", "),
+        parent_columns = parent_columns.join(", "),
     )
 }
 

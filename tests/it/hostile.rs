@@ -416,6 +416,27 @@ fn many_orders_of_unknown_customers_fail_the_run() {
 }
 
 #[test]
+fn many_shipments_of_unknown_orders_fail_the_run() {
+    let ws = case();
+    let ids: Vec<String> = (0..MANY).map(|i| format!("ghost-order-{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    write_parquet(
+        &ws.input().join("shipments/part-extra.parquet"),
+        vec![
+            ("order_id", strings(&ids)),
+            ("shipped_ts", timestamps(&vec!["2025-03-02T10:00:00"; MANY])),
+            ("delivered_ts", timestamps(&vec!["2025-03-05T10:00:00"; MANY])),
+        ],
+    );
+    expect_failure(
+        &ws,
+        &[],
+        exit_code::BAD_INPUT,
+        &["shipments", "orphan_order on order_id: 200 rows"],
+    );
+}
+
+#[test]
 fn a_table_with_only_rows_after_the_run_date() {
     let ws = case();
     std::fs::remove_file(orders_file(&ws)).unwrap();
