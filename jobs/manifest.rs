@@ -47,6 +47,9 @@ pub struct ModelEntry {
     /// The table built; absent for ephemeral models. Published unless `skipped` says why not.
     pub output: Option<StagedTable>,
     pub seconds: f64,
+    /// Peak resident memory of the process while it was built, bytes (Linux only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
     /// Its data tests and the rows failing each.
     #[serde(default)]
     pub tests: Vec<crate::datatests::Outcome>,
@@ -55,11 +58,14 @@ pub struct ModelEntry {
     pub skipped: Option<String>,
 }
 
-/// The time one stage took.
+/// The time one stage took, and the process's peak resident memory during it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StageTiming {
     pub stage: String,
     pub seconds: f64,
+    /// Bytes (Linux only; see `stage::peak_memory`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// What one run did.

@@ -37,10 +37,12 @@ pub struct TransformOptions {
     pub config: Config,
 }
 
-/// Times stages for the manifest.
+/// Times stages for the manifest, and takes their peak memory.
 pub struct Stopwatch {
     stages: Vec<StageTiming>,
     last: Instant,
+    /// The peak of the current stage's parts read so far (see [`Stopwatch::part_peak`]).
+    peak: Option<u64>,
 }
 
 impl Default for Stopwatch {
@@ -51,24 +53,39 @@ impl Default for Stopwatch {
 
 impl Stopwatch {
     pub fn new() -> Self {
+        crate::stage::reset_peak_memory();
         Stopwatch {
             stages: Vec::new(),
             last: Instant::now(),
+            peak: None,
         }
     }
 
     pub fn lap(&mut self, stage: &str) {
         let now = Instant::now();
+        let peak_rss_bytes = self.peak.take().max(crate::stage::peak_memory());
         self.stages.push(StageTiming {
             stage: stage.into(),
             seconds: (now - self.last).as_secs_f64(),
+            peak_rss_bytes,
         });
         tracing::info!(
             stage,
             seconds = format!("{:.2}", (now - self.last).as_secs_f64()),
+            peak_rss_mib = peak_rss_bytes.map(|b| b / (1024 * 1024)),
             "stage done"
         );
+        crate::stage::reset_peak_memory();
         self.last = now;
+    }
+
+    /// The peak memory since the last part ended (a model), starting a new one; the stage's
+    /// own peak keeps the highest.
+    pub fn part_peak(&mut self) -> Option<u64> {
+        let peak = crate::stage::peak_memory();
+        self.peak = self.peak.max(peak);
+        crate::stage::reset_peak_memory();
+        peak
     }
 }
 
@@ -342,6 +359,7 @@ async fn build_models(
     for model in models {
         progress.set_message(model.name.clone());
         let began = Instant::now();
+        watch.part_peak();
         let mut entry = ModelEntry {
             model: model.name.clone(),
             file: model.file.clone(),
@@ -350,6 +368,7 @@ async fn build_models(
             reads: model.reads.clone(),
             output: None,
             seconds: 0.0,
+            peak_rss_bytes: None,
             tests: Vec::new(),
             skipped: None,
         };
@@ -388,11 +407,13 @@ async fn build_models(
             blocked.insert(&model.name);
         }
         entry.seconds = began.elapsed().as_secs_f64();
+        entry.peak_rss_bytes = watch.part_peak();
         tracing::info!(
             model = model.name,
             rows = entry.output.as_ref().map(|s| s.rows),
             tests = entry.tests.len(),
             seconds = format!("{:.2}", entry.seconds),
+            peak_rss_mib = entry.peak_rss_bytes.map(|b| b / (1024 * 1024)),
             "model built"
         );
         entries.push(entry);

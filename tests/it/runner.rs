@@ -85,6 +85,22 @@ async fn models_run_in_dependency_order_as_of_the_run_date() {
         .unwrap();
     assert_eq!(entry.output.as_ref().unwrap().rows, 2);
     assert_eq!(entry.file, "marts/spend_by_customer.sql");
+
+    // Peak memory is on record for every model and stage (Linux), and the models stage's peak
+    // covers each of its models'.
+    let stage_peak = |name: &str| {
+        let stage = manifest.stages.iter().find(|s| s.stage == name).unwrap();
+        stage.peak_rss_bytes.unwrap()
+    };
+    assert!(stage_peak("validate") > 0 && stage_peak("publish") > 0);
+    for model in &manifest.models {
+        let peak = model.peak_rss_bytes.unwrap();
+        assert!(
+            peak > 0 && peak <= stage_peak("models"),
+            "{}: {peak}",
+            model.model
+        );
+    }
 }
 
 #[tokio::test]
