@@ -146,8 +146,11 @@ delivery_summary as (
 -- source without a row for the customer leaves its columns null, as a left join did.
 facts as (
     select
+        -- is_member as 0/1: max() over booleans has no grouped accumulator in DataFusion 55 and
+        -- falls back to one boxed accumulator per customer
         customer_id, 1 as from_customers, 0 as from_purchase_windows, market, acquisition_channel,
-        is_member, first_purchase_ts, last_purchase_ts, purchases, revenue_cents, null as discounted,
+        cast(is_member as int) as is_member, first_purchase_ts, last_purchase_ts, purchases,
+        revenue_cents, null as discounted,
         null as purchases_30d, null as purchases_90d, null as purchases_180d, null as gaps,
         null as gap_seconds_sum, null as gap_seconds_squares, null as orders_placed,
         null as cancelled_or_refunded, null as sessions_30d, null as sessions_90d, null as invites_sent,
@@ -192,7 +195,7 @@ combined as (
         customer_id,
         max(market) as market,
         max(acquisition_channel) as acquisition_channel,
-        max(is_member) as is_member,
+        max(is_member) = 1 as is_member,
         max(first_purchase_ts) as first_purchase_ts,
         max(last_purchase_ts) as last_purchase_ts,
         max(purchases) as purchases,

@@ -60,7 +60,10 @@ purchase_summary as (
 -- cannot (three build sides of 0.2 to 0.9 GB for 10M customers).
 facts as (
     select
-        customer_id, signup_ts, market, acquisition_channel, referrer_customer_id, is_member,
+        customer_id, signup_ts, market, acquisition_channel, referrer_customer_id,
+        -- 0/1: max() over booleans has no grouped accumulator in DataFusion 55 (one boxed
+        -- accumulator per customer; 11.5 s instead of 16.7 s at 1M customers)
+        cast(is_member as int) as is_member,
         -- typed nulls, so the union keeps purchase_summary's types (UTC timestamps, Utf8)
         arrow_cast(null, 'Timestamp(Microsecond, Some("UTC"))') as first_purchase_ts,
         arrow_cast(null, 'Timestamp(Microsecond, Some("UTC"))') as last_purchase_ts,
@@ -87,7 +90,7 @@ combined as (
         max(market) as market,
         max(acquisition_channel) as acquisition_channel,
         max(referrer_customer_id) as referrer_customer_id,
-        max(is_member) as is_member,
+        max(is_member) = 1 as is_member,
         max(first_purchase_ts) as first_purchase_ts,
         max(last_purchase_ts) as last_purchase_ts,
         max(purchases) as purchases,
