@@ -271,15 +271,9 @@ fn classified_sql(checks: &Checks, rules: &[&str]) -> String {
         .iter()
         .any(|r| ["orphan_customer", "before_signup"].contains(r))
     {
-        format!(
-            "({})",
-            with_parent(name, &columns, "customers", "customer_id", "_customer_id")
-        )
+        with_parent(name, &columns, "customers", "customer_id", "_customer_id")
     } else if rules.contains(&"orphan_order") {
-        format!(
-            "({})",
-            with_parent(name, &columns, "orders", "order_id", "_order_id")
-        )
+        with_parent(name, &columns, "orders", "order_id", "_order_id")
     } else {
         name.to_string()
     };
@@ -292,33 +286,34 @@ fn classified_sql(checks: &Checks, rules: &[&str]) -> String {
 }
 
 /// The rows of `table` with `found`, their `key` when `parent` has a row with it (null for
-/// an orphan), and for customers `_signup_ts`, the earliest signup of the row's customer.
+/// an orphan), and for customers `_signup_ts`, the earliest signup of the row's customer; a
+/// parenthesized subquery, to use where a table name goes.
 ///
 /// Built as a running window over the union of both tables, sorted by the key with the
 /// parent's rows first, not as a join: a sort spills to disk under a memory cap, where a hash
 /// join's build side cannot (1 GB of order ids for 40M orders at 10M customers).
 fn with_parent(table: &str, columns: &[String], parent: &str, key: &str, found: &str) -> String {
-    let (signup, parent_signup) = if parent == "customers" {
-        (", null as _signup", ", signup_ts")
+    let window = format!("over (partition by {key} order by _parent desc rows unbounded preceding)");
+    // (the table's signup column, the parent's, the window over them)
+    let (signup, parent_signup, signup_ts) = if parent == "customers" {
+        (
+            ", null as _signup",
+            ", signup_ts",
+            format!(", min(_signup) {window} as _signup_ts"),
+        )
     } else {
-        ("", "")
+        ("", "", String::new())
     };
     let parent_columns: Vec<String> = columns
         .iter()
         .map(|c| if *c == q(key) { c.clone() } else { "null".into() })
         .collect();
-    let window = format!("over (partition by {key} order by _parent desc rows unbounded preceding)");
-    let signup_ts = if parent == "customers" {
-        format!(", min(_signup) {window} as _signup_ts")
-    } else {
-        String::new()
-    };
     format!(
-        "select * from (\
+        "(select * from (\
            select {columns}, _parent, case when max(_parent) {window} = 1 then {key} end as {found}{signup_ts} \
            from (select {columns}, 0 as _parent{signup} from {table} \
                  union all select {parent_columns}, 1{parent_signup} from {parent}) as u\
-         ) as w where _parent = 0",
+         ) as w where _parent = 0)",
         columns = columns.join(", "),
         parent_columns = parent_columns.join(", "),
     )

@@ -63,7 +63,8 @@ impl Stopwatch {
 
     pub fn lap(&mut self, stage: &str) {
         let now = Instant::now();
-        let peak_rss_bytes = self.peak.take().max(crate::stage::peak_memory());
+        self.part_peak();
+        let peak_rss_bytes = self.peak.take();
         self.stages.push(StageTiming {
             stage: stage.into(),
             seconds: (now - self.last).as_secs_f64(),
@@ -75,7 +76,6 @@ impl Stopwatch {
             peak_rss_mib = peak_rss_bytes.map(|b| b / (1024 * 1024)),
             "stage done"
         );
-        crate::stage::reset_peak_memory();
         self.last = now;
     }
 

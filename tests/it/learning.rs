@@ -454,7 +454,13 @@ async fn a_cutoff_session_skips_only_the_checks_a_later_date_passed() {
     .unwrap();
     let root = Root::open(dir.path().to_str().unwrap(), false).unwrap();
     let validated = growth_jobs::contract::validate(&root).await.unwrap();
-    let as_of = AsOf::new(root, validated, &repo().join("sql"), Config::default()).unwrap();
+    let as_of = AsOf::new(
+        root.clone(),
+        validated.clone(),
+        &repo().join("sql"),
+        Config::default(),
+    )
+    .unwrap();
     let run_date = NaiveDate::parse_from_str(RUN_DATE, "%Y-%m-%d").unwrap();
     let later = as_of.session(run_date).await.unwrap();
     let earlier = as_of.session(cutoff).await.unwrap();
@@ -480,15 +486,7 @@ async fn a_cutoff_session_skips_only_the_checks_a_later_date_passed() {
         );
     }
     let sessions = "select count(*) from sessions";
-    let fresh = AsOf::new(
-        Root::open(dir.path().to_str().unwrap(), false).unwrap(),
-        growth_jobs::contract::validate(&Root::open(dir.path().to_str().unwrap(), false).unwrap())
-            .await
-            .unwrap(),
-        &repo().join("sql"),
-        Config::default(),
-    )
-    .unwrap();
+    let fresh = AsOf::new(root, validated, &repo().join("sql"), Config::default()).unwrap();
     let checked_alone = fresh.session(cutoff).await.unwrap();
     assert_eq!(
         count(&earlier, sessions).await,
