@@ -25,7 +25,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use linfa::prelude::*;
-use linfa_logistic::{FittedLogisticRegression, LogisticRegression};
+use linfa_logistic::LogisticRegression;
 use linfa_preprocessing::linear_scaling::LinearScaler;
 use linfa_trees::{DecisionTree, TreeNode};
 use ndarray::{Array1, Array2, ArrayView1, Axis};
@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::catalog::RunDate;
-use crate::config::ChurnConfig;
+use crate::config::{ChurnCandidate, ChurnConfig};
 use crate::error::{Error, Result};
 use crate::evaluation::{self, CalibrationBin};
 use crate::features::{self, AsOf, CATEGORICAL, Encoder, NUMERIC};
@@ -122,34 +122,71 @@ fn leaf_code(root: &TreeNode<f64, bool>, row: ArrayView1<f64>) -> u64 {
     code
 }
 
+/// A logistic regression whose probability is always P(churn).
+///
+/// linfa's fit calls "positive" the class with more rows (the first seen on a tie), and its
+/// probability is that class's: P(churn) only where churners are the majority. The fit is
+/// therefore oriented here, once, from the fitted class labels: where linfa's positive class
+/// is "stays", the intercept and coefficients change sign, since 1 - s(z) = s(-z).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Logit {
+    pub intercept: f64,
+    /// One per matrix column, in the model's feature order; positive pushes toward churn.
+    pub coefficients: Array1<f64>,
+}
+
+impl Logit {
+    fn fit(x: &Array2<f64>, churned: &[bool], config: &ChurnConfig) -> Result<Self> {
+        let fitted = LogisticRegression::default()
+            .alpha(config.logistic_alpha)
+            .max_iterations(200)
+            .fit(&Dataset::new(x.clone(), Array1::from(churned.to_vec())))
+            .map_err(|e| Error::CannotTrain {
+                job: JOB.into(),
+                reason: format!("{}: {e}", ChurnCandidate::LogisticRegression.name()),
+            })?;
+        let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
+        Ok(Logit {
+            intercept: sign * fitted.intercept(),
+            coefficients: fitted.params().mapv(|w| sign * w),
+        })
+    }
+
+    /// P(churn) of standardized rows (the logistic function as linfa writes it).
+    fn probabilities(&self, x: &Array2<f64>) -> Vec<f64> {
+        (x.dot(&self.coefficients) + self.intercept)
+            .iter()
+            .map(|z| 1.0 / (1.0 + (-z).exp()))
+            .collect()
+    }
+}
+
 /// A fitted candidate.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Classifier {
-    LogisticRegression {
-        model: FittedLogisticRegression<f64, bool>,
-    },
-    DecisionTree {
-        tree: LeafTree,
-    },
-    BaggedTrees {
-        trees: Vec<LeafTree>,
-    },
+    LogisticRegression { model: Logit },
+    DecisionTree { tree: LeafTree },
+    BaggedTrees { trees: Vec<LeafTree> },
 }
 
 impl Classifier {
-    pub fn name(&self) -> &'static str {
+    pub fn kind(&self) -> ChurnCandidate {
         match self {
-            Classifier::LogisticRegression { .. } => "logistic_regression",
-            Classifier::DecisionTree { .. } => "decision_tree",
-            Classifier::BaggedTrees { .. } => "bagged_trees",
+            Classifier::LogisticRegression { .. } => ChurnCandidate::LogisticRegression,
+            Classifier::DecisionTree { .. } => ChurnCandidate::DecisionTree,
+            Classifier::BaggedTrees { .. } => ChurnCandidate::BaggedTrees,
         }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 
     /// Churn probabilities of standardized rows.
     fn probabilities(&self, x: &Array2<f64>) -> Vec<f64> {
         match self {
-            Classifier::LogisticRegression { model } => model.predict_probabilities(x).to_vec(),
+            Classifier::LogisticRegression { model } => model.probabilities(x),
             Classifier::DecisionTree { tree } => {
                 x.axis_iter(Axis(0)).map(|row| tree.probability(row)).collect()
             }
@@ -210,7 +247,7 @@ impl ChurnModel {
             return None;
         };
         let mut pushes: Vec<(f64, usize)> = model
-            .params()
+            .coefficients
             .iter()
             .zip(row)
             .enumerate()
@@ -497,20 +534,21 @@ fn fit_bagged_trees(x: &Array2<f64>, churned: &[bool], config: &ChurnConfig) -> 
         .collect()
 }
 
-/// Fits one candidate on standardized rows.
-fn fit_candidate(kind: &str, x: &Array2<f64>, churned: &[bool], config: &ChurnConfig) -> Result<Classifier> {
-    Ok(match kind {
-        "logistic_regression" => Classifier::LogisticRegression {
-            model: LogisticRegression::default()
-                .alpha(config.logistic_alpha)
-                .max_iterations(200)
-                .fit(&Dataset::new(x.clone(), Array1::from(churned.to_vec())))
-                .map_err(|e| Error::CannotTrain {
-                    job: JOB.into(),
-                    reason: format!("{kind}: {e}"),
-                })?,
+/// Fits one candidate on standardized rows and checks that it ranks its own training rows
+/// better than chance: a model read backwards (P(stay) taken for P(churn)) fails here, not
+/// silently in the selection.
+fn fit_candidate(
+    kind: ChurnCandidate,
+    x: &Array2<f64>,
+    churned: &[bool],
+    config: &ChurnConfig,
+    window: &str,
+) -> Result<(Classifier, Vec<f64>)> {
+    let classifier = match kind {
+        ChurnCandidate::LogisticRegression => Classifier::LogisticRegression {
+            model: Logit::fit(x, churned, config)?,
         },
-        "decision_tree" => Classifier::DecisionTree {
+        ChurnCandidate::DecisionTree => Classifier::DecisionTree {
             tree: LeafTree::new(
                 fit_tree(x.clone(), churned, config)?,
                 (0..x.ncols()).collect(),
@@ -518,14 +556,33 @@ fn fit_candidate(kind: &str, x: &Array2<f64>, churned: &[bool], config: &ChurnCo
                 churned,
             ),
         },
-        _ => Classifier::BaggedTrees {
+        ChurnCandidate::BaggedTrees => Classifier::BaggedTrees {
             trees: fit_bagged_trees(x, churned, config)?,
         },
-    })
+    };
+    let on_training = classifier.probabilities(x);
+    better_than_chance(kind, window, &on_training, churned)?;
+    Ok((classifier, on_training))
 }
 
-/// The candidates, in the order they are reported.
-pub const CANDIDATES: &[&str] = &["logistic_regression", "decision_tree", "bagged_trees"];
+/// A candidate must rank its own training rows better than chance (ROC AUC above 0.5).
+fn better_than_chance(
+    kind: ChurnCandidate,
+    window: &str,
+    probability: &[f64],
+    churned: &[bool],
+) -> Result<()> {
+    let roc_auc = evaluation::roc_auc(probability, churned);
+    if roc_auc > 0.5 {
+        return Ok(());
+    }
+    Err(Error::InvertedModel {
+        job: JOB.into(),
+        candidate: kind.name().into(),
+        window: window.into(),
+        roc_auc,
+    })
+}
 
 /// A trained and compared set of candidates.
 pub struct Trained {
@@ -562,35 +619,34 @@ pub fn train(
     let (encoder, scaler, x_train) = prepare(training)?;
     let x_valid = scaler.transform(encoder.encode(&validation.features)?);
     let mut candidates = Vec::new();
-    let mut best: Option<(f64, &str, f64)> = None;
-    for &kind in CANDIDATES {
-        let classifier = fit_candidate(kind, &x_train, &training.churned, config)?;
-        let on_training = classifier.probabilities(&x_train);
+    let mut best: Option<(f64, ChurnCandidate, f64)> = None;
+    for &kind in &config.candidates {
+        let (classifier, on_training) = fit_candidate(kind, &x_train, &training.churned, config, "training")?;
         let threshold = evaluation::best_threshold(&on_training, &training.churned);
         let on_validation = classifier.probabilities(&x_valid);
         let train_metrics = Metrics::measure(&on_training, &training.churned, threshold);
         let valid_metrics = Metrics::measure(&on_validation, &validation.churned, threshold);
         tracing::info!(
-            candidate = kind,
+            candidate = kind.name(),
             validation_roc_auc = format!("{:.4}", valid_metrics.roc_auc),
             "churn candidate"
         );
         if best.is_none_or(|(auc, _, _)| valid_metrics.roc_auc > auc) {
             best = Some((valid_metrics.roc_auc, kind, threshold));
         }
-        candidates.push((kind.to_string(), train_metrics, valid_metrics));
+        candidates.push((kind.name().to_string(), train_metrics, valid_metrics));
     }
-    let (_, kind, _) = best.expect("there are candidates");
+    let (_, kind, _) = best.expect("config checks that there are candidates");
     let chosen_metrics = candidates
         .iter()
-        .find(|(name, _, _)| name == kind)
+        .find(|(name, _, _)| name == kind.name())
         .map(|(_, _, v)| v.clone())
         .expect("the chosen candidate was measured");
 
     // The winner again, on the latest labelled window, with its own encoder, scaler, threshold.
     let (encoder, scaler, x_latest) = prepare(validation)?;
-    let classifier = fit_candidate(kind, &x_latest, &validation.churned, config)?;
-    let threshold = evaluation::best_threshold(&classifier.probabilities(&x_latest), &validation.churned);
+    let (classifier, on_latest) = fit_candidate(kind, &x_latest, &validation.churned, config, "validation")?;
+    let threshold = evaluation::best_threshold(&on_latest, &validation.churned);
     let model = ChurnModel {
         version: env!("CARGO_PKG_VERSION").into(),
         run_date,
@@ -808,6 +864,193 @@ pub async fn score(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::{ArrayRef, BooleanArray};
+    use rand_distr::{Distribution, StandardNormal};
+
+    /// A labelled window of `rows` customers whose churn follows a logistic model of six
+    /// features (the others are noise), so logistic regression is the true model; `offset`
+    /// sets the churn rate (negative: churners are the minority).
+    fn planted_window(rows: usize, seed: u64, offset: f64) -> Window {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut columns: Vec<Vec<f64>> = vec![Vec::with_capacity(rows); NUMERIC.len()];
+        let mut churned = Vec::with_capacity(rows);
+        for _ in 0..rows {
+            let mut z = offset;
+            for (i, column) in columns.iter_mut().enumerate() {
+                let value: f64 = StandardNormal.sample(&mut rng);
+                // Non-negative values, so the log features see the same ranking.
+                column.push(value + 5.0);
+                if i < 6 {
+                    z += 0.9 * value;
+                }
+            }
+            churned.push(rng.random::<f64>() < 1.0 / (1.0 + (-z).exp()));
+        }
+        let mut fields = vec![Field::new("customer_id", DataType::Utf8, false)];
+        let mut arrays: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(
+            (0..rows).map(|i| format!("c{seed}-{i}")),
+        ))];
+        for ((name, _), values) in NUMERIC.iter().zip(columns) {
+            fields.push(Field::new(*name, DataType::Float64, false));
+            arrays.push(Arc::new(Float64Array::from(values)));
+        }
+        for name in CATEGORICAL {
+            fields.push(Field::new(*name, DataType::Utf8, false));
+            arrays.push(Arc::new(StringArray::from_iter_values(
+                (0..rows).map(|i| ["a", "b"][i % 2]),
+            )));
+        }
+        fields.push(Field::new("is_member", DataType::Boolean, false));
+        arrays.push(Arc::new(BooleanArray::from_iter(
+            (0..rows).map(|i| Some(i % 3 == 0)),
+        )));
+        let features = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap();
+        Window {
+            cutoff: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            features,
+            churned,
+        }
+    }
+
+    /// The same window with its rows reordered: churners first, or stayers first.
+    fn ordered(window: &Window, churners_first: bool) -> Window {
+        let mut order: Vec<usize> = (0..window.churned.len()).collect();
+        order.sort_by_key(|&i| window.churned[i] != churners_first);
+        let indices =
+            datafusion::arrow::array::UInt32Array::from_iter_values(order.iter().map(|&i| i as u32));
+        Window {
+            cutoff: window.cutoff,
+            features: datafusion::arrow::compute::take_record_batch(&window.features, &indices).unwrap(),
+            churned: order.iter().map(|&i| window.churned[i]).collect(),
+        }
+    }
+
+    fn logistic_only() -> ChurnConfig {
+        ChurnConfig {
+            candidates: vec![ChurnCandidate::LogisticRegression],
+            ..ChurnConfig::default()
+        }
+    }
+
+    /// The window with just enough labels flipped that churners are exactly half: the tie
+    /// where linfa calls the first row's class positive.
+    fn balanced(window: Window) -> Window {
+        let half = window.churned.len() / 2;
+        let churners = window.churned.iter().filter(|&&c| c).count();
+        let surplus = churners > half;
+        let mut churned = window.churned;
+        for label in churned
+            .iter_mut()
+            .filter(|c| **c == surplus)
+            .take(churners.abs_diff(half))
+        {
+            *label = !surplus;
+        }
+        Window { churned, ..window }
+    }
+
+    #[test]
+    fn logistic_probability_is_churn_whichever_class_is_larger_or_first() {
+        let run_date = NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
+        let scored = planted_window(500, 3, 0.0);
+        let cases = [
+            (
+                "churners a minority",
+                planted_window(2_000, 1, -2.0),
+                planted_window(2_000, 2, -2.0),
+            ),
+            (
+                "churners a majority",
+                planted_window(2_000, 1, 2.0),
+                planted_window(2_000, 2, 2.0),
+            ),
+            (
+                "a tie",
+                balanced(planted_window(2_000, 1, 0.0)),
+                balanced(planted_window(2_000, 2, 0.0)),
+            ),
+        ];
+        for (case, training, validation) in cases {
+            let mut probabilities = Vec::new();
+            for churners_first in [true, false] {
+                let trained = train(
+                    &ordered(&training, churners_first),
+                    &ordered(&validation, churners_first),
+                    run_date,
+                    &logistic_only(),
+                )
+                .unwrap();
+                let (_, on_training, on_validation) = &trained.candidates[0];
+                assert!(
+                    on_training.roc_auc > 0.75 && on_validation.roc_auc > 0.75,
+                    "{case}: ROC AUC {} on training, {} on validation",
+                    on_training.roc_auc,
+                    on_validation.roc_auc
+                );
+                probabilities.push(trained.model.probabilities(&scored.features).unwrap().1);
+            }
+            let gap = probabilities[0]
+                .iter()
+                .zip(&probabilities[1])
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(gap < 1e-6, "{case}: the row order moved a probability by {gap}");
+        }
+    }
+
+    #[test]
+    fn logistic_regression_wins_where_churn_is_linear_in_the_features() {
+        let training = planted_window(3_000, 11, -1.0);
+        let validation = planted_window(3_000, 12, -1.0);
+        assert!(
+            evaluation::base_rate(&training.churned) < 0.5,
+            "churners are the minority here"
+        );
+        let trained = train(
+            &training,
+            &validation,
+            NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(),
+            &ChurnConfig::default(),
+        )
+        .unwrap();
+        let aucs: Vec<(String, f64)> = trained
+            .candidates
+            .iter()
+            .map(|(name, _, v)| (name.clone(), v.roc_auc))
+            .collect();
+        assert_eq!(trained.model.classifier.name(), "logistic_regression", "{aucs:?}");
+        assert!(trained.model.metrics.roc_auc > 0.75, "{aucs:?}");
+        // Drivers come from the oriented coefficients: the six planted features push up.
+        let Classifier::LogisticRegression { model } = &trained.model.classifier else {
+            unreachable!("checked above")
+        };
+        let planted: Vec<f64> = model.coefficients.iter().take(6).copied().collect();
+        assert!(planted.iter().all(|&w| w > 0.0), "{planted:?}");
+    }
+
+    #[test]
+    fn a_candidate_ranking_backwards_is_refused_by_name() {
+        let churned = [true, true, false, false];
+        let backwards = [0.2, 0.1, 0.8, 0.9];
+        let error =
+            better_than_chance(ChurnCandidate::DecisionTree, "training", &backwards, &churned).unwrap_err();
+        assert!(
+            matches!(&error, Error::InvertedModel { candidate, roc_auc, .. } if candidate == "decision_tree" && *roc_auc < 0.5),
+            "{error}"
+        );
+        assert_eq!(error.exit_code(), crate::error::exit_code::INTERNAL);
+        // Chance is not better than chance, and no ranking at all (NaN) is refused too.
+        assert!(better_than_chance(ChurnCandidate::BaggedTrees, "training", &[0.5; 4], &churned).is_err());
+        assert!(
+            better_than_chance(
+                ChurnCandidate::BaggedTrees,
+                "training",
+                &[0.9, 0.6, 0.4, 0.3],
+                &churned
+            )
+            .is_ok()
+        );
+    }
 
     #[test]
     fn leaf_codes_follow_the_splits() {

@@ -229,7 +229,36 @@ pub struct ChurnConfig {
     pub tree_max_depth: usize,
     /// Trees in the bagged ensemble.
     pub forest_trees: usize,
+    /// The models compared on the validation window; the best by ROC AUC is kept.
+    pub candidates: Vec<ChurnCandidate>,
     pub seed: u64,
+}
+
+/// A kind of churn model the churn stage can train (`churn.candidates`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChurnCandidate {
+    LogisticRegression,
+    DecisionTree,
+    BaggedTrees,
+}
+
+impl ChurnCandidate {
+    /// Every kind, in the order they are reported.
+    pub const ALL: [ChurnCandidate; 3] = [
+        ChurnCandidate::LogisticRegression,
+        ChurnCandidate::DecisionTree,
+        ChurnCandidate::BaggedTrees,
+    ];
+
+    /// The name in config, `model_metrics` and `churn_scores.model`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChurnCandidate::LogisticRegression => "logistic_regression",
+            ChurnCandidate::DecisionTree => "decision_tree",
+            ChurnCandidate::BaggedTrees => "bagged_trees",
+        }
+    }
 }
 
 impl Default for ChurnConfig {
@@ -244,6 +273,7 @@ impl Default for ChurnConfig {
             logistic_alpha: 1.0,
             tree_max_depth: 8,
             forest_trees: 30,
+            candidates: ChurnCandidate::ALL.to_vec(),
             seed: 42,
         }
     }
@@ -398,6 +428,17 @@ impl Config {
                 "churn risk tiers need 0 < medium_risk <= high_risk < 1".into()
             ));
         }
+        let kinds = &churn.candidates;
+        let repeated = kinds
+            .iter()
+            .enumerate()
+            .any(|(i, kind)| kinds[..i].contains(kind));
+        if kinds.is_empty() || repeated {
+            return Err(bad(format!(
+                "churn.candidates must name each model once, from {}",
+                ChurnCandidate::ALL.map(ChurnCandidate::name).join(", ")
+            )));
+        }
         Ok(())
     }
 
@@ -542,6 +583,25 @@ mod tests {
         assert_eq!(parse_size("1000"), Ok(1000));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("4TB").is_err());
+    }
+
+    #[test]
+    fn churn_candidates_are_named_once_each() {
+        let only = Config::load_with(None, &[r#"churn.candidates=["bagged_trees"]"#.into()]).unwrap();
+        assert_eq!(only.churn.candidates, [ChurnCandidate::BaggedTrees]);
+        for bad in [
+            "churn.candidates=[]",
+            r#"churn.candidates=["decision_tree", "decision_tree"]"#,
+            r#"churn.candidates=["random_forest"]"#,
+        ] {
+            assert!(
+                matches!(
+                    Config::load_with(None, &[bad.into()]),
+                    Err(Error::BadConfig { .. })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

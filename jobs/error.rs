@@ -91,6 +91,16 @@ pub enum Error {
     #[error("{job}: cannot train: {reason}; earlier outputs stay published")]
     CannotTrain { job: String, reason: String },
 
+    #[error(
+        "{job}: the {candidate} model ranks its own {window} data no better than chance (ROC AUC {roc_auc:.4}); this is a bug in growth-jobs, please report it with the manifest"
+    )]
+    InvertedModel {
+        job: String,
+        candidate: String,
+        window: String,
+        roc_auc: f64,
+    },
+
     #[error("no run date given and {reason}; pass --date YYYY-MM-DD")]
     NoRunDate { reason: String },
 
@@ -208,7 +218,9 @@ impl Error {
             DataTests { .. } => exit_code::DATA_TEST,
             OutOfResources { .. } | OutputUnwritable { .. } => exit_code::RESOURCES,
             Locked { .. } => exit_code::LOCKED,
-            Engine { .. } | Store { .. } | Io { .. } | Internal(_) => exit_code::INTERNAL,
+            Engine { .. } | Store { .. } | Io { .. } | InvertedModel { .. } | Internal(_) => {
+                exit_code::INTERNAL
+            }
         }
     }
 
