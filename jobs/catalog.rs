@@ -304,7 +304,7 @@ pub async fn session_for(
     register_raw(&ctx, root, input).await?;
     register_views(&ctx, input, run_date).await?;
     config.register(&ctx).await?;
-    let quality = crate::quality::apply(&ctx, root, input, &config.quality, later).await?;
+    let quality = crate::quality::apply(&ctx, root, input, run_date, &config.quality, later).await?;
     Ok((ctx, quality))
 }
 

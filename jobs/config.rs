@@ -63,10 +63,13 @@ pub struct Config {
 pub struct QualityConfig {
     /// A table whose quarantined rows are more than this share of its rows fails the run.
     pub max_reject_share: f64,
-    /// Event times before this day are out of range (a default epoch, a typo).
-    pub earliest: chrono::NaiveDate,
-    /// Event times on or after this day are out of range.
-    pub latest: chrono::NaiveDate,
+    /// Event times before this day are out of range; none by default, since real histories
+    /// go back decades. Set it to catch a default epoch or a typo'd century.
+    pub earliest: Option<chrono::NaiveDate>,
+    /// Event times on or after this day are out of range. By default the day after tomorrow
+    /// (UTC) by the clock: an event more than a day after the latest night that could run
+    /// has not happened yet. The manifest records the bound a run used (`quality.latest`).
+    pub latest: Option<chrono::NaiveDate>,
     /// Rule name to `reject` or `quarantine`; rules left out keep their default.
     pub policy: BTreeMap<String, crate::quality::Policy>,
 }
@@ -75,8 +78,8 @@ impl Default for QualityConfig {
     fn default() -> Self {
         QualityConfig {
             max_reject_share: 0.01,
-            earliest: chrono::NaiveDate::from_ymd_opt(2000, 1, 1).expect("a date"),
-            latest: chrono::NaiveDate::from_ymd_opt(2100, 1, 1).expect("a date"),
+            earliest: None,
+            latest: None,
             policy: crate::quality::RULES
                 .iter()
                 .map(|r| (r.name.to_string(), r.default))
@@ -86,6 +89,12 @@ impl Default for QualityConfig {
 }
 
 impl QualityConfig {
+    /// The first day out of range: `latest`, or the day after tomorrow by the clock.
+    pub fn latest_bound(&self) -> chrono::NaiveDate {
+        self.latest
+            .unwrap_or_else(|| chrono::Utc::now().date_naive() + chrono::Days::new(2))
+    }
+
     /// The policy of a rule.
     pub fn policy(&self, rule: &str) -> crate::quality::Policy {
         self.policy
@@ -402,7 +411,11 @@ impl Config {
             .memory_limit_bytes()
             .map_err(|e| bad(format!("run.memory_limit: {e}")))?;
         let quality = &self.quality;
-        if !(0.0..=1.0).contains(&quality.max_reject_share) || quality.earliest >= quality.latest {
+        if !(0.0..=1.0).contains(&quality.max_reject_share)
+            || quality
+                .earliest
+                .is_some_and(|earliest| earliest >= quality.latest_bound())
+        {
             return Err(bad(
                 "quality: max_reject_share must be within 0..=1 and earliest before latest".into(),
             ));
@@ -602,6 +615,36 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn the_time_range_has_no_lower_bound_and_ends_the_day_after_tomorrow() {
+        let quality = Config::default().quality;
+        assert_eq!(quality.earliest, None);
+        let today = chrono::Utc::now().date_naive();
+        assert_eq!(quality.latest_bound(), today + chrono::Days::new(2));
+        let set = Config::load_with(
+            None,
+            &[
+                "quality.earliest=1990-01-01".into(),
+                "quality.latest=\"1999-01-01\"".into(),
+            ],
+        )
+        .unwrap()
+        .quality;
+        assert_eq!(set.earliest, chrono::NaiveDate::from_ymd_opt(1990, 1, 1));
+        assert_eq!(
+            set.latest_bound(),
+            chrono::NaiveDate::from_ymd_opt(1999, 1, 1).unwrap()
+        );
+        let backwards = Config::load_with(
+            None,
+            &[
+                "quality.earliest=1999-01-01".into(),
+                "quality.latest=1990-01-01".into(),
+            ],
+        );
+        assert!(matches!(backwards, Err(Error::BadConfig { .. })));
     }
 
     #[test]

@@ -92,7 +92,7 @@ async fn dates(options: &NightlyOptions) -> Result<Vec<NaiveDate>> {
     let latest = async || {
         let root = Root::open(&options.transform.input, false)?;
         let input = crate::contract::validate(&root).await?;
-        crate::catalog::latest_order_day(&root, &input, options.transform.config.quality.latest).await
+        crate::catalog::latest_order_day(&root, &input, options.transform.config.quality.latest_bound()).await
     };
     let Some(from) = options.from else {
         return Ok(vec![match options.transform.run_date {

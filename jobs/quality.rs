@@ -14,11 +14,13 @@
 
 use std::collections::BTreeMap;
 
+use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::prelude::{DataFrame, SessionContext};
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::RunDate;
 use crate::config::QualityConfig;
 use crate::contract::{self, Absent, Input, Kind};
 use crate::error::{Error, Result};
@@ -51,7 +53,7 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         name: "out_of_range_time",
-        doc: "the row's event time is before quality.earliest (2000-01-01) or on or after quality.latest (2100-01-01)",
+        doc: "the row's event time is before quality.earliest (none by default) or on or after quality.latest (by default the day after tomorrow, UTC)",
         default: Policy::Quarantine,
     },
     Rule {
@@ -108,6 +110,9 @@ pub struct Finding {
 /// The findings of a session's input, for the manifest.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Report {
+    /// The first day out of range this session used (`quality.latest`, or its default).
+    #[serde(default)]
+    pub latest: Option<NaiveDate>,
     /// Rows visible at the run date, per table checked.
     pub rows: BTreeMap<String, u64>,
     /// Rules broken by at least one row.
@@ -181,7 +186,20 @@ struct Checks {
     joins: Vec<(&'static str, String)>,
 }
 
-fn checks(table: &'static contract::Table, input: &Input, config: &QualityConfig) -> Checks {
+/// A day's midnight as a SQL literal of an event column's kind.
+fn day_literal(kind: Kind, day: NaiveDate) -> String {
+    match kind {
+        Kind::Date => format!("date '{day}'"),
+        _ => format!("timestamp '{day}T00:00:00Z'"),
+    }
+}
+
+fn checks(
+    table: &'static contract::Table,
+    input: &Input,
+    config: &QualityConfig,
+    latest: NaiveDate,
+) -> Checks {
     let required = |c: &contract::Column| c.default == Absent::Required;
     let mut row = Vec::new();
     let ids: Vec<String> = table
@@ -194,17 +212,15 @@ fn checks(table: &'static contract::Table, input: &Input, config: &QualityConfig
         row.push(("null_id", ids.join(" or ")));
     }
     let event = table.column(table.as_of.event).expect("as-of column");
-    let (earliest, latest) = (config.earliest, config.latest);
-    row.push((
-        "out_of_range_time",
-        match event.kind {
-            Kind::Date => format!("{0} < date '{earliest}' or {0} >= date '{latest}'", q(event.name)),
-            _ => format!(
-                "{0} < timestamp '{earliest}T00:00:00Z' or {0} >= timestamp '{latest}T00:00:00Z'",
-                q(event.name)
-            ),
-        },
-    ));
+    let mut out_of_range = format!("{} >= {}", q(event.name), day_literal(event.kind, latest));
+    if let Some(earliest) = config.earliest {
+        out_of_range = format!(
+            "{} < {} or {out_of_range}",
+            q(event.name),
+            day_literal(event.kind, earliest)
+        );
+    }
+    row.push(("out_of_range_time", out_of_range));
     let money: Vec<String> = table
         .columns
         .iter()
@@ -412,10 +428,17 @@ pub async fn apply(
     ctx: &SessionContext,
     root: &Root,
     input: &Input,
+    run_date: RunDate,
     config: &QualityConfig,
     later: Option<&Report>,
 ) -> Result<Report> {
-    let mut report = Report::default();
+    let latest = config.latest_bound();
+    // Rows from here on are not in the as-of views; out of range, they are counted apart.
+    let unseen = latest.max(run_date.date + chrono::Days::new(1));
+    let mut report = Report {
+        latest: Some(latest),
+        ..Report::default()
+    };
     let mut rejects: Vec<DataFrame> = Vec::new();
     // Customers before orders (orphans), orders before shipments.
     let order = [
@@ -431,7 +454,7 @@ pub async fn apply(
             continue;
         };
         let location = root.describe(&root.path(&[name]));
-        let mut checks = checks(table.spec, input, config);
+        let mut checks = checks(table.spec, input, config, latest);
         checks.duplicates &= !later.is_some_and(|r| r.free_of(name, "duplicate_key"));
         let (rows, mut counts) = count(ctx, &checks).await?;
         report.rows.insert(name.into(), rows);
@@ -440,9 +463,9 @@ pub async fn apply(
             // orders table means (the transform stops, a churn window cannot train).
             break;
         }
-        // Rows on or after quality.latest are never visible to a run date, so they are not in
-        // the view; they are counted (and set aside) all the same.
-        let far = far_future(ctx, table.spec, config).await?;
+        // Rows on or after quality.latest and after the run date are not in the view; they
+        // are counted (and set aside) all the same.
+        let far = far_future(ctx, table.spec, unseen).await?;
         counts.push(("out_of_range_time", far));
         let found: Vec<&str> = counts.iter().filter(|(_, n)| *n > 0).map(|(r, _)| *r).collect();
         if found.is_empty() {
@@ -466,9 +489,10 @@ pub async fn apply(
                 return Err(Error::BadRows {
                     table: name.into(),
                     check: format!(
-                        "rule {rule_name} on {}: {} (policy reject; quality.policy.{rule_name} = \"quarantine\" sets such rows aside instead); in {}",
+                        "rule {rule_name} on {}: {} (policy reject; quality.policy.{rule_name} = \"quarantine\" sets such rows aside instead); {}; in {}",
                         rule_columns(table.spec, rule_name),
                         rule(rule_name).map_or("", |r| r.doc),
+                        time_span(ctx, table.spec, &[rule_name], config, latest).await?,
                         location
                     ),
                     rows: rows_broken,
@@ -490,6 +514,13 @@ pub async fn apply(
             .sum();
         let share = set_aside as f64 / rows.max(1) as f64;
         if share > config.max_reject_share {
+            let broken: Vec<&str> = report
+                .findings
+                .iter()
+                .filter(|f| f.table == name)
+                .map(|f| f.rule.as_str())
+                .collect();
+            let span = time_span(ctx, table.spec, &broken, config, latest).await?;
             let rules: Vec<String> = report
                 .findings
                 .iter()
@@ -506,7 +537,7 @@ pub async fn apply(
             return Err(Error::BadRows {
                 table: name.into(),
                 check: format!(
-                    "{:.2}% of its {rows} rows would be quarantined ({}), above quality.max_reject_share = {:.2}%; in {}",
+                    "{:.2}% of its {rows} rows would be quarantined ({}), above quality.max_reject_share = {:.2}%; {span}; in {}",
                     share * 100.0,
                     rules.join(", "),
                     config.max_reject_share * 100.0,
@@ -560,20 +591,87 @@ fn empty_rejects(ctx: &SessionContext) -> Result<DataFrame> {
         .map_err(Error::engine("building the empty rejects view"))
 }
 
-/// Rows of a table on or after `quality.latest`, which no run date sees.
-async fn far_future(ctx: &SessionContext, table: &contract::Table, config: &QualityConfig) -> Result<u64> {
+/// Rows of a table from `unseen` on: out of range (on or after `quality.latest`) and after
+/// the run date, so not in its view.
+async fn far_future(ctx: &SessionContext, table: &contract::Table, unseen: NaiveDate) -> Result<u64> {
     let event = table.column(table.as_of.event).expect("as-of column");
-    let bound = match event.kind {
-        Kind::Date => format!("date '{}'", config.latest),
-        _ => format!("timestamp '{}T00:00:00Z'", config.latest),
-    };
     let sql = format!(
-        "select count(*) from {}.{} where {} >= {bound}",
+        "select count(*) from {}.{} where {} >= {}",
         crate::catalog::RAW_SCHEMA,
         table.name,
-        q(event.name)
+        q(event.name),
+        day_literal(event.kind, unseen)
     );
     Ok(scalars(ctx, &sql, table.name).await?[0])
+}
+
+/// For an error that sets much of a table aside: the span of its event times in the whole
+/// input, and, when `rules` has `out_of_range_time`, the one setting that admits them.
+/// Run only on the way to an error, so its scan costs a clean night nothing.
+async fn time_span(
+    ctx: &SessionContext,
+    table: &contract::Table,
+    rules: &[&str],
+    config: &QualityConfig,
+    latest: NaiveDate,
+) -> Result<String> {
+    let event = q(table.as_of.event);
+    let sql = format!(
+        "select cast(min({event}) as varchar) as first, cast(max({event}) as varchar) as last, \
+                cast(cast(min({event}) as date) as varchar) as first_day, \
+                cast(cast(max({event}) as date) as varchar) as last_day \
+         from {}.{}",
+        crate::catalog::RAW_SCHEMA,
+        table.name
+    );
+    let context = || format!("finding the event times of {}", table.name);
+    let batches = ctx
+        .sql(&sql)
+        .await
+        .map_err(Error::engine(context()))?
+        .collect()
+        .await
+        .map_err(Error::engine(context()))?;
+    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(format!("{} has no rows", table.name));
+    };
+    let text = |i: usize| {
+        let column =
+            datafusion::arrow::compute::cast(batch.column(i), &datafusion::arrow::datatypes::DataType::Utf8)
+                .ok()?;
+        let column = column.as_string::<i32>();
+        (!column.is_null(0)).then(|| column.value(0).to_string())
+    };
+    let (Some(min), Some(max)) = (text(0), text(1)) else {
+        return Ok(format!("{} has no {}", table.name, table.as_of.event));
+    };
+    let mut span = format!("{}.{} runs from {min} to {max}", table.name, table.as_of.event);
+    if !rules.contains(&"out_of_range_time") {
+        return Ok(span);
+    }
+    let day = |i: usize| text(i).and_then(|d| d.parse::<NaiveDate>().ok());
+    let earliest = config.earliest.map_or("none".to_string(), |d| d.to_string());
+    span.push_str(&format!(
+        " and the range in force is [{earliest}, {latest}) (quality.earliest, quality.latest)"
+    ));
+    let mut flags = Vec::new();
+    if let (Some(first), Some(earliest)) = (day(2), config.earliest)
+        && first < earliest
+    {
+        flags.push(format!("--set quality.earliest={first}"));
+    }
+    if let Some(last) = day(3)
+        && last >= latest
+    {
+        flags.push(format!("--set quality.latest={}", last + chrono::Days::new(1)));
+    }
+    if !flags.is_empty() {
+        span.push_str(&format!(
+            "; if those times are real, {} admits them",
+            flags.join(" ")
+        ));
+    }
+    Ok(span)
 }
 
 /// Exact rows per rule, each row under the first rule it breaks.

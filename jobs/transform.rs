@@ -110,7 +110,7 @@ pub async fn plan(options: &TransformOptions) -> Result<Plan> {
     tracing::info!(tables = input.tables.len(), absent = ?input.absent(), "input valid");
     let run_date = match options.run_date {
         Some(date) => date,
-        None => catalog::latest_order_day(&input_root, &input, options.config.quality.latest).await?,
+        None => catalog::latest_order_day(&input_root, &input, options.config.quality.latest_bound()).await?,
     };
     let discovered = models::discover(&options.models_dir)?;
     let ordered = models::order(discovered, &catalog::known_tables())?;

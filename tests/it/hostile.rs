@@ -385,9 +385,45 @@ fn many_nan_amounts_fail_the_run() {
 
 #[test]
 fn many_timestamps_in_1970_fail_the_run() {
+    // No lower bound by default: the epoch is before the customer's signup.
     many_spoiled_orders(
         |_, o| (o.0, o.1, "1970-01-01T00:00:00".into(), o.3, o.4),
-        &["orders", "out_of_range_time on order_ts: 200 rows"],
+        &["orders", "before_signup", "200 rows"],
+    );
+}
+
+#[test]
+fn many_timestamps_before_a_set_lower_bound_fail_the_run_naming_the_flag() {
+    let ws = case();
+    extra_orders(&ws, MANY, |i| {
+        let o = good_order(i);
+        (o.0, o.1, "1970-01-01T00:00:00".into(), o.3, o.4)
+    });
+    expect_failure(
+        &ws,
+        &["--set", "quality.earliest=2000-01-01"],
+        exit_code::BAD_INPUT,
+        &[
+            "orders",
+            "out_of_range_time on order_ts: 200 rows",
+            "orders.order_ts runs from 1970-01-01T00:00:00",
+            "--set quality.earliest=1970-01-01 admits them",
+        ],
+    );
+}
+
+#[test]
+fn many_orders_after_tomorrow_fail_the_run() {
+    // Three days from now has not happened yet, whatever the run date.
+    let later = (chrono::Utc::now() + chrono::Days::new(3)).date_naive();
+    many_spoiled_orders(
+        |_, o| (o.0, o.1, format!("{later}T08:00:00"), o.3, o.4),
+        &[
+            "orders",
+            "out_of_range_time on order_ts: 200 rows",
+            &format!("to {later}T08:00:00"),
+            &format!("--set quality.latest={}", later + chrono::Days::new(1)),
+        ],
     );
 }
 

@@ -4,6 +4,7 @@
 mod command;
 mod contract;
 mod dictionary;
+mod history;
 mod hostile;
 mod learning;
 mod logs;
