@@ -108,7 +108,7 @@ fn sibling(binary: &str) -> Result<PathBuf> {
 /// from the Parquet footers.
 async fn input_rows(folder: &Path, only: Option<&[String]>) -> Result<u64> {
     let root = crate::storage::Root::open(&folder.to_string_lossy(), false)?;
-    let input = crate::contract::validate(&root).await?;
+    let input = crate::input::contract::validate(&root).await?;
     Ok(input
         .tables
         .values()
@@ -119,7 +119,7 @@ async fn input_rows(folder: &Path, only: Option<&[String]>) -> Result<u64> {
 
 /// The input tables the models of a transform run read, from its manifest.
 fn tables_read(output: &Path) -> Result<Vec<String>> {
-    let manifests = output.join(crate::manifest::MANIFESTS);
+    let manifests = output.join(crate::output::manifest::MANIFESTS);
     let entry = std::fs::read_dir(&manifests)
         .map_err(Error::io(format!("listing {}", manifests.display())))?
         .next()
@@ -135,7 +135,7 @@ fn tables_read(output: &Path) -> Result<Vec<String>> {
         .flatten()
         .flat_map(|m| m["reads"].as_array().into_iter().flatten())
         .filter_map(|t| t.as_str())
-        .filter(|t| crate::contract::table(t).is_some())
+        .filter(|t| crate::input::contract::table(t).is_some())
         .map(str::to_string)
         .collect();
     tables.sort();
@@ -204,7 +204,7 @@ pub async fn run(options: &BenchOptions) -> Result<Vec<BenchRow>> {
                         .arg(&options.models_dir);
                 }
                 if stage == "features" {
-                    command.args(["--select", crate::features::TABLE]);
+                    command.args(["--select", crate::learn::features::TABLE]);
                 }
                 let report = folder.join(format!("{stage}.out"));
                 let file = std::fs::File::create(&report)

@@ -1,89 +1,16 @@
-//! What every binary shares: logging, the progress display, and turning a result into an
-//! exit code.
-//!
-//! Logs go to stderr through `tracing` (`RUST_LOG` sets the level, `info` by default). On a
-//! terminal a progress bar shows the models as they run and log lines print above it; with no
-//! terminal (a scheduler, CI) there is no bar, only plain log lines.
-
-use std::io::{IsTerminal, Write};
-use std::sync::OnceLock;
-
-use indicatif::{ProgressBar, ProgressStyle};
-use tracing_subscriber::EnvFilter;
+//! What every binary shares: its flags, its runtime, and turning a result into one error
+//! line and an exit code. Only binaries use it; logging and progress live in
+//! [`crate::telemetry`].
 
 use crate::error::{Error, exit_code};
 
-static BAR: OnceLock<ProgressBar> = OnceLock::new();
-
-/// The progress bar, hidden unless stderr is a terminal.
-pub fn progress() -> &'static ProgressBar {
-    BAR.get_or_init(|| {
-        if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(0);
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-                    .expect("the template is valid"),
-            );
-            bar
-        } else {
-            ProgressBar::hidden()
-        }
-    })
-}
-
-/// A log line buffered, then written to stderr with the progress bar moved out of the way.
-struct LogLine(Vec<u8>);
-
-impl Write for LogLine {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for LogLine {
-    fn drop(&mut self) {
-        let line = std::mem::take(&mut self.0);
-        progress().suspend(|| {
-            let _ = std::io::stderr().write_all(&line);
-        });
-    }
-}
-
-/// The environment variable that switches logs to JSON lines (`GROWTH_LOG_FORMAT=json`), for
-/// log shippers; anything else means plain text.
-pub const LOG_FORMAT: &str = "GROWTH_LOG_FORMAT";
-
-fn json_logs() -> bool {
-    std::env::var(LOG_FORMAT).is_ok_and(|f| f.eq_ignore_ascii_case("json"))
-}
-
-/// Sets up logging for a binary.
-pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(|| LogLine(Vec::new()));
-    let _ = if json_logs() {
-        // One JSON object per line: timestamp, level, message and every field at the top level.
-        builder.json().flatten_event(true).with_ansi(false).try_init()
-    } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).try_init()
-    };
-}
-
 /// Ends the process: prints the error, if any, as one line and exits with its code.
 pub fn exit(result: Result<(), Error>) -> ! {
-    progress().finish_and_clear();
+    crate::telemetry::progress().finish_and_clear();
     match result {
         Ok(()) => std::process::exit(exit_code::SUCCESS),
         Err(error) => {
-            if json_logs() {
+            if crate::telemetry::json_logs() {
                 // The one error line, as a log event a shipper can parse like the others.
                 tracing::error!(exit_code = error.exit_code(), "{error}");
             } else {
@@ -142,7 +69,7 @@ impl CommonArgs {
         }
         let config = crate::config::Config::load_with(self.config.as_deref(), &overrides)?;
         if let Some(bytes) = config.run.memory_limit_bytes().map_err(Error::Internal)? {
-            crate::catalog::limit_memory(bytes)?;
+            crate::input::catalog::limit_memory(bytes)?;
         }
         Ok(config)
     }
@@ -201,7 +128,7 @@ impl StageArgs {
         let output = crate::storage::Root::open(&self.common.output(&config), true)?;
         let date = match self.common.date {
             Some(date) => date,
-            None => crate::stage::latest_partition(&output, crate::features::TABLE).await?,
+            None => crate::learn::outputs::latest_partition(&output, crate::learn::features::TABLE).await?,
         };
         Ok((output, date, config))
     }
@@ -209,8 +136,8 @@ impl StageArgs {
 
 /// The body of a model stage's binary: sets up logging, runs the stage, prints what it
 /// published, and exits with the code of the outcome.
-pub fn run_stage(stage: impl Future<Output = Result<crate::stage::StageReport, Error>>) -> ! {
-    init_logging();
+pub fn run_stage(stage: impl Future<Output = Result<crate::learn::outputs::StageReport, Error>>) -> ! {
+    crate::telemetry::init_logging();
     let result = runtime().and_then(|rt| rt.block_on(stage));
     exit(result.map(|report| {
         println!("{} published:", report.stage);

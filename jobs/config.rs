@@ -8,9 +8,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use datafusion::common::ScalarValue;
-use datafusion::logical_expr::lit;
-use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -57,7 +54,7 @@ pub struct Config {
     pub quality: QualityConfig,
 }
 
-/// How the row rules treat bad rows ([`crate::quality`]).
+/// How the row rules treat bad rows ([`crate::input::quality`]).
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QualityConfig {
@@ -71,7 +68,7 @@ pub struct QualityConfig {
     /// has not happened yet. The manifest records the bound a run used (`quality.latest`).
     pub latest: Option<chrono::NaiveDate>,
     /// Rule name to `reject` or `quarantine`; rules left out keep their default.
-    pub policy: BTreeMap<String, crate::quality::Policy>,
+    pub policy: BTreeMap<String, crate::input::rules::Policy>,
 }
 
 impl Default for QualityConfig {
@@ -80,7 +77,7 @@ impl Default for QualityConfig {
             max_reject_share: 0.01,
             earliest: None,
             latest: None,
-            policy: crate::quality::RULES
+            policy: crate::input::rules::RULES
                 .iter()
                 .map(|r| (r.name.to_string(), r.default))
                 .collect(),
@@ -96,12 +93,12 @@ impl QualityConfig {
     }
 
     /// The policy of a rule.
-    pub fn policy(&self, rule: &str) -> crate::quality::Policy {
+    pub fn policy(&self, rule: &str) -> crate::input::rules::Policy {
         self.policy
             .get(rule)
             .copied()
-            .or_else(|| crate::quality::rule(rule).map(|r| r.default))
-            .unwrap_or(crate::quality::Policy::Reject)
+            .or_else(|| crate::input::rules::rule(rule).map(|r| r.default))
+            .unwrap_or(crate::input::rules::Policy::Reject)
     }
 }
 
@@ -420,10 +417,14 @@ impl Config {
                 "quality: max_reject_share must be within 0..=1 and earliest before latest".into(),
             ));
         }
-        if let Some(unknown) = quality.policy.keys().find(|r| crate::quality::rule(r).is_none()) {
+        if let Some(unknown) = quality
+            .policy
+            .keys()
+            .find(|r| crate::input::rules::rule(r).is_none())
+        {
             return Err(bad(format!(
                 "quality.policy.{unknown}: no such rule; the rules are {}",
-                crate::quality::RULES
+                crate::input::rules::RULES
                     .iter()
                     .map(|r| r.name)
                     .collect::<Vec<_>>()
@@ -452,47 +453,6 @@ impl Config {
                 ChurnCandidate::ALL.map(ChurnCandidate::name).join(", ")
             )));
         }
-        Ok(())
-    }
-
-    /// Registers `kpi_thresholds` and `settings` with a session, as plain views over values.
-    pub async fn register(&self, ctx: &SessionContext) -> Result<()> {
-        let rows: Vec<String> = self
-            .kpi_thresholds
-            .iter()
-            .map(|(kpi, t)| {
-                let direction = match t.direction {
-                    Direction::AtMost => "at_most",
-                    Direction::AtLeast => "at_least",
-                };
-                format!(
-                    "('{}', '{direction}', {:?}, {:?})",
-                    kpi.replace('\'', "''"),
-                    t.green,
-                    t.red
-                )
-            })
-            .collect();
-        let thresholds = format!(
-            "select column1 as kpi, column2 as direction, cast(column3 as double) as green, \
-             cast(column4 as double) as red from (values {})",
-            rows.join(", ")
-        );
-        let settings = ctx
-            .read_empty()
-            .and_then(|df| {
-                df.select(vec![
-                    lit(ScalarValue::Float64(Some(self.roi_threshold))).alias("roi_threshold"),
-                    lit(ScalarValue::Int32(Some(self.churn_lapse_months))).alias("churn_lapse_months"),
-                ])
-            })
-            .map_err(Error::engine("building settings"))?;
-        ctx.register_table("settings", settings.into_view())
-            .map_err(Error::engine("registering settings"))?;
-        ctx.sql(&thresholds)
-            .await
-            .and_then(|df| ctx.register_table("kpi_thresholds", df.into_view()))
-            .map_err(Error::engine("registering kpi_thresholds"))?;
         Ok(())
     }
 }

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use chrono::{NaiveDate, Utc};
 
 use crate::error::{Error, Result};
-use crate::features::AsOf;
-use crate::manifest::Manifest;
+use crate::learn::features::AsOf;
+use crate::learn::{churn, segment};
+use crate::output::manifest::Manifest;
 use crate::sample::{self, SampleOptions};
 use crate::storage::Root;
 use crate::transform::{self, TransformOptions};
-use crate::{churn, segment};
 
 /// Where the embedded sample lives, relative to the repository root.
 pub const SAMPLE_INPUT: &str = "data/sample";
@@ -72,9 +72,9 @@ pub async fn run_dates(mut options: NightlyOptions) -> Result<Vec<Manifest>> {
         }
         return Ok(Vec::new());
     }
-    crate::lock::with_lock(&options.transform.output, "nightly", async |_: &Root| {
+    crate::output::lock::with_lock(&options.transform.output, "nightly", async |_: &Root| {
         let mut manifests = Vec::new();
-        let progress = crate::cli::progress();
+        let progress = crate::telemetry::progress();
         for (i, date) in dates.iter().enumerate() {
             if dates.len() > 1 {
                 tracing::info!(date = %date, day = i + 1, days = dates.len(), "backfill");
@@ -91,8 +91,13 @@ pub async fn run_dates(mut options: NightlyOptions) -> Result<Vec<Manifest>> {
 async fn dates(options: &NightlyOptions) -> Result<Vec<NaiveDate>> {
     let latest = async || {
         let root = Root::open(&options.transform.input, false)?;
-        let input = crate::contract::validate(&root).await?;
-        crate::catalog::latest_order_day(&root, &input, options.transform.config.quality.latest_bound()).await
+        let input = crate::input::contract::validate(&root).await?;
+        crate::input::catalog::latest_order_day(
+            &root,
+            &input,
+            options.transform.config.quality.latest_bound(),
+        )
+        .await
     };
     let Some(from) = options.from else {
         return Ok(vec![match options.transform.run_date {
@@ -113,7 +118,7 @@ async fn dates(options: &NightlyOptions) -> Result<Vec<NaiveDate>> {
 /// Runs (or resumes) the night for one date and writes its manifest after each stage.
 pub async fn run_date(options: &NightlyOptions, date: NaiveDate) -> Result<Manifest> {
     let started_at = Utc::now();
-    let mut watch = transform::Stopwatch::new();
+    let mut watch = crate::telemetry::Stopwatch::new();
     let mut transform_options = options.transform.clone();
     transform_options.run_date = Some(date);
     let plan = transform::plan(&transform_options).await?;
@@ -221,7 +226,11 @@ async fn dry_run(options: &NightlyOptions, date: NaiveDate) -> Result<()> {
             model.reads.join(", ")
         );
     }
-    if plan.models.iter().any(|m| m.name == crate::features::TABLE) {
+    if plan
+        .models
+        .iter()
+        .any(|m| m.name == crate::learn::features::TABLE)
+    {
         for stage in [segment::JOB, churn::JOB] {
             println!(
                 "  stage {stage}{}",
@@ -247,7 +256,7 @@ async fn model_stages(
     let features_published = manifest
         .models
         .iter()
-        .any(|m| m.model == crate::features::TABLE && m.skipped.is_none());
+        .any(|m| m.model == crate::learn::features::TABLE && m.skipped.is_none());
     if !features_published {
         tracing::info!("customer_features was not selected, or not published: no segment or churn stage");
         return Ok(());
@@ -270,7 +279,11 @@ async fn model_stages(
 }
 
 /// Adds a published stage to the manifest and writes it.
-async fn record(manifest: &mut Manifest, report: crate::stage::StageReport, output: &Root) -> Result<()> {
+async fn record(
+    manifest: &mut Manifest,
+    report: crate::learn::outputs::StageReport,
+    output: &Root,
+) -> Result<()> {
     manifest.completed.push(report.stage.clone());
     manifest.jobs.retain(|j| j.stage != report.stage);
     manifest.jobs.push(report);

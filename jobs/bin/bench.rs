@@ -36,7 +36,7 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    cli::init_logging();
+    growth_jobs::telemetry::init_logging();
     let options = BenchOptions {
         scales: args.scales,
         work_dir: args.work_dir,

@@ -1,9 +1,11 @@
 //! `churn`: the churn stage alone.
 
 use clap::Parser;
-use growth_jobs::features::AsOf;
+use growth_jobs::cli;
+use growth_jobs::input::contract;
+use growth_jobs::learn::churn;
+use growth_jobs::learn::features::AsOf;
 use growth_jobs::storage::Root;
-use growth_jobs::{churn, cli, contract};
 
 /// Trains the churn candidates on time-split windows of the input, keeps the best by
 /// validation ROC AUC, saves it with a model card under <output>/_models/churn/, and scores
@@ -30,7 +32,7 @@ fn main() {
         let input_root = Root::open(&args.input, false)?;
         let input = contract::validate(&input_root).await?;
         let as_of = AsOf::new(input_root, input, &args.models, config.clone())?;
-        growth_jobs::lock::with_lock(
+        growth_jobs::output::lock::with_lock(
             &output.display.clone(),
             "churn",
             async |output: &growth_jobs::storage::Root| churn::run(&as_of, output, date, &config.churn).await,

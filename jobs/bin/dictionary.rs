@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use growth_jobs::{cli, models};
+use growth_jobs::cli;
+use growth_jobs::transform::sql_models;
 
 /// Prints, as Markdown, every model under the models folder: what it is, its grain, whether it
 /// is published, and each column with its definition. The text comes from the header comment of
@@ -18,8 +19,8 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    cli::init_logging();
-    cli::exit(models::discover(&args.models).map(|models| {
+    growth_jobs::telemetry::init_logging();
+    cli::exit(sql_models::discover(&args.models).map(|models| {
         println!("# Data dictionary\n");
         for model in &models {
             println!("{}", model.doc.markdown(model));

@@ -37,7 +37,7 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    cli::init_logging();
+    growth_jobs::telemetry::init_logging();
     let options = sample::SampleOptions {
         customers: args.customers,
         seed: args.seed,

@@ -46,7 +46,7 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    cli::init_logging();
+    growth_jobs::telemetry::init_logging();
     let result = args.run.options(args.input.clone()).and_then(|transform| {
         let options = NightlyOptions {
             transform,

@@ -1,7 +1,8 @@
 //! `score`: churn scores from a saved model, without training.
 
 use clap::Parser;
-use growth_jobs::{churn, cli};
+use growth_jobs::cli;
+use growth_jobs::learn::churn;
 
 /// Scores the published customer_features of a run date with a saved churn model (by default
 /// the one `churn` saved for that date under <output>/_models/churn/) and publishes
@@ -21,7 +22,7 @@ fn main() {
     let args = Args::parse();
     cli::run_stage(async {
         let (output, date, _) = args.stage.open().await?;
-        growth_jobs::lock::with_lock(
+        growth_jobs::output::lock::with_lock(
             &output.display.clone(),
             "score",
             async |output: &growth_jobs::storage::Root| {

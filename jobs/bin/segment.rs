@@ -1,7 +1,8 @@
 //! `segment`: the clustering stage alone.
 
 use clap::Parser;
-use growth_jobs::{cli, segment};
+use growth_jobs::cli;
+use growth_jobs::learn::segment;
 
 /// Clusters the customers of one run date from the published customer_features: publishes
 /// customer_segments, segment_profiles and the segment part of model_metrics. Settings are the
@@ -18,7 +19,7 @@ fn main() {
     let args = Args::parse();
     cli::run_stage(async {
         let (output, date, config) = args.stage.open().await?;
-        growth_jobs::lock::with_lock(
+        growth_jobs::output::lock::with_lock(
             &output.display.clone(),
             "segment",
             async |output: &growth_jobs::storage::Root| segment::run(output, date, &config.segment).await,

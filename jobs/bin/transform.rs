@@ -19,7 +19,7 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    cli::init_logging();
+    growth_jobs::telemetry::init_logging();
     let result = args
         .run
         .options(args.input.clone())

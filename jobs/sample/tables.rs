@@ -15,8 +15,8 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 
-use crate::contract::timestamp_utc;
 use crate::error::{Error, Result};
+use crate::input::contract::timestamp_utc;
 
 fn ts() -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::new().with_timezone("UTC")

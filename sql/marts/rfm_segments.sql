@@ -1,5 +1,5 @@
 -- RFM: how recently, how often and how much each customer bought, scored 1 to 5 against all
--- customers, with a named segment from the R/F grid (staging/rfm_segment_grid.sql) and the
+-- customers, with a named segment from the R/F grid (utilities/rfm_segment_grid.sql) and the
 -- plan's three value tiers.
 -- Scores: score = least(5, 1 + floor(5 * percent_rank())), ordered by recency_days descending
 -- for R (the most recent get 5), by frequency ascending for F, by monetary_usd ascending for M.

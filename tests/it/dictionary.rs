@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use growth_jobs::models;
+use growth_jobs::transform::sql_models;
 
 fn repo_models() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("sql")
@@ -11,7 +11,7 @@ fn repo_models() -> std::path::PathBuf {
 
 #[test]
 fn every_shipped_model_has_a_description_a_grain_and_its_columns() {
-    let models = models::discover(&repo_models()).unwrap();
+    let models = sql_models::discover(&repo_models()).unwrap();
     assert!(models.len() >= 8, "{}", models.len());
     for model in &models {
         assert!(
@@ -40,7 +40,7 @@ fn the_dictionary_command_prints_every_model_and_column() {
         .unwrap();
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
-    for model in models::discover(&repo_models()).unwrap() {
+    for model in sql_models::discover(&repo_models()).unwrap() {
         assert!(text.contains(&format!("### `{}`", model.name)), "{}", model.name);
         for (column, _) in &model.doc.columns {
             assert!(

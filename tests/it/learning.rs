@@ -16,7 +16,7 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::TryStreamExt;
 use growth_jobs::config::Config;
-use growth_jobs::features::AsOf;
+use growth_jobs::learn::features::AsOf;
 use growth_jobs::sample::{self, SampleOptions};
 use growth_jobs::storage::Root;
 use growth_jobs::transform::TransformOptions;
@@ -46,7 +46,7 @@ fn options(input: &Path, output: &Path) -> TransformOptions {
 }
 
 /// Runs the night on its own runtime (the tests each have one; a runtime cannot nest).
-fn run_night(input: &Path, output: &Path) -> growth_jobs::manifest::Manifest {
+fn run_night(input: &Path, output: &Path) -> growth_jobs::output::manifest::Manifest {
     let options = options(input, output);
     let input = input.to_string_lossy().into_owned();
     std::thread::spawn(move || {
@@ -91,7 +91,7 @@ fn published(output: &Path, table: &str, file: &str) -> PathBuf {
 }
 
 async fn read(sql: &str, tables: &[(&str, &Path)]) -> Vec<RecordBatch> {
-    let ctx = growth_jobs::catalog::new_session();
+    let ctx = growth_jobs::input::catalog::new_session();
     for (name, path) in tables {
         ctx.register_parquet(*name, path.to_str().unwrap(), ParquetReadOptions::default())
             .await
@@ -437,7 +437,7 @@ async fn export_as_of(input: &Path, cutoff: &str, to: &Path) {
 
 async fn features_as_of(input: &Path, cutoff: NaiveDate) -> String {
     let root = Root::open(input.to_str().unwrap(), false).unwrap();
-    let validated = growth_jobs::contract::validate(&root).await.unwrap();
+    let validated = growth_jobs::input::contract::validate(&root).await.unwrap();
     let as_of = AsOf::new(root, validated, &repo().join("sql"), Config::default()).unwrap();
     let session = as_of.session(cutoff).await.unwrap();
     let batches: Vec<RecordBatch> = AsOf::features(&session, cutoff)
@@ -502,7 +502,7 @@ async fn a_cutoff_session_skips_only_the_checks_a_later_date_passed() {
     .await
     .unwrap();
     let root = Root::open(dir.path().to_str().unwrap(), false).unwrap();
-    let validated = growth_jobs::contract::validate(&root).await.unwrap();
+    let validated = growth_jobs::input::contract::validate(&root).await.unwrap();
     let as_of = AsOf::new(
         root.clone(),
         validated.clone(),

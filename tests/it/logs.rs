@@ -8,7 +8,7 @@ fn json_logs_end_with_one_parseable_error_line() {
     let dir = tempfile::tempdir().unwrap();
     let result = Command::new(env!("CARGO_BIN_EXE_segment"))
         .args(["--output", dir.path().to_str().unwrap(), "--date", "2026-06-30"])
-        .env(growth_jobs::cli::LOG_FORMAT, "json")
+        .env(growth_jobs::telemetry::LOG_FORMAT, "json")
         .output()
         .unwrap();
     assert_eq!(result.status.code(), Some(3));

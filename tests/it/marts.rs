@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use datafusion::arrow::array::{StringArray, TimestampMicrosecondArray};
-use growth_jobs::manifest::Manifest;
+use growth_jobs::output::manifest::Manifest;
 
 use crate::support::*;
 

@@ -25,7 +25,7 @@ fn repo_models() -> PathBuf {
 const PUBLISHED_MODELS: &[&str] = &[
     "staging/stg_purchases.sql",
     "staging/stg_customers.sql",
-    "staging/rfm_segment_grid.sql",
+    "utilities/rfm_segment_grid.sql",
     "marts/daily_sales.sql",
     "marts/rfm_segments.sql",
 ];

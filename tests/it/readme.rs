@@ -1,6 +1,6 @@
 //! The README documents the input contract column by column: it must not drift from the code.
 
-use growth_jobs::contract::{Absent, TABLES};
+use growth_jobs::input::contract::{Absent, TABLES};
 
 #[test]
 fn the_readme_documents_every_contract_column() {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use growth_jobs::contract;
+use growth_jobs::input::contract;
 use growth_jobs::sample::{self, SampleOptions};
 use growth_jobs::storage::Root;
 

@@ -114,7 +114,10 @@ impl Workspace {
         }
     }
 
-    pub async fn run(&self, run_date: Option<&str>) -> growth_jobs::Result<growth_jobs::manifest::Manifest> {
+    pub async fn run(
+        &self,
+        run_date: Option<&str>,
+    ) -> growth_jobs::Result<growth_jobs::output::manifest::Manifest> {
         transform::run(&self.options(run_date)).await
     }
 

@@ -10,11 +10,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
-use crate::contract::InputSummary;
 use crate::error::{Error, Result};
-use crate::models::Materialized;
-use crate::publish::{StagedTable, partition};
+use crate::input::contract::InputSummary;
+use crate::output::publish::{StagedTable, partition};
 use crate::storage::Root;
+use crate::transform::sql_models::Materialized;
 
 /// The manifest's folder below the output root.
 pub const MANIFESTS: &str = "_manifests";
@@ -52,20 +52,10 @@ pub struct ModelEntry {
     pub peak_rss_bytes: Option<u64>,
     /// Its data tests and the rows failing each.
     #[serde(default)]
-    pub tests: Vec<crate::datatests::Outcome>,
+    pub tests: Vec<crate::transform::data_tests::Outcome>,
     /// Why it was not published: its data tests failed, or an upstream model's did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
-}
-
-/// The time one stage took, and the process's peak resident memory during it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StageTiming {
-    pub stage: String,
-    pub seconds: f64,
-    /// Bytes (Linux only; see `stage::peak_memory`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peak_rss_bytes: Option<u64>,
 }
 
 /// What one run did.
@@ -91,12 +81,12 @@ pub struct Manifest {
     pub absent_inputs: Vec<String>,
     pub models: Vec<ModelEntry>,
     /// Rows the row rules set aside, per table and rule (listed in the `rejects` table).
-    pub quality: crate::quality::Report,
+    pub quality: crate::input::quality::Report,
     /// The thresholds and settings the models read.
     pub config: crate::config::Config,
-    pub stages: Vec<StageTiming>,
+    pub stages: Vec<crate::telemetry::StageTiming>,
     /// The model stages after the SQL (segment, churn), each published on its own.
-    pub jobs: Vec<crate::stage::StageReport>,
+    pub jobs: Vec<crate::learn::outputs::StageReport>,
     /// Why the run stopped, when it did; the tables listed were published before that.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -23,14 +23,14 @@ use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::catalog::{self, RunDate};
 use crate::config::Config;
-use crate::contract::Input;
 use crate::error::{Error, Result};
-use crate::models::{self, Model};
-use crate::publish::{PART_FILE, partition};
-use crate::quality;
+use crate::input::catalog::{self, RunDate};
+use crate::input::contract::Input;
+use crate::input::quality;
+use crate::output::publish::{PART_FILE, partition};
 use crate::storage::Root;
+use crate::transform::sql_models::{self, Model};
 
 /// The model (and table) holding the features.
 pub const TABLE: &str = "customer_features";
@@ -78,7 +78,7 @@ fn missing(output: &Root, run_date: NaiveDate) -> Error {
 /// How many customers the published features of a run date hold, from the footer; the
 /// stages call it first, to fail before any work when the features are not there.
 pub async fn require_published(output: &Root, run_date: NaiveDate) -> Result<u64> {
-    let (rows, _, _) = crate::publish::describe_parquet(output, &published_path(output, run_date))
+    let (rows, _, _) = crate::output::publish::describe_parquet(output, &published_path(output, run_date))
         .await
         .map_err(|_| missing(output, run_date))?;
     Ok(rows)
@@ -126,8 +126,8 @@ pub struct AsOf {
 impl AsOf {
     /// Finds `customer_features` and the models it reads under `models_dir`.
     pub fn new(input_root: Root, input: Input, models_dir: &std::path::Path, config: Config) -> Result<Self> {
-        let ordered = models::order(models::discover(models_dir)?, &catalog::known_tables())?;
-        let models = models::select(ordered, &[TABLE.to_string()])?;
+        let ordered = sql_models::order(sql_models::discover(models_dir)?, &catalog::known_tables())?;
+        let models = sql_models::select(ordered, &[TABLE.to_string()])?;
         Ok(AsOf {
             input_root,
             input,
@@ -142,7 +142,7 @@ impl AsOf {
     pub async fn session(&self, date: NaiveDate) -> Result<SessionContext> {
         let later = self.lock_checked().range(date..).next().map(|(_, r)| r.clone());
         let run_date = RunDate { date };
-        let (ctx, report) = catalog::session_for(
+        let (ctx, report) = crate::input::session::session_for(
             &self.input_root,
             &self.input,
             run_date,

@@ -35,14 +35,14 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::catalog::RunDate;
 use crate::config::{ChurnCandidate, ChurnConfig};
 use crate::error::{Error, Result};
-use crate::evaluation::{self, CalibrationBin};
-use crate::features::{self, AsOf, CATEGORICAL, Encoder, NUMERIC};
-use crate::model_metrics::{self, MetricRow};
-use crate::publish::{PART_FILE, StagedFile, StagedTable, Staging, partition};
-use crate::stage::{Stage, StageReport};
+use crate::input::catalog::RunDate;
+use crate::learn::evaluation::{self, CalibrationBin};
+use crate::learn::features::{self, AsOf, CATEGORICAL, Encoder, NUMERIC};
+use crate::learn::model_metrics::{self, MetricRow};
+use crate::learn::outputs::{Stage, StageReport};
+use crate::output::publish::{PART_FILE, StagedFile, StagedTable, Staging, partition};
 use crate::storage::Root;
 
 pub const JOB: &str = "churn";

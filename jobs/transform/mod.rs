@@ -4,6 +4,9 @@
 //! Nothing is written before the input is validated and every selected model has been
 //! planned, so a bad input or a broken model leaves the output untouched.
 
+pub mod data_tests;
+pub mod sql_models;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -11,14 +14,15 @@ use chrono::{NaiveDate, Utc};
 use datafusion::prelude::SessionContext;
 use sha2::{Digest, Sha256};
 
-use crate::catalog::{self, RunDate};
 use crate::config::Config;
-use crate::contract::{self, Input};
 use crate::error::{Error, Result};
-use crate::manifest::{Manifest, ModelEntry, StageTiming, Versions};
-use crate::models::{self, Materialized, Model};
-use crate::publish::Staging;
+use crate::input::catalog::{self, RunDate};
+use crate::input::contract::{self, Input};
+use crate::output::manifest::{Manifest, ModelEntry, Versions};
+use crate::output::publish::Staging;
 use crate::storage::Root;
+use crate::telemetry::Stopwatch;
+use sql_models::{Materialized, Model};
 
 /// What the transform is asked to do.
 #[derive(Clone, Debug)]
@@ -37,58 +41,6 @@ pub struct TransformOptions {
     pub config: Config,
 }
 
-/// Times stages for the manifest, and takes their peak memory.
-pub struct Stopwatch {
-    stages: Vec<StageTiming>,
-    last: Instant,
-    /// The peak of the current stage's parts read so far (see [`Stopwatch::part_peak`]).
-    peak: Option<u64>,
-}
-
-impl Default for Stopwatch {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Stopwatch {
-    pub fn new() -> Self {
-        crate::stage::reset_peak_memory();
-        Stopwatch {
-            stages: Vec::new(),
-            last: Instant::now(),
-            peak: None,
-        }
-    }
-
-    pub fn lap(&mut self, stage: &str) {
-        let now = Instant::now();
-        self.part_peak();
-        let peak_rss_bytes = self.peak.take();
-        self.stages.push(StageTiming {
-            stage: stage.into(),
-            seconds: (now - self.last).as_secs_f64(),
-            peak_rss_bytes,
-        });
-        tracing::info!(
-            stage,
-            seconds = format!("{:.2}", (now - self.last).as_secs_f64()),
-            peak_rss_mib = peak_rss_bytes.map(|b| b / (1024 * 1024)),
-            "stage done"
-        );
-        self.last = now;
-    }
-
-    /// The peak memory since the last part ended (a model), starting a new one; the stage's
-    /// own peak keeps the highest.
-    pub fn part_peak(&mut self) -> Option<u64> {
-        let peak = crate::stage::peak_memory();
-        self.peak = self.peak.max(peak);
-        crate::stage::reset_peak_memory();
-        peak
-    }
-}
-
 /// A validated input with the models to run over it, before anything is written.
 pub struct Plan {
     pub input_root: Root,
@@ -96,9 +48,9 @@ pub struct Plan {
     pub run_date: NaiveDate,
     pub models: Vec<Model>,
     /// What the row rules found, and set aside.
-    pub quality: crate::quality::Report,
+    pub quality: crate::input::quality::Report,
     /// Each model's data tests, compiled.
-    pub tests: std::collections::BTreeMap<String, Vec<crate::datatests::Test>>,
+    pub tests: std::collections::BTreeMap<String, Vec<crate::transform::data_tests::Test>>,
     /// The session the models were planned in, with the inputs checked: the build runs in it.
     pub ctx: SessionContext,
 }
@@ -112,10 +64,10 @@ pub async fn plan(options: &TransformOptions) -> Result<Plan> {
         Some(date) => date,
         None => catalog::latest_order_day(&input_root, &input, options.config.quality.latest_bound()).await?,
     };
-    let discovered = models::discover(&options.models_dir)?;
-    let ordered = models::order(discovered, &catalog::known_tables())?;
-    let models = models::select(ordered, &options.select)?;
-    let (ctx, quality) = catalog::session_for(
+    let discovered = sql_models::discover(&options.models_dir)?;
+    let ordered = sql_models::order(discovered, &catalog::known_tables())?;
+    let models = sql_models::select(ordered, &options.select)?;
+    let (ctx, quality) = crate::input::session::session_for(
         &input_root,
         &input,
         RunDate { date: run_date },
@@ -141,7 +93,7 @@ pub async fn plan(options: &TransformOptions) -> Result<Plan> {
                 .compile(&model.name, df.schema(), run_date)
                 .map_err(|reason| Error::BadModel {
                     model: model.name.clone(),
-                    file: model.file.replace(".sql", crate::datatests::SUFFIX),
+                    file: model.file.replace(".sql", crate::transform::data_tests::SUFFIX),
                     reason,
                 })?;
             tests.insert(model.name.clone(), compiled);
@@ -193,7 +145,7 @@ async fn plan_model(ctx: &SessionContext, model: &Model) -> Result<datafusion::p
 /// Runs the SQL stage for one date and publishes its tables and manifest, holding the output's
 /// lock.
 pub async fn run(options: &TransformOptions) -> Result<Manifest> {
-    crate::lock::with_lock(&options.output, "transform", async |output: &Root| {
+    crate::output::lock::with_lock(&options.output, "transform", async |output: &Root| {
         let (mut manifest, _) = build(options).await?;
         let failure = test_failure(&manifest);
         manifest.status = if failure.is_some() { "failed" } else { "succeeded" }.into();
@@ -311,7 +263,7 @@ pub async fn build_planned(
         models: entries,
         quality: plan.quality.clone(),
         config: options.config.clone(),
-        stages: watch.stages,
+        stages: watch.into_stages(),
         jobs: Vec::new(),
         error: None,
     })
@@ -354,7 +306,7 @@ async fn build_models(
     let mut entries: Vec<ModelEntry> = Vec::with_capacity(models.len());
     // Models kept from publishing: a failed data test, or one upstream.
     let mut blocked: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
-    let progress = crate::cli::progress();
+    let progress = crate::telemetry::progress();
     progress.set_length(models.len() as u64);
     for model in models {
         progress.set_message(model.name.clone());
@@ -399,7 +351,7 @@ async fn build_models(
         for test in plan.tests.get(&model.name).into_iter().flatten() {
             entry.tests.push(test.run(ctx, &model.name, &model.file).await?);
         }
-        let failed: Vec<&crate::datatests::Outcome> =
+        let failed: Vec<&crate::transform::data_tests::Outcome> =
             entry.tests.iter().filter(|t| t.failing_rows > 0).collect();
         if !failed.is_empty() {
             tracing::warn!(model = model.name, failed = ?failed, "data tests failed: not published");

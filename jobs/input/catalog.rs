@@ -21,8 +21,8 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{Expr, cast, lit, when};
 use datafusion::prelude::{DataFrame, SessionContext, col};
 
-use crate::contract::{self, Absent, Input, InputTable, Kind, Table};
 use crate::error::{Error, Result};
+use crate::input::contract::{self, Absent, Input, InputTable, Kind, Table};
 use crate::storage::Root;
 
 /// The schema holding the unfiltered input tables.
@@ -290,24 +290,6 @@ pub fn new_session() -> SessionContext {
     SessionContext::new_with_config_rt(config, runtime)
 }
 
-/// A session with the inputs registered as of the run date, and the config's tables: what
-/// every model runs in. `later` is a report of the same input at a later date, whose clean
-/// results spare checks here (see [`crate::quality::apply`]).
-pub async fn session_for(
-    root: &Root,
-    input: &Input,
-    run_date: RunDate,
-    config: &crate::config::Config,
-    later: Option<&crate::quality::Report>,
-) -> Result<(SessionContext, crate::quality::Report)> {
-    let ctx = new_session();
-    register_raw(&ctx, root, input).await?;
-    register_views(&ctx, input, run_date).await?;
-    config.register(&ctx).await?;
-    let quality = crate::quality::apply(&ctx, root, input, run_date, &config.quality, later).await?;
-    Ok((ctx, quality))
-}
-
 /// The default run date: the day of the latest order in the input before `before` (orders
 /// after it are out of range, see `quality.latest`).
 pub async fn latest_order_day(root: &Root, input: &Input, before: NaiveDate) -> Result<NaiveDate> {
@@ -347,7 +329,7 @@ pub fn known_tables() -> std::collections::BTreeSet<String> {
                 RUN_CONTEXT,
                 "kpi_thresholds",
                 "settings",
-                crate::quality::REJECTS_VIEW,
+                crate::input::rules::REJECTS_VIEW,
             ]
             .map(String::from),
         )

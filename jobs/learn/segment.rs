@@ -27,11 +27,11 @@ use serde_json::json;
 
 use crate::config::{Algorithm, SegmentConfig};
 use crate::error::{Error, Result};
-use crate::evaluation;
-use crate::features::{self, Encoder, NUMERIC};
-use crate::model_metrics::{self, MetricRow};
-use crate::publish::Staging;
-use crate::stage::{Stage, StageReport};
+use crate::learn::evaluation;
+use crate::learn::features::{self, Encoder, NUMERIC};
+use crate::learn::model_metrics::{self, MetricRow};
+use crate::learn::outputs::{Stage, StageReport};
+use crate::output::publish::Staging;
 use crate::storage::Root;
 
 pub const JOB: &str = "segment";
@@ -336,14 +336,14 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &SegmentConfig) -> 
             }
             label(&mut profiles);
 
-            let mut writer = staging.writer("customer_segments", crate::publish::PART_FILE, segments_schema())?;
+            let mut writer = staging.writer("customer_segments", crate::output::publish::PART_FILE, segments_schema())?;
             let mut stream = features::read_published(output, run_date).await?;
             while let Some(batch) = stream.try_next().await.map_err(Error::engine("reading customer_features"))? {
                 writer.write(&segments_batch(&segmentation, &batch, &profiles)?).await?;
             }
             let segments = writer.finish(staging).await?;
             let profiles_table = staging
-                .write_batch("segment_profiles", crate::publish::PART_FILE, &profiles_batch(&profiles)?)
+                .write_batch("segment_profiles", crate::output::publish::PART_FILE, &profiles_batch(&profiles)?)
                 .await?;
             let metrics = metric_rows(&segmentation, &candidates, sample.num_rows());
             let metrics_table = staging

@@ -4,71 +4,14 @@
 //! Each stage publishes on its own, so a stage that cannot train leaves what earlier stages
 //! published for the date untouched.
 
-use std::sync::Once;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::publish::{StagedFile, StagedTable, Staging};
+use crate::output::publish::{StagedFile, StagedTable, Staging};
 use crate::storage::Root;
-
-/// The id of a run of one stage: date, start time and process, so two runs never share one.
-pub fn run_id(run_date: NaiveDate, stage: &str) -> String {
-    format!(
-        "{run_date}-{stage}-{}-{}",
-        Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
-        std::process::id()
-    )
-}
-
-/// The highest resident memory the sampler has seen since the last [`reset_peak_memory`].
-static PEAK_RSS: AtomicU64 = AtomicU64::new(0);
-static SAMPLER: Once = Once::new();
-
-/// This process's resident memory now, in bytes (Linux's `/proc/self/statm`); `None`
-/// elsewhere.
-fn resident_memory() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * u64::try_from(page).ok()?)
-}
-
-/// The peak resident memory since the last [`reset_peak_memory`], in bytes: what the manifest
-/// reports per model and stage, the figure an operator sizes `--memory-limit` and the machine
-/// by. Sampled every 50 ms by a background thread, so a shorter spike can be missed; the
-/// kernel's whole-process peak (`ru_maxrss`, what `bench` and `/usr/bin/time` report) is
-/// exact. The kernel's own high-water mark is not reset instead, because resetting it
-/// (`clear_refs`) also loses the whole-process peak.
-pub fn peak_memory() -> Option<u64> {
-    let now = resident_memory()?;
-    Some(PEAK_RSS.load(Ordering::Relaxed).max(now))
-}
-
-/// Starts a new peak at the current resident memory (and the sampler, the first time).
-pub fn reset_peak_memory() {
-    let Some(now) = resident_memory() else {
-        return;
-    };
-    PEAK_RSS.store(now, Ordering::Relaxed);
-    SAMPLER.call_once(|| {
-        let spawned = std::thread::Builder::new()
-            .name("rss-sampler".into())
-            .spawn(|| {
-                while let Some(now) = resident_memory() {
-                    PEAK_RSS.fetch_max(now, Ordering::Relaxed);
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-            });
-        if let Err(error) = spawned {
-            tracing::warn!(%error, "no memory sampler: peak memory figures are only what each stage ends with");
-        }
-    });
-}
 
 /// What a stage published, for the manifest and the terminal.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
@@ -76,7 +19,7 @@ pub struct StageReport {
     pub stage: String,
     pub seconds: f64,
     /// Peak resident memory of the process during the stage, bytes (Linux only; sampled, see
-    /// [`peak_memory`]).
+    /// [`crate::telemetry::peak_memory`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
     pub tables: Vec<StagedTable>,
@@ -111,10 +54,10 @@ pub struct Stage {
 
 impl Stage {
     pub fn begin(name: &str, output: &Root, run_date: NaiveDate) -> Self {
-        reset_peak_memory();
+        crate::telemetry::reset_peak_memory();
         Stage {
             name: name.into(),
-            staging: Staging::new(output, &run_id(run_date, name), run_date),
+            staging: Staging::new(output, &crate::telemetry::run_id(run_date, name), run_date),
             started: Instant::now(),
         }
     }
@@ -138,7 +81,7 @@ impl Stage {
         self.staging.publish_files(&files).await?;
         self.staging.remove().await?;
         let seconds = self.started.elapsed().as_secs_f64();
-        let peak_rss_bytes = peak_memory();
+        let peak_rss_bytes = crate::telemetry::peak_memory();
         tracing::info!(
             stage = self.name,
             seconds = format!("{seconds:.2}"),

@@ -1,7 +1,7 @@
 //! Row rules: the checks every input row must pass before a model sees it, and what happens to
 //! the rows that fail.
 //!
-//! The contract ([`crate::contract`]) checks files and columns from their footers; these rules
+//! The contract ([`crate::input::contract`]) checks files and columns from their footers; these rules
 //! check values. Each rule has a policy (`sql/growth.toml`, `[quality.policy]`):
 //! `reject` stops the run before anything is written, naming the table, column, rule and row
 //! count; `quarantine` sets the rows aside: models never see them, the `rejects` table lists
@@ -20,81 +20,12 @@ use datafusion::arrow::datatypes::Int64Type;
 use datafusion::prelude::{DataFrame, SessionContext};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::RunDate;
 use crate::config::QualityConfig;
-use crate::contract::{self, Absent, Input, Kind};
 use crate::error::{Error, Result};
+use crate::input::catalog::RunDate;
+use crate::input::contract::{self, Absent, Input, Kind};
+use crate::input::rules::{Policy, RULES, rule};
 use crate::storage::Root;
-
-/// What happens to the rows that break a rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Policy {
-    /// Stop the run before anything is written.
-    Reject,
-    /// Set the rows aside into `rejects`, and run on the others.
-    Quarantine,
-}
-
-/// One row rule.
-#[derive(Clone, Copy, Debug)]
-pub struct Rule {
-    pub name: &'static str,
-    pub doc: &'static str,
-    pub default: Policy,
-}
-
-/// Every rule, in the order a row is judged: a row breaking several counts under the first.
-pub const RULES: &[Rule] = &[
-    Rule {
-        name: "null_id",
-        doc: "a required id column (the key, or the customer an order belongs to) is null or empty",
-        default: Policy::Reject,
-    },
-    Rule {
-        name: "out_of_range_time",
-        doc: "the row's event time is before quality.earliest (none by default) or on or after quality.latest (by default the day after tomorrow, UTC)",
-        default: Policy::Quarantine,
-    },
-    Rule {
-        name: "bad_amount",
-        doc: "a money column is negative, NaN or infinite, or null where required",
-        default: Policy::Quarantine,
-    },
-    Rule {
-        name: "unknown_status",
-        doc: "orders.status is not completed, cancelled or refunded",
-        default: Policy::Reject,
-    },
-    Rule {
-        name: "duplicate_key",
-        doc: "the table's key appears more than once; the first copy (by every column) is kept",
-        default: Policy::Quarantine,
-    },
-    Rule {
-        name: "orphan_customer",
-        doc: "orders.customer_id is not in customers",
-        default: Policy::Quarantine,
-    },
-    Rule {
-        name: "before_signup",
-        doc: "orders.order_ts is before the customer's signup_ts",
-        default: Policy::Quarantine,
-    },
-    Rule {
-        name: "orphan_order",
-        doc: "shipments.order_id is not in orders",
-        default: Policy::Quarantine,
-    },
-];
-
-/// The view of rows set aside, which `sql/quality/rejects.sql` publishes.
-pub const REJECTS_VIEW: &str = "quality_rejects";
-
-/// The rule of that name.
-pub fn rule(name: &str) -> Option<&'static Rule> {
-    RULES.iter().find(|r| r.name == name)
-}
 
 /// The rows of one table that broke one rule.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -558,7 +489,7 @@ pub async fn apply(
             .map_err(Error::engine(format!("registering the checked view {name}")))?;
         if name == "orders" && !input.tables.contains_key("customers") {
             // Customers derived from orders come from the checked orders.
-            crate::catalog::register_customers_from_orders(ctx).await?;
+            crate::input::catalog::register_customers_from_orders(ctx).await?;
         }
     }
     let all = match rejects
@@ -568,7 +499,7 @@ pub async fn apply(
         Some(all) => all,
         None => empty_rejects(ctx)?,
     };
-    ctx.register_table(REJECTS_VIEW, all.into_view())
+    ctx.register_table(crate::input::rules::REJECTS_VIEW, all.into_view())
         .map_err(Error::engine("registering quality_rejects"))?;
     Ok(report)
 }
@@ -597,7 +528,7 @@ async fn far_future(ctx: &SessionContext, table: &contract::Table, unseen: Naive
     let event = table.column(table.as_of.event).expect("as-of column");
     let sql = format!(
         "select count(*) from {}.{} where {} >= {}",
-        crate::catalog::RAW_SCHEMA,
+        crate::input::catalog::RAW_SCHEMA,
         table.name,
         q(event.name),
         day_literal(event.kind, unseen)
@@ -621,7 +552,7 @@ async fn time_span(
                 cast(cast(min({event}) as date) as varchar) as first_day, \
                 cast(cast(max({event}) as date) as varchar) as last_day \
          from {}.{}",
-        crate::catalog::RAW_SCHEMA,
+        crate::input::catalog::RAW_SCHEMA,
         table.name
     );
     let context = || format!("finding the event times of {}", table.name);

@@ -37,7 +37,7 @@ pub struct Model {
     /// What its header says: the data dictionary entry.
     pub doc: ModelDoc,
     /// Its data tests, from `<name>.tests.toml` next to it.
-    pub tests: Option<crate::datatests::DataTests>,
+    pub tests: Option<crate::transform::data_tests::DataTests>,
 }
 
 /// A model's header comment, read as documentation:
@@ -213,7 +213,7 @@ pub fn discover(dir: &Path) -> Result<Vec<Model>> {
             });
         }
         let mut model = parse_model(&name, &file, sql)?;
-        model.tests = crate::datatests::load(&path, &file)?;
+        model.tests = crate::transform::data_tests::load(&path, &file)?;
         by_name.insert(name, model);
     }
     Ok(by_name.into_values().collect())

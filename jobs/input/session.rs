@@ -1,0 +1,73 @@
+//! The session every model runs in: the catalog's tables as of the run date, the config's
+//! thresholds and settings as tables, and the row rules applied.
+
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::lit;
+use datafusion::prelude::SessionContext;
+
+use crate::config::{Config, Direction};
+use crate::error::{Error, Result};
+use crate::input::catalog::{self, RunDate};
+use crate::input::contract::Input;
+use crate::input::quality;
+use crate::storage::Root;
+
+/// A session with the inputs registered as of the run date, and the config's tables: what
+/// every model runs in. `later` is a report of the same input at a later date, whose clean
+/// results spare checks here (see [`crate::input::quality::apply`]).
+pub async fn session_for(
+    root: &Root,
+    input: &Input,
+    run_date: RunDate,
+    config: &Config,
+    later: Option<&quality::Report>,
+) -> Result<(SessionContext, quality::Report)> {
+    let ctx = catalog::new_session();
+    catalog::register_raw(&ctx, root, input).await?;
+    catalog::register_views(&ctx, input, run_date).await?;
+    register_config(&ctx, config).await?;
+    let quality = quality::apply(&ctx, root, input, run_date, &config.quality, later).await?;
+    Ok((ctx, quality))
+}
+
+/// Registers the config's `kpi_thresholds` and `settings` with a session, as plain views over
+/// values, for the models to read.
+async fn register_config(ctx: &SessionContext, config: &Config) -> Result<()> {
+    let rows: Vec<String> = config
+        .kpi_thresholds
+        .iter()
+        .map(|(kpi, t)| {
+            let direction = match t.direction {
+                Direction::AtMost => "at_most",
+                Direction::AtLeast => "at_least",
+            };
+            format!(
+                "('{}', '{direction}', {:?}, {:?})",
+                kpi.replace('\'', "''"),
+                t.green,
+                t.red
+            )
+        })
+        .collect();
+    let thresholds = format!(
+        "select column1 as kpi, column2 as direction, cast(column3 as double) as green, \
+         cast(column4 as double) as red from (values {})",
+        rows.join(", ")
+    );
+    let settings = ctx
+        .read_empty()
+        .and_then(|df| {
+            df.select(vec![
+                lit(ScalarValue::Float64(Some(config.roi_threshold))).alias("roi_threshold"),
+                lit(ScalarValue::Int32(Some(config.churn_lapse_months))).alias("churn_lapse_months"),
+            ])
+        })
+        .map_err(Error::engine("building settings"))?;
+    ctx.register_table("settings", settings.into_view())
+        .map_err(Error::engine("registering settings"))?;
+    ctx.sql(&thresholds)
+        .await
+        .and_then(|df| ctx.register_table("kpi_thresholds", df.into_view()))
+        .map_err(Error::engine("registering kpi_thresholds"))?;
+    Ok(())
+}
