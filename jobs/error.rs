@@ -183,6 +183,25 @@ pub enum Error {
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
 
+    #[error("{context}: {source}")]
+    Arrow {
+        context: String,
+        source: datafusion::arrow::error::ArrowError,
+    },
+
+    #[error("{context}: {source}")]
+    Parquet {
+        context: String,
+        source: datafusion::parquet::errors::ParquetError,
+    },
+
+    #[error("{table}: column {column} {problem}; check the model that builds {table}")]
+    BadColumn {
+        table: String,
+        column: String,
+        problem: String,
+    },
+
     #[error("{0}")]
     Usage(String),
 
@@ -213,14 +232,19 @@ impl Error {
             | UnknownTable { .. }
             | ModelCycle { .. }
             | UnknownSelection { .. }
-            | ModelFailed { .. } => exit_code::BAD_MODEL,
+            | ModelFailed { .. }
+            | BadColumn { .. } => exit_code::BAD_MODEL,
             Usage(_) => exit_code::USAGE,
             DataTests { .. } => exit_code::DATA_TEST,
             OutOfResources { .. } | OutputUnwritable { .. } => exit_code::RESOURCES,
             Locked { .. } => exit_code::LOCKED,
-            Engine { .. } | Store { .. } | Io { .. } | InvertedModel { .. } | Internal(_) => {
-                exit_code::INTERNAL
-            }
+            Engine { .. }
+            | Store { .. }
+            | Io { .. }
+            | Arrow { .. }
+            | Parquet { .. }
+            | InvertedModel { .. }
+            | Internal(_) => exit_code::INTERNAL,
         }
     }
 
@@ -239,6 +263,27 @@ impl Error {
         move |source| match out_of_resources(&source) {
             Some(reason) => Error::OutOfResources { context, reason },
             None => Error::Store { context, source },
+        }
+    }
+
+    /// Wraps an Arrow error with what we were doing.
+    pub fn arrow(context: impl Into<String>) -> impl FnOnce(datafusion::arrow::error::ArrowError) -> Self {
+        let context = context.into();
+        move |source| match out_of_resources(&source) {
+            Some(reason) => Error::OutOfResources { context, reason },
+            None => Error::Arrow { context, source },
+        }
+    }
+
+    /// Wraps a Parquet error with what we were doing: a full disk under a writer is exit 6,
+    /// not a bug.
+    pub fn parquet(
+        context: impl Into<String>,
+    ) -> impl FnOnce(datafusion::parquet::errors::ParquetError) -> Self {
+        let context = context.into();
+        move |source| match out_of_resources(&source) {
+            Some(reason) => Error::OutOfResources { context, reason },
+            None => Error::Parquet { context, source },
         }
     }
 
@@ -283,3 +328,32 @@ pub fn out_of_resources(error: &(dyn std::error::Error + 'static)) -> Option<Str
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::parquet::errors::ParquetError;
+
+    fn disk_full() -> std::io::Error {
+        std::io::Error::from(std::io::ErrorKind::StorageFull)
+    }
+
+    #[test]
+    fn a_full_disk_under_a_writer_is_a_resource_failure_not_a_bug() {
+        let parquet = Error::parquet("writing orders")(ParquetError::from(disk_full()));
+        assert_eq!(parquet.exit_code(), exit_code::RESOURCES, "{parquet}");
+        let arrow = Error::arrow("writing orders")(ArrowError::IoError("writing".into(), disk_full()));
+        assert_eq!(arrow.exit_code(), exit_code::RESOURCES, "{arrow}");
+    }
+
+    #[test]
+    fn other_arrow_and_parquet_errors_keep_their_cause() {
+        let parquet = Error::parquet("reading a footer")(ParquetError::General("bad magic".into()));
+        assert_eq!(parquet.exit_code(), exit_code::INTERNAL);
+        assert!(std::error::Error::source(&parquet).is_some(), "{parquet}");
+        let arrow = Error::arrow("casting")(ArrowError::CastError("no".into()));
+        assert!(matches!(arrow, Error::Arrow { .. }));
+        assert!(std::error::Error::source(&arrow).is_some(), "{arrow}");
+    }
+}

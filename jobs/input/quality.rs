@@ -624,7 +624,7 @@ async fn rule_counts(classified: &DataFrame, table: &str) -> Result<Vec<(&'stati
     for batch in batches {
         let rules =
             datafusion::arrow::compute::cast(batch.column(0), &datafusion::arrow::datatypes::DataType::Utf8)
-                .map_err(|e| Error::Internal(e.to_string()))?;
+                .map_err(Error::arrow(format!("counting the rows of {table} set aside")))?;
         let rules = rules.as_string::<i32>();
         let n = batch.column(1).as_primitive::<Int64Type>();
         for i in 0..batch.num_rows() {

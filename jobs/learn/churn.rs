@@ -282,7 +282,7 @@ impl ChurnModel {
                 ))),
             ],
         )
-        .map_err(|e| Error::Internal(format!("building churn_scores: {e}")))
+        .map_err(Error::arrow("building churn_scores"))
     }
 }
 

@@ -193,28 +193,35 @@ pub fn sample_key(seed: u64, customer_id: &str) -> f64 {
     (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// A column of the features table that is not what the stages need.
+fn bad_column(column: &str, problem: &str) -> Error {
+    Error::BadColumn {
+        table: TABLE.into(),
+        column: column.into(),
+        problem: problem.into(),
+    }
+}
+
 /// The customer ids of a features batch.
 pub fn customer_ids(batch: &RecordBatch) -> Result<&StringArray> {
     batch
         .column_by_name("customer_id")
         .and_then(|c| c.as_string_opt::<i32>())
-        .ok_or_else(|| Error::Internal(format!("{TABLE}: customer_id is missing or not a string")))
+        .ok_or_else(|| bad_column("customer_id", "is missing or not a string"))
 }
 
 /// A column of a features batch as Float64 (nulls kept).
 pub fn numeric_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>> {
     let column = batch
         .column_by_name(name)
-        .ok_or_else(|| Error::Internal(format!("{TABLE}: column {name} is missing")))?;
-    let values =
-        cast(column, &DataType::Float64).map_err(|e| Error::Internal(format!("{TABLE}.{name}: {e}")))?;
+        .ok_or_else(|| bad_column(name, "is missing"))?;
+    let values = cast(column, &DataType::Float64).map_err(Error::arrow(format!("reading {TABLE}.{name}")))?;
     Ok(values.as_primitive::<Float64Type>().iter().collect())
 }
 
 /// Keeps the rows of a batch whose `keep` entry is true.
 pub fn filter_rows(batch: &RecordBatch, keep: Vec<bool>) -> Result<RecordBatch> {
-    filter_record_batch(batch, &BooleanArray::from(keep))
-        .map_err(|e| Error::Internal(format!("filtering {TABLE}: {e}")))
+    filter_record_batch(batch, &BooleanArray::from(keep)).map_err(Error::arrow(format!("filtering {TABLE}")))
 }
 
 /// Which rows of a batch are in a seeded sample of `fraction` of the customers.
@@ -250,7 +257,7 @@ pub async fn collect_rows(
             kept.push(batch);
         }
     }
-    concat_batches(&schema, &kept).map_err(|e| Error::Internal(format!("collecting {TABLE}: {e}")))
+    concat_batches(&schema, &kept).map_err(Error::arrow(format!("collecting {TABLE}")))
 }
 
 /// One numeric input of the models.
@@ -289,7 +296,7 @@ impl Encoder {
                     .iter()
                     .find(|(column, _)| *column == name)
                     .map(|(_, log)| *log)
-                    .ok_or_else(|| Error::Internal(format!("{name} is not a numeric column of {TABLE}")))?;
+                    .ok_or_else(|| bad_column(name, "is not a numeric feature"))?;
                 let mut values: Vec<f64> = numeric_column(training, name)?.into_iter().flatten().collect();
                 Ok(NumericInput {
                     column: name.to_string(),
@@ -367,7 +374,7 @@ impl Encoder {
             let column = batch
                 .column_by_name("is_member")
                 .and_then(|c| c.as_boolean_opt().cloned())
-                .ok_or_else(|| Error::Internal(format!("{TABLE}: is_member is missing or not a boolean")))?;
+                .ok_or_else(|| bad_column("is_member", "is missing or not a boolean"))?;
             for row in 0..rows {
                 matrix[[row, offset]] = f64::from(column.is_valid(row) && column.value(row));
             }
@@ -379,9 +386,9 @@ impl Encoder {
 fn string_column(batch: &RecordBatch, name: &str) -> Result<StringArray> {
     let column = batch
         .column_by_name(name)
-        .ok_or_else(|| Error::Internal(format!("{TABLE}: column {name} is missing")))?;
+        .ok_or_else(|| bad_column(name, "is missing"))?;
     let values: Arc<dyn Array> =
-        cast(column, &DataType::Utf8).map_err(|e| Error::Internal(format!("{TABLE}.{name}: {e}")))?;
+        cast(column, &DataType::Utf8).map_err(Error::arrow(format!("reading {TABLE}.{name}")))?;
     Ok(values.as_string::<i32>().clone())
 }
 

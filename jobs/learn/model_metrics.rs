@@ -89,5 +89,5 @@ pub fn batch(rows: &[MetricRow]) -> Result<RecordBatch> {
             Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.chosen)))),
         ],
     )
-    .map_err(|e| Error::Internal(format!("building {TABLE}: {e}")))
+    .map_err(Error::arrow(format!("building {TABLE}")))
 }

@@ -106,9 +106,13 @@ pub fn fit(sample: &RecordBatch, config: &SegmentConfig) -> Result<(Segmentation
         });
     }
     let encoder = Encoder::fit(sample, &columns, &[], false).map_err(|e| match e {
-        Error::Internal(reason) => Error::BadConfig {
+        Error::BadColumn {
+            table,
+            column,
+            problem,
+        } => Error::BadConfig {
             file: "segment.features".into(),
-            reason,
+            reason: format!("{column} {problem} of {table}"),
         },
         other => other,
     })?;
@@ -416,7 +420,7 @@ fn segments_batch(
             Arc::new(Float64Array::from(distances)),
         ],
     )
-    .map_err(|e| Error::Internal(format!("building customer_segments: {e}")))
+    .map_err(Error::arrow("building customer_segments"))
 }
 
 fn profiles_batch(profiles: &[Profile]) -> Result<RecordBatch> {
@@ -465,7 +469,7 @@ fn profiles_batch(profiles: &[Profile]) -> Result<RecordBatch> {
         )));
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(|e| Error::Internal(format!("building segment_profiles: {e}")))
+        .map_err(Error::arrow("building segment_profiles"))
 }
 
 fn metric_rows(segmentation: &Segmentation, candidates: &[Candidate], sample: usize) -> Vec<MetricRow> {
@@ -496,6 +500,23 @@ fn metric_rows(segmentation: &Segmentation, candidates: &[Candidate], sample: us
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::{ArrayRef, Float64Array};
+
+    #[test]
+    fn a_feature_that_is_not_a_numeric_column_is_a_config_error() {
+        let recency: ArrayRef = Arc::new(Float64Array::from_iter_values((0..100).map(f64::from)));
+        let sample = RecordBatch::try_from_iter([("recency_days", recency)]).unwrap();
+        let config = SegmentConfig {
+            features: vec!["recency_days".into(), "shoe_size".into()],
+            ..SegmentConfig::default()
+        };
+        let error = fit(&sample, &config).err().expect("shoe_size is no feature");
+        assert!(
+            matches!(&error, Error::BadConfig { file, reason } if file == "segment.features" && reason.contains("shoe_size")),
+            "{error}"
+        );
+        assert_eq!(error.exit_code(), crate::error::exit_code::BAD_MODEL);
+    }
 
     fn profile(cluster: usize, customers: u64, means: &[(&str, f64)]) -> Profile {
         let mut p = Profile::new(cluster);

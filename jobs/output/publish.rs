@@ -191,7 +191,7 @@ impl Staging {
             .build();
         let sink = BufWriter::new(self.output.store.clone(), staged.clone());
         let writer = AsyncArrowWriter::try_new(sink, schema, Some(properties))
-            .map_err(|e| Error::Internal(format!("starting {table}: {e}")))?;
+            .map_err(Error::parquet(format!("starting {table}")))?;
         Ok(TableWriter {
             table: table.into(),
             writer,
@@ -304,10 +304,7 @@ async fn remove_folder(output: &Root, parts: &[&str]) -> Result<()> {
 }
 
 fn writer_failure(context: String, e: datafusion::parquet::errors::ParquetError) -> Error {
-    match crate::error::out_of_resources(&e) {
-        Some(reason) => Error::OutOfResources { context, reason },
-        None => Error::Internal(format!("{context}: {e}")),
-    }
+    Error::parquet(context)(e)
 }
 
 fn model_failure(table: &str, file: &str, e: datafusion::error::DataFusionError) -> Error {
@@ -359,7 +356,7 @@ pub async fn describe_parquet(root: &Root, path: &Path) -> Result<(u64, u64, Vec
         .map_err(Error::store(format!("reading {path}")))?;
     let (rows, schema) = crate::storage::parquet_footer(root, &meta)
         .await
-        .map_err(|e| Error::Internal(format!("reading the footer of {path}: {e}")))?;
+        .map_err(Error::engine(format!("reading the footer of {path}")))?;
     let schema = schema
         .fields()
         .iter()

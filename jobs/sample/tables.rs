@@ -430,14 +430,14 @@ impl RollingWriter {
                 ))
                 .build();
             let writer = ArrowWriter::try_new(file, self.schema.clone(), Some(props))
-                .map_err(|e| Error::Internal(format!("opening {}: {e}", path.display())))?;
+                .map_err(Error::parquet(format!("opening {}", path.display())))?;
             self.writer = Some(writer);
             self.files += 1;
         }
         let writer = self.writer.as_mut().expect("opened above");
         writer
             .write(batch)
-            .map_err(|e| Error::Internal(format!("writing {}: {e}", self.folder.display())))?;
+            .map_err(Error::parquet(format!("writing {}", self.folder.display())))?;
         self.rows_in_file += batch.num_rows();
         self.rows += batch.num_rows() as u64;
         if self.rows_in_file >= self.rows_per_file {
@@ -448,9 +448,10 @@ impl RollingWriter {
 
     fn close_file(&mut self) -> Result<()> {
         if let Some(writer) = self.writer.take() {
-            writer
-                .close()
-                .map_err(|e| Error::Internal(format!("closing a file in {}: {e}", self.folder.display())))?;
+            writer.close().map_err(Error::parquet(format!(
+                "closing a file in {}",
+                self.folder.display()
+            )))?;
         }
         self.rows_in_file = 0;
         Ok(())
