@@ -250,29 +250,17 @@ impl Error {
 
     /// Wraps an engine error with what we were doing.
     pub fn engine(context: impl Into<String>) -> impl FnOnce(datafusion::error::DataFusionError) -> Self {
-        let context = context.into();
-        move |source| match out_of_resources(&source) {
-            Some(reason) => Error::OutOfResources { context, reason },
-            None => Error::Engine { context, source },
-        }
+        wrap(context, |context, source| Error::Engine { context, source })
     }
 
     /// Wraps an object-store error with what we were doing.
     pub fn store(context: impl Into<String>) -> impl FnOnce(object_store::Error) -> Self {
-        let context = context.into();
-        move |source| match out_of_resources(&source) {
-            Some(reason) => Error::OutOfResources { context, reason },
-            None => Error::Store { context, source },
-        }
+        wrap(context, |context, source| Error::Store { context, source })
     }
 
     /// Wraps an Arrow error with what we were doing.
     pub fn arrow(context: impl Into<String>) -> impl FnOnce(datafusion::arrow::error::ArrowError) -> Self {
-        let context = context.into();
-        move |source| match out_of_resources(&source) {
-            Some(reason) => Error::OutOfResources { context, reason },
-            None => Error::Arrow { context, source },
-        }
+        wrap(context, |context, source| Error::Arrow { context, source })
     }
 
     /// Wraps a Parquet error with what we were doing: a full disk under a writer is exit 6,
@@ -280,20 +268,25 @@ impl Error {
     pub fn parquet(
         context: impl Into<String>,
     ) -> impl FnOnce(datafusion::parquet::errors::ParquetError) -> Self {
-        let context = context.into();
-        move |source| match out_of_resources(&source) {
-            Some(reason) => Error::OutOfResources { context, reason },
-            None => Error::Parquet { context, source },
-        }
+        wrap(context, |context, source| Error::Parquet { context, source })
     }
 
     /// Wraps an I/O error with what we were doing.
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
-        let context = context.into();
-        move |source| match out_of_resources(&source) {
-            Some(reason) => Error::OutOfResources { context, reason },
-            None => Error::Io { context, source },
-        }
+        wrap(context, |context, source| Error::Io { context, source })
+    }
+}
+
+/// A wrapper of an error from below with what we were doing: a lack of memory or disk
+/// anywhere in its chain is [`Error::OutOfResources`] (exit 6), anything else `variant`.
+fn wrap<E: std::error::Error + 'static>(
+    context: impl Into<String>,
+    variant: fn(String, E) -> Error,
+) -> impl FnOnce(E) -> Error {
+    let context = context.into();
+    move |source| match out_of_resources(&source) {
+        Some(reason) => Error::OutOfResources { context, reason },
+        None => variant(context, source),
     }
 }
 

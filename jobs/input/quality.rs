@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::prelude::{DataFrame, SessionContext};
 use serde::{Deserialize, Serialize};
@@ -117,6 +117,36 @@ struct Checks {
     joins: Vec<(&'static str, String)>,
 }
 
+/// The event times a session accepts: from `earliest` (when set) up to, not including,
+/// `latest`, read from the config once so every check of a session uses one bound.
+#[derive(Clone, Copy)]
+struct TimeRange {
+    earliest: Option<NaiveDate>,
+    latest: NaiveDate,
+}
+
+impl TimeRange {
+    fn of(config: &QualityConfig) -> Self {
+        TimeRange {
+            earliest: config.earliest,
+            latest: config.latest_bound(),
+        }
+    }
+
+    /// The SQL predicate of an event column outside the range.
+    fn outside(self, event: &contract::Column) -> String {
+        let after = format!("{} >= {}", q(event.name), day_literal(event.kind, self.latest));
+        match self.earliest {
+            Some(earliest) => format!(
+                "{} < {} or {after}",
+                q(event.name),
+                day_literal(event.kind, earliest)
+            ),
+            None => after,
+        }
+    }
+}
+
 /// A day's midnight as a SQL literal of an event column's kind.
 fn day_literal(kind: Kind, day: NaiveDate) -> String {
     match kind {
@@ -125,12 +155,7 @@ fn day_literal(kind: Kind, day: NaiveDate) -> String {
     }
 }
 
-fn checks(
-    table: &'static contract::Table,
-    input: &Input,
-    config: &QualityConfig,
-    latest: NaiveDate,
-) -> Checks {
+fn checks(table: &'static contract::Table, input: &Input, range: TimeRange) -> Checks {
     let required = |c: &contract::Column| c.default == Absent::Required;
     let mut row = Vec::new();
     let ids: Vec<String> = table
@@ -143,15 +168,7 @@ fn checks(
         row.push(("null_id", ids.join(" or ")));
     }
     let event = table.column(table.as_of.event).expect("as-of column");
-    let mut out_of_range = format!("{} >= {}", q(event.name), day_literal(event.kind, latest));
-    if let Some(earliest) = config.earliest {
-        out_of_range = format!(
-            "{} < {} or {out_of_range}",
-            q(event.name),
-            day_literal(event.kind, earliest)
-        );
-    }
-    row.push(("out_of_range_time", out_of_range));
+    row.push(("out_of_range_time", range.outside(event)));
     let money: Vec<String> = table
         .columns
         .iter()
@@ -266,17 +283,21 @@ fn with_parent(table: &str, columns: &[String], parent: &str, key: &str, found: 
     )
 }
 
-async fn scalars(ctx: &SessionContext, sql: &str, table: &str) -> Result<Vec<u64>> {
+/// The first non-empty batch of a query's result, if any.
+async fn first_row(ctx: &SessionContext, sql: &str, context: &str) -> Result<Option<RecordBatch>> {
     let batches = ctx
         .sql(sql)
         .await
-        .map_err(Error::engine(format!("checking the rows of {table}")))?
+        .map_err(Error::engine(context))?
         .collect()
         .await
-        .map_err(Error::engine(format!("checking the rows of {table}")))?;
-    let batch = batches
-        .iter()
-        .find(|b| b.num_rows() > 0)
+        .map_err(Error::engine(context))?;
+    Ok(batches.into_iter().find(|b| b.num_rows() > 0))
+}
+
+async fn scalars(ctx: &SessionContext, sql: &str, table: &str) -> Result<Vec<u64>> {
+    let batch = first_row(ctx, sql, &format!("checking the rows of {table}"))
+        .await?
         .ok_or_else(|| Error::Internal(format!("checking {table}: no result")))?;
     Ok(batch
         .columns()
@@ -363,11 +384,11 @@ pub async fn apply(
     config: &QualityConfig,
     later: Option<&Report>,
 ) -> Result<Report> {
-    let latest = config.latest_bound();
+    let range = TimeRange::of(config);
     // Rows from here on are not in the as-of views; out of range, they are counted apart.
-    let unseen = latest.max(run_date.date + chrono::Days::new(1));
+    let unseen = range.latest.max(run_date.date + chrono::Days::new(1));
     let mut report = Report {
-        latest: Some(latest),
+        latest: Some(range.latest),
         ..Report::default()
     };
     let mut rejects: Vec<DataFrame> = Vec::new();
@@ -385,7 +406,7 @@ pub async fn apply(
             continue;
         };
         let location = root.describe(&root.path(&[name]));
-        let mut checks = checks(table.spec, input, config, latest);
+        let mut checks = checks(table.spec, input, range);
         checks.duplicates &= !later.is_some_and(|r| r.free_of(name, "duplicate_key"));
         let (rows, mut counts) = count(ctx, &checks).await?;
         report.rows.insert(name.into(), rows);
@@ -423,7 +444,7 @@ pub async fn apply(
                         "rule {rule_name} on {}: {} (policy reject; quality.policy.{rule_name} = \"quarantine\" sets such rows aside instead); {}; in {}",
                         rule_columns(table.spec, rule_name),
                         rule(rule_name).map_or("", |r| r.doc),
-                        time_span(ctx, table.spec, &[rule_name], config, latest).await?,
+                        time_span(ctx, table.spec, &[rule_name], range).await?,
                         location
                     ),
                     rows: rows_broken,
@@ -451,7 +472,7 @@ pub async fn apply(
                 .filter(|f| f.table == name)
                 .map(|f| f.rule.as_str())
                 .collect();
-            let span = time_span(ctx, table.spec, &broken, config, latest).await?;
+            let span = time_span(ctx, table.spec, &broken, range).await?;
             let rules: Vec<String> = report
                 .findings
                 .iter()
@@ -543,8 +564,7 @@ async fn time_span(
     ctx: &SessionContext,
     table: &contract::Table,
     rules: &[&str],
-    config: &QualityConfig,
-    latest: NaiveDate,
+    range: TimeRange,
 ) -> Result<String> {
     let event = q(table.as_of.event);
     let sql = format!(
@@ -555,15 +575,8 @@ async fn time_span(
         crate::input::catalog::RAW_SCHEMA,
         table.name
     );
-    let context = || format!("finding the event times of {}", table.name);
-    let batches = ctx
-        .sql(&sql)
-        .await
-        .map_err(Error::engine(context()))?
-        .collect()
-        .await
-        .map_err(Error::engine(context()))?;
-    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+    let context = format!("finding the event times of {}", table.name);
+    let Some(batch) = first_row(ctx, &sql, &context).await? else {
         return Ok(format!("{} has no rows", table.name));
     };
     let text = |i: usize| {
@@ -581,12 +594,13 @@ async fn time_span(
         return Ok(span);
     }
     let day = |i: usize| text(i).and_then(|d| d.parse::<NaiveDate>().ok());
-    let earliest = config.earliest.map_or("none".to_string(), |d| d.to_string());
+    let TimeRange { earliest, latest } = range;
     span.push_str(&format!(
-        " and the range in force is [{earliest}, {latest}) (quality.earliest, quality.latest)"
+        " and the range in force is [{}, {latest}) (quality.earliest, quality.latest)",
+        earliest.map_or("none".to_string(), |d| d.to_string())
     ));
     let mut flags = Vec::new();
-    if let (Some(first), Some(earliest)) = (day(2), config.earliest)
+    if let (Some(first), Some(earliest)) = (day(2), earliest)
         && first < earliest
     {
         flags.push(format!("--set quality.earliest={first}"));

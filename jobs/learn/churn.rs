@@ -619,7 +619,8 @@ pub fn train(
     let (encoder, scaler, x_train) = prepare(training)?;
     let x_valid = scaler.transform(encoder.encode(&validation.features)?);
     let mut candidates = Vec::new();
-    let mut best: Option<(f64, ChurnCandidate, f64)> = None;
+    // The candidate with the best validation ROC AUC so far, and its validation figures.
+    let mut best: Option<(ChurnCandidate, Metrics)> = None;
     for &kind in &config.candidates {
         let (classifier, on_training) = fit_candidate(kind, &x_train, &training.churned, config, "training")?;
         let threshold = evaluation::best_threshold(&on_training, &training.churned);
@@ -631,17 +632,15 @@ pub fn train(
             validation_roc_auc = format!("{:.4}", valid_metrics.roc_auc),
             "churn candidate"
         );
-        if best.is_none_or(|(auc, _, _)| valid_metrics.roc_auc > auc) {
-            best = Some((valid_metrics.roc_auc, kind, threshold));
+        if best
+            .as_ref()
+            .is_none_or(|(_, chosen)| valid_metrics.roc_auc > chosen.roc_auc)
+        {
+            best = Some((kind, valid_metrics.clone()));
         }
         candidates.push((kind.name().to_string(), train_metrics, valid_metrics));
     }
-    let (_, kind, _) = best.expect("config checks that there are candidates");
-    let chosen_metrics = candidates
-        .iter()
-        .find(|(name, _, _)| name == kind.name())
-        .map(|(_, _, v)| v.clone())
-        .expect("the chosen candidate was measured");
+    let (kind, chosen_metrics) = best.expect("config checks that there are candidates");
 
     // The winner again, on the latest labelled window, with its own encoder, scaler, threshold.
     let (encoder, scaler, x_latest) = prepare(validation)?;

@@ -85,7 +85,7 @@ impl TableWriter {
         self.writer
             .write(batch)
             .await
-            .map_err(|e| writer_failure(format!("writing {}", self.table), e))
+            .map_err(Error::parquet(format!("writing {}", self.table)))
     }
 
     /// Closes the file, flushes it to disk, and describes it for the manifest.
@@ -93,7 +93,7 @@ impl TableWriter {
         self.writer
             .close()
             .await
-            .map_err(|e| writer_failure(format!("closing {}", self.table), e))?;
+            .map_err(Error::parquet(format!("closing {}", self.table)))?;
         staging.sync(&self.staged)?;
         let (rows, bytes, schema) = describe_parquet(&staging.output, &self.staged).await?;
         Ok(StagedTable {
@@ -301,10 +301,6 @@ async fn remove_folder(output: &Root, parts: &[&str]) -> Result<()> {
             .map_err(Error::store(format!("removing staging file {file}")))?;
     }
     Ok(())
-}
-
-fn writer_failure(context: String, e: datafusion::parquet::errors::ParquetError) -> Error {
-    Error::parquet(context)(e)
 }
 
 fn model_failure(table: &str, file: &str, e: datafusion::error::DataFusionError) -> Error {

@@ -350,9 +350,14 @@ fn unknown_status_values_are_rejected() {
 
 /// 200 good orders, each changed by `spoil`: a night that must fail naming `needles`.
 fn many_spoiled_orders(spoil: impl Fn(usize, Order) -> Order, needles: &[&str]) {
+    many_spoiled_orders_with(&[], spoil, needles);
+}
+
+/// As [`many_spoiled_orders`], with extra nightly flags.
+fn many_spoiled_orders_with(args: &[&str], spoil: impl Fn(usize, Order) -> Order, needles: &[&str]) {
     let ws = case();
     extra_orders(&ws, MANY, |i| spoil(i, good_order(i)));
-    expect_failure(&ws, &[], exit_code::BAD_INPUT, needles);
+    expect_failure(&ws, args, exit_code::BAD_INPUT, needles);
 }
 
 #[test]
@@ -394,15 +399,9 @@ fn many_timestamps_in_1970_fail_the_run() {
 
 #[test]
 fn many_timestamps_before_a_set_lower_bound_fail_the_run_naming_the_flag() {
-    let ws = case();
-    extra_orders(&ws, MANY, |i| {
-        let o = good_order(i);
-        (o.0, o.1, "1970-01-01T00:00:00".into(), o.3, o.4)
-    });
-    expect_failure(
-        &ws,
+    many_spoiled_orders_with(
         &["--set", "quality.earliest=2000-01-01"],
-        exit_code::BAD_INPUT,
+        |_, o| (o.0, o.1, "1970-01-01T00:00:00".into(), o.3, o.4),
         &[
             "orders",
             "out_of_range_time on order_ts: 200 rows",
