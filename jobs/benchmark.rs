@@ -107,9 +107,9 @@ fn sibling(binary: &str) -> Result<PathBuf> {
 /// Rows of the input tables under a generated folder (those named in `only`, when given),
 /// from the Parquet footers.
 async fn input_rows(folder: &Path, only: Option<&[String]>) -> Result<u64> {
-    let root = crate::storage::Root::open(&folder.to_string_lossy(), false)?;
-    let input = crate::input::contract::validate(&root).await?;
-    Ok(input
+    let source = crate::input::contract::Source::open(&folder.to_string_lossy()).await?;
+    Ok(source
+        .input
         .tables
         .values()
         .filter(|t| only.is_none_or(|names| names.iter().any(|n| n == t.spec.name)))

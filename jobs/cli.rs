@@ -136,7 +136,7 @@ impl StageArgs {
 
 /// The body of a model stage's binary: sets up logging, runs the stage, prints what it
 /// published, and exits with the code of the outcome.
-pub fn run_stage(stage: impl Future<Output = Result<crate::learn::outputs::StageReport, Error>>) -> ! {
+pub fn run_stage(stage: impl Future<Output = Result<crate::output::manifest::StageReport, Error>>) -> ! {
     crate::telemetry::init_logging();
     let result = runtime().and_then(|rt| rt.block_on(stage));
     exit(result.map(|report| {

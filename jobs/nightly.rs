@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 use chrono::{NaiveDate, Utc};
 
 use crate::error::{Error, Result};
+use crate::input::contract::Source;
 use crate::learn::features::AsOf;
 use crate::learn::{churn, segment};
 use crate::output::manifest::Manifest;
+use crate::output::run::Run;
 use crate::sample::{self, SampleOptions};
 use crate::storage::Root;
 use crate::transform::{self, TransformOptions};
@@ -65,14 +67,16 @@ pub async fn run_dates(mut options: NightlyOptions) -> Result<Vec<Manifest>> {
         ensure_sample(sample)?;
         options.transform.input = SAMPLE_INPUT.to_string();
     }
-    let dates = dates(&options).await?;
+    // Validated once for the whole backfill; each date still applies its own row rules.
+    let source = Source::open(&options.transform.input).await?;
+    let dates = dates(&options, &source).await?;
     if options.dry_run {
         for date in dates {
-            dry_run(&options, date).await?;
+            dry_run(&options, &source, date).await?;
         }
         return Ok(Vec::new());
     }
-    crate::output::lock::with_lock(&options.transform.output, "nightly", async |_: &Root| {
+    crate::output::lock::with_lock(&options.transform.output, "nightly", async |output: &Root| {
         let mut manifests = Vec::new();
         let progress = crate::telemetry::progress();
         for (i, date) in dates.iter().enumerate() {
@@ -80,7 +84,7 @@ pub async fn run_dates(mut options: NightlyOptions) -> Result<Vec<Manifest>> {
                 tracing::info!(date = %date, day = i + 1, days = dates.len(), "backfill");
             }
             progress.set_prefix(format!("{date}"));
-            manifests.push(run_date(&options, *date).await?);
+            manifests.push(run_date(&options, &source, output, *date).await?);
         }
         Ok(manifests)
     })
@@ -88,17 +92,8 @@ pub async fn run_dates(mut options: NightlyOptions) -> Result<Vec<Manifest>> {
 }
 
 /// The dates to run: `--from`..=`--to`, or the one `--date`, or the latest order day.
-async fn dates(options: &NightlyOptions) -> Result<Vec<NaiveDate>> {
-    let latest = async || {
-        let root = Root::open(&options.transform.input, false)?;
-        let input = crate::input::contract::validate(&root).await?;
-        crate::input::catalog::latest_order_day(
-            &root,
-            &input,
-            options.transform.config.quality.latest_bound(),
-        )
-        .await
-    };
+async fn dates(options: &NightlyOptions, source: &Source) -> Result<Vec<NaiveDate>> {
+    let latest = async || transform::latest_order_day(&options.transform, source).await;
     let Some(from) = options.from else {
         return Ok(vec![match options.transform.run_date {
             Some(date) => date,
@@ -115,53 +110,69 @@ async fn dates(options: &NightlyOptions) -> Result<Vec<NaiveDate>> {
     Ok(from.iter_days().take_while(|d| *d <= to).collect())
 }
 
-/// Runs (or resumes) the night for one date and writes its manifest after each stage.
-pub async fn run_date(options: &NightlyOptions, date: NaiveDate) -> Result<Manifest> {
+/// The stages a night runs for a plan: the SQL stage, then segment and churn when it builds
+/// `customer_features`.
+fn stages(plan: &transform::Plan) -> Vec<&'static str> {
+    let mut stages = vec![transform::SQL_STAGE];
+    if plan
+        .models
+        .iter()
+        .any(|m| m.name == crate::learn::features::TABLE)
+    {
+        stages.extend([segment::JOB, churn::JOB]);
+    }
+    stages
+}
+
+/// The date's manifest when it was made from the same inputs, code and settings (and so
+/// `--resume` may skip the stages it lists as published).
+async fn same_fingerprint(
+    output: &Root,
+    options: &TransformOptions,
+    plan: &transform::Plan,
+) -> Result<Option<Manifest>> {
+    let fingerprint = transform::fingerprint(options, plan);
+    Ok(Manifest::read(output, plan.run_date)
+        .await?
+        .filter(|m| m.fingerprint == fingerprint))
+}
+
+/// Runs (or resumes) the night for one date, recording each stage in its manifest.
+async fn run_date(
+    options: &NightlyOptions,
+    source: &Source,
+    output: &Root,
+    date: NaiveDate,
+) -> Result<Manifest> {
     let started_at = Utc::now();
     let mut watch = crate::telemetry::Stopwatch::new();
     let mut transform_options = options.transform.clone();
     transform_options.run_date = Some(date);
-    let plan = transform::plan(&transform_options).await?;
+    let plan = transform::plan_from(&transform_options, source.clone()).await?;
     watch.lap("validate");
-    let output = Root::open(&transform_options.output, true)?;
-    let fingerprint = transform::fingerprint(&transform_options, &plan);
-    let previous = if options.resume {
-        Manifest::read(&output, date)
-            .await?
-            .filter(|m| m.fingerprint == fingerprint)
-    } else {
-        None
+    let previous = match options.resume {
+        true => same_fingerprint(output, &transform_options, &plan).await?,
+        false => None,
     };
-    let mut manifest = match previous {
-        Some(done) if done.status == "succeeded" => {
+    let manifest = match previous {
+        Some(done) if done.status == "succeeded" && stages(&plan).iter().all(|s| done.has_completed(s)) => {
             tracing::info!(date = %date, "already published with the same inputs, code and settings: skipped");
             return Ok(done);
         }
-        Some(partial) if partial.completed.iter().any(|s| s == transform::SQL_STAGE) => {
+        Some(partial) if partial.has_completed(transform::SQL_STAGE) => {
             tracing::info!(date = %date, completed = ?partial.completed, "resuming after the stages already published");
             partial
         }
         _ => transform::build_planned(&transform_options, &plan, started_at, watch).await?,
     };
-    manifest.status = "running".into();
-    manifest.error = None;
-    manifest.write(&output).await?;
+    let mut run = Run::begin(output, manifest).await?;
     // A failed data test blocks its model and what is downstream; the model stages run when
     // customer_features itself was published, and the night still ends failed.
-    let tests_failed = transform::test_failure(&manifest);
-    let outcome = model_stages(&transform_options, plan, &output, &mut manifest)
+    let tests_failed = run.manifest().test_failure();
+    let outcome = model_stages(&transform_options, plan, &mut run)
         .await
         .and(tests_failed.map_or(Ok(()), Err));
-    manifest.finished_at = Utc::now();
-    match &outcome {
-        Ok(()) => manifest.status = "succeeded".into(),
-        Err(error) => {
-            manifest.status = "failed".into();
-            manifest.error = Some(error.to_string());
-        }
-    }
-    manifest.write(&output).await?;
-    outcome.map(|()| manifest)
+    run.finish(outcome).await.map(|((), manifest)| manifest)
 }
 
 /// Runs the night for one date. `input: None` means the embedded sample.
@@ -181,13 +192,13 @@ pub async fn run(input: Option<String>, mut options: TransformOptions) -> Result
 }
 
 /// Prints what a run for `date` would do, from the validated input and the planned models.
-async fn dry_run(options: &NightlyOptions, date: NaiveDate) -> Result<()> {
+async fn dry_run(options: &NightlyOptions, source: &Source, date: NaiveDate) -> Result<()> {
     let mut transform_options = options.transform.clone();
     transform_options.run_date = Some(date);
-    let plan = transform::plan(&transform_options).await?;
+    let plan = transform::plan_from(&transform_options, source.clone()).await?;
     println!("dry run for {date}: nothing is written");
-    println!("  input {}:", plan.input_root.display);
-    for (table, summary) in plan.input.summaries(&plan.input_root) {
+    println!("  input {}:", plan.source.root.display);
+    for (table, summary) in plan.source.summaries() {
         if summary.present {
             println!(
                 "    {table:<16} {:>4} files {:>12} rows",
@@ -197,16 +208,11 @@ async fn dry_run(options: &NightlyOptions, date: NaiveDate) -> Result<()> {
             println!("    {table:<16} absent (models see it empty)");
         }
     }
-    let output = Root::open_existing(&transform_options.output)?;
-    let previous = match &output {
-        Some(output) => Manifest::read(output, date).await?,
-        None => None,
+    let same = match Root::open_existing(&transform_options.output)? {
+        Some(output) if options.resume => same_fingerprint(&output, &transform_options, &plan).await?,
+        _ => None,
     };
-    let same = previous
-        .as_ref()
-        .filter(|m| m.fingerprint == transform::fingerprint(&transform_options, &plan));
-    let skipped =
-        |stage: &str| options.resume && same.is_some_and(|m| m.completed.iter().any(|s| s == stage));
+    let skipped = |stage: &str| same.as_ref().is_some_and(|m| m.has_completed(stage));
     println!("  output {}", transform_options.output);
     println!(
         "  stage sql: {} models in order{}",
@@ -226,34 +232,24 @@ async fn dry_run(options: &NightlyOptions, date: NaiveDate) -> Result<()> {
             model.reads.join(", ")
         );
     }
-    if plan
-        .models
-        .iter()
-        .any(|m| m.name == crate::learn::features::TABLE)
-    {
-        for stage in [segment::JOB, churn::JOB] {
-            println!(
-                "  stage {stage}{}",
-                if skipped(stage) {
-                    " (resume: already published, skipped)"
-                } else {
-                    ""
-                }
-            );
-        }
+    for stage in stages(&plan).into_iter().skip(1) {
+        println!(
+            "  stage {stage}{}",
+            if skipped(stage) {
+                " (resume: already published, skipped)"
+            } else {
+                ""
+            }
+        );
     }
     Ok(())
 }
 
 /// The segment and churn stages, when the SQL stage built `customer_features`; each one done
 /// is recorded in the manifest, written after it, so a killed run resumes after it.
-async fn model_stages(
-    options: &TransformOptions,
-    plan: transform::Plan,
-    output: &Root,
-    manifest: &mut Manifest,
-) -> Result<()> {
-    let features_published = manifest
+async fn model_stages(options: &TransformOptions, plan: transform::Plan, run: &mut Run<'_>) -> Result<()> {
+    let features_published = run
+        .manifest()
         .models
         .iter()
         .any(|m| m.model == crate::learn::features::TABLE && m.skipped.is_none());
@@ -261,31 +257,15 @@ async fn model_stages(
         tracing::info!("customer_features was not selected, or not published: no segment or churn stage");
         return Ok(());
     }
-    if !manifest.completed.iter().any(|s| s == segment::JOB) {
+    let output = run.output();
+    if !run.manifest().has_completed(segment::JOB) {
         let report = segment::run(output, plan.run_date, &options.config.segment).await?;
-        record(manifest, report, output).await?;
+        run.record(report).await?;
     }
-    if !manifest.completed.iter().any(|s| s == churn::JOB) {
-        let as_of = AsOf::new(
-            plan.input_root,
-            plan.input,
-            &options.models_dir,
-            options.config.clone(),
-        )?;
+    if !run.manifest().has_completed(churn::JOB) {
+        let as_of = AsOf::new(plan.source, &options.models_dir, options.config.clone())?;
         let report = churn::run(&as_of, output, plan.run_date, &options.config.churn).await?;
-        record(manifest, report, output).await?;
+        run.record(report).await?;
     }
     Ok(())
-}
-
-/// Adds a published stage to the manifest and writes it.
-async fn record(
-    manifest: &mut Manifest,
-    report: crate::learn::outputs::StageReport,
-    output: &Root,
-) -> Result<()> {
-    manifest.completed.push(report.stage.clone());
-    manifest.jobs.retain(|j| j.stage != report.stage);
-    manifest.jobs.push(report);
-    manifest.write(output).await
 }

@@ -2,9 +2,10 @@
 
 use clap::Parser;
 use growth_jobs::cli;
-use growth_jobs::input::contract;
+use growth_jobs::input::contract::Source;
 use growth_jobs::learn::churn;
 use growth_jobs::learn::features::AsOf;
+use growth_jobs::output::run::stage_alone;
 use growth_jobs::storage::Root;
 
 /// Trains the churn candidates on time-split windows of the input, keeps the best by
@@ -29,14 +30,10 @@ fn main() {
     let args = Args::parse();
     cli::run_stage(async {
         let (output, date, config) = args.stage.open().await?;
-        let input_root = Root::open(&args.input, false)?;
-        let input = contract::validate(&input_root).await?;
-        let as_of = AsOf::new(input_root, input, &args.models, config.clone())?;
-        growth_jobs::output::lock::with_lock(
-            &output.display.clone(),
-            "churn",
-            async |output: &growth_jobs::storage::Root| churn::run(&as_of, output, date, &config.churn).await,
-        )
+        let as_of = AsOf::new(Source::open(&args.input).await?, &args.models, config.clone())?;
+        stage_alone(&output, date, "churn", async |output: &Root| {
+            churn::run(&as_of, output, date, &config.churn).await
+        })
         .await
     })
 }

@@ -3,6 +3,8 @@
 use clap::Parser;
 use growth_jobs::cli;
 use growth_jobs::learn::churn;
+use growth_jobs::output::run::stage_alone;
+use growth_jobs::storage::Root;
 
 /// Scores the published customer_features of a run date with a saved churn model (by default
 /// the one `churn` saved for that date under <output>/_models/churn/) and publishes
@@ -22,13 +24,9 @@ fn main() {
     let args = Args::parse();
     cli::run_stage(async {
         let (output, date, _) = args.stage.open().await?;
-        growth_jobs::output::lock::with_lock(
-            &output.display.clone(),
-            "score",
-            async |output: &growth_jobs::storage::Root| {
-                churn::score(output, date, args.model.as_deref()).await
-            },
-        )
+        stage_alone(&output, date, "score", async |output: &Root| {
+            churn::score(output, date, args.model.as_deref()).await
+        })
         .await
     })
 }

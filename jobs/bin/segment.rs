@@ -3,6 +3,8 @@
 use clap::Parser;
 use growth_jobs::cli;
 use growth_jobs::learn::segment;
+use growth_jobs::output::run::stage_alone;
+use growth_jobs::storage::Root;
 
 /// Clusters the customers of one run date from the published customer_features: publishes
 /// customer_segments, segment_profiles and the segment part of model_metrics. Settings are the
@@ -19,11 +21,9 @@ fn main() {
     let args = Args::parse();
     cli::run_stage(async {
         let (output, date, config) = args.stage.open().await?;
-        growth_jobs::output::lock::with_lock(
-            &output.display.clone(),
-            "segment",
-            async |output: &growth_jobs::storage::Root| segment::run(output, date, &config.segment).await,
-        )
+        stage_alone(&output, date, "segment", async |output: &Root| {
+            segment::run(output, date, &config.segment).await
+        })
         .await
     })
 }

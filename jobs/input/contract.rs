@@ -452,6 +452,29 @@ fn is_data_file(relative: &str) -> bool {
             .all(|part| !part.starts_with('.') && !part.starts_with('_'))
 }
 
+/// An input root whose tables met the contract. A night validates it once and every date of a
+/// backfill, and every stage of a date, reads through it.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub root: Root,
+    pub input: Input,
+}
+
+impl Source {
+    /// Opens the input root at `location` (a folder or an `s3://` URL) and validates it.
+    pub async fn open(location: &str) -> Result<Source> {
+        let root = Root::open(location, false)?;
+        let input = validate(&root).await?;
+        tracing::info!(tables = input.tables.len(), absent = ?input.absent(), "input valid");
+        Ok(Source { root, input })
+    }
+
+    /// One summary per contract table, for the manifest.
+    pub fn summaries(&self) -> BTreeMap<String, InputSummary> {
+        self.input.summaries(&self.root)
+    }
+}
+
 /// Lists and checks every table under `root`; stops at the first violation.
 pub async fn validate(root: &Root) -> Result<Input> {
     let mut tables = BTreeMap::new();

@@ -41,8 +41,9 @@ use crate::input::catalog::RunDate;
 use crate::learn::evaluation::{self, CalibrationBin};
 use crate::learn::features::{self, AsOf, CATEGORICAL, Encoder, NUMERIC};
 use crate::learn::model_metrics::{self, MetricRow};
-use crate::learn::outputs::{Stage, StageReport};
-use crate::output::publish::{PART_FILE, StagedFile, StagedTable, Staging, partition};
+use crate::learn::outputs::Stage;
+use crate::output::manifest::StageReport;
+use crate::output::publish::{Draft, DraftFile, DraftTable, PART_FILE, partition};
 use crate::storage::Root;
 
 pub const JOB: &str = "churn";
@@ -682,9 +683,9 @@ pub async fn score_all(
     model: &ChurnModel,
     output: &Root,
     run_date: NaiveDate,
-    staging: &Staging,
-) -> Result<StagedTable> {
-    let mut writer = staging.writer("churn_scores", PART_FILE, scores_schema())?;
+    draft: &Draft,
+) -> Result<DraftTable> {
+    let mut writer = draft.writer("churn_scores", PART_FILE, scores_schema())?;
     let mut stream = features::read_published(output, run_date).await?;
     let active_days = f64::from(model.active_days);
     while let Some(batch) = stream
@@ -697,7 +698,7 @@ pub async fn score_all(
             writer.write(&model.score_batch(&active)?).await?;
         }
     }
-    writer.finish(staging).await
+    writer.finish(draft).await
 }
 
 /// Runs the churn job for a run date: windows, candidates, the saved model and card, scores.
@@ -714,23 +715,23 @@ pub async fn run(
     let c1 = c2 - horizon;
     let stage = Stage::begin(JOB, output, run_date);
     stage
-        .run(async |staging: &Staging| {
+        .run(async |draft: &Draft| {
             // The run date's session first: it labels both windows, and the cut-off sessions
             // reuse its row checks.
             let later = as_of.session(run_date).await?;
             let training = window(as_of, &later, c1, config).await?;
             let validation = window(as_of, &later, c2, config).await?;
             let trained = train(&training, &validation, run_date, config)?;
-            let scores = score_all(&trained.model, output, run_date, staging).await?;
+            let scores = score_all(&trained.model, output, run_date, draft).await?;
             let card = model_card(&trained, config);
-            let (model_file, card_file) = save(staging, &trained.model, &card).await?;
+            let (model_file, card_file) = save(draft, &trained.model, &card).await?;
             let mut rows = Vec::new();
             for (name, on_training, on_validation) in &trained.candidates {
                 let chosen = name == trained.model.classifier.name();
                 rows.extend(on_training.rows(name, "training", chosen));
                 rows.extend(on_validation.rows(name, "validation", chosen));
             }
-            let metrics_table = staging
+            let metrics_table = draft
                 .write_batch(
                     model_metrics::TABLE,
                     &model_metrics::part_file(JOB),
@@ -786,22 +787,18 @@ pub fn model_card(trained: &Trained, config: &ChurnConfig) -> serde_json::Value 
 }
 
 /// Stages the model and its card for `_models/churn/run_date=D/`.
-async fn save(
-    staging: &Staging,
-    model: &ChurnModel,
-    card: &serde_json::Value,
-) -> Result<(StagedFile, StagedFile)> {
+async fn save(draft: &Draft, model: &ChurnModel, card: &serde_json::Value) -> Result<(DraftFile, DraftFile)> {
     let folder = [MODELS, JOB, &partition(model.run_date)];
     let json = |value: serde_json::Result<Vec<u8>>| {
         value.map_err(|e| Error::Internal(format!("serializing the churn model: {e}")))
     };
-    let model_file = staging
+    let model_file = draft
         .put(
             &[folder[0], folder[1], folder[2], MODEL_FILE],
             json(serde_json::to_vec(model))?,
         )
         .await?;
-    let card_file = staging
+    let card_file = draft
         .put(
             &[folder[0], folder[1], folder[2], CARD_FILE],
             json(serde_json::to_vec_pretty(card))?,
@@ -852,8 +849,8 @@ pub async fn score(
     features::require_published(output, run_date).await?;
     let stage = Stage::begin("score", output, run_date);
     stage
-        .run(async |staging: &Staging| {
-            let scores = score_all(&model, output, run_date, staging).await?;
+        .run(async |draft: &Draft| {
+            let scores = score_all(&model, output, run_date, draft).await?;
             let summary = json!({"model": model.classifier.name(), "trained_for": model.run_date, "scored_customers": scores.rows});
             Ok((vec![scores], vec![], summary))
         })

@@ -25,8 +25,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::input::catalog::{self, RunDate};
-use crate::input::contract::Input;
+use crate::input::catalog;
+use crate::input::contract::Source;
 use crate::input::quality;
 use crate::output::publish::{PART_FILE, partition};
 use crate::storage::Root;
@@ -114,8 +114,7 @@ pub async fn read_published(output: &Root, run_date: NaiveDate) -> Result<Sendab
 /// Computes `customer_features` as of any date from the input, in a session that sees
 /// nothing after that date: the churn job's features at its cut-offs.
 pub struct AsOf {
-    input_root: Root,
-    input: Input,
+    source: Source,
     models: Vec<Model>,
     config: Config,
     /// The row checks of each date a session was built for; an earlier date's session reuses
@@ -125,13 +124,10 @@ pub struct AsOf {
 
 impl AsOf {
     /// Finds `customer_features` and the models it reads under `models_dir`.
-    pub fn new(input_root: Root, input: Input, models_dir: &std::path::Path, config: Config) -> Result<Self> {
-        let ordered = sql_models::order(sql_models::discover(models_dir)?, &catalog::known_tables())?;
-        let models = sql_models::select(ordered, &[TABLE.to_string()])?;
+    pub fn new(source: Source, models_dir: &std::path::Path, config: Config) -> Result<Self> {
         Ok(AsOf {
-            input_root,
-            input,
-            models,
+            source,
+            models: sql_models::load(models_dir, &[TABLE.to_string()])?,
             config,
             checked: Mutex::new(BTreeMap::new()),
         })
@@ -141,25 +137,16 @@ impl AsOf {
     /// latest date's session first: the earlier ones then skip the checks it passed.
     pub async fn session(&self, date: NaiveDate) -> Result<SessionContext> {
         let later = self.lock_checked().range(date..).next().map(|(_, r)| r.clone());
-        let run_date = RunDate { date };
-        let (ctx, report) = crate::input::session::session_for(
-            &self.input_root,
-            &self.input,
-            run_date,
+        let (ctx, report) = crate::transform::session(
+            &self.source,
+            date,
             &self.config,
             later.as_ref(),
+            &self.models,
+            |_, _| Ok(()),
         )
         .await?;
         self.lock_checked().entry(date).or_insert(report);
-        for model in &self.models {
-            let df = ctx.sql(&model.sql).await.map_err(|e| Error::BadModel {
-                model: model.name.clone(),
-                file: model.file.clone(),
-                reason: e.to_string(),
-            })?;
-            ctx.register_table(model.name.as_str(), df.into_view())
-                .map_err(Error::engine(format!("registering model {}", model.name)))?;
-        }
         Ok(ctx)
     }
 

@@ -7,48 +7,16 @@
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::output::publish::{StagedFile, StagedTable, Staging};
+use crate::output::manifest::StageReport;
+use crate::output::publish::{Draft, DraftFile, DraftTable};
 use crate::storage::Root;
-
-/// What a stage published, for the manifest and the terminal.
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub struct StageReport {
-    pub stage: String,
-    pub seconds: f64,
-    /// Peak resident memory of the process during the stage, bytes (Linux only; sampled, see
-    /// [`crate::telemetry::peak_memory`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peak_rss_bytes: Option<u64>,
-    pub tables: Vec<StagedTable>,
-    pub files: Vec<StagedFile>,
-    /// The stage's headline figures (chosen k, AUC, ...).
-    pub summary: serde_json::Value,
-}
-
-impl StageReport {
-    /// A few lines for the terminal.
-    pub fn lines(&self) -> Vec<String> {
-        let mut lines: Vec<String> = self
-            .tables
-            .iter()
-            .map(|t| format!("  {:<28} {:>10} rows  {}", t.table, t.rows, t.path))
-            .collect();
-        lines.extend(
-            self.files
-                .iter()
-                .map(|f| format!("  {:<28} {:>15}  {}", self.stage, "file", f.path)),
-        );
-        lines
-    }
-}
 
 /// A stage's staging area, published all at once.
 pub struct Stage {
     name: String,
-    pub staging: Staging,
+    pub draft: Draft,
     started: Instant,
 }
 
@@ -57,7 +25,7 @@ impl Stage {
         crate::telemetry::reset_peak_memory();
         Stage {
             name: name.into(),
-            staging: Staging::new(output, &crate::telemetry::run_id(run_date, name), run_date),
+            draft: Draft::new(output, &crate::telemetry::run_id(run_date, name), run_date),
             started: Instant::now(),
         }
     }
@@ -65,21 +33,21 @@ impl Stage {
     /// Runs the stage's work; publishes what it staged when it succeeds, discards it when not.
     pub async fn run<F>(self, work: F) -> Result<StageReport>
     where
-        F: AsyncFnOnce(&Staging) -> Result<(Vec<StagedTable>, Vec<StagedFile>, serde_json::Value)>,
+        F: AsyncFnOnce(&Draft) -> Result<(Vec<DraftTable>, Vec<DraftFile>, serde_json::Value)>,
     {
-        let outcome = work(&self.staging).await;
+        let outcome = work(&self.draft).await;
         let (tables, files, summary) = match outcome {
             Ok(done) => done,
             Err(error) => {
-                if let Err(cleanup) = self.staging.remove().await {
+                if let Err(cleanup) = self.draft.remove().await {
                     tracing::warn!(%cleanup, stage = self.name, "could not remove the stage's staging files");
                 }
                 return Err(error);
             }
         };
-        self.staging.publish(&tables).await?;
-        self.staging.publish_files(&files).await?;
-        self.staging.remove().await?;
+        self.draft.publish(&tables).await?;
+        self.draft.publish_files(&files).await?;
+        self.draft.remove().await?;
         let seconds = self.started.elapsed().as_secs_f64();
         let peak_rss_bytes = crate::telemetry::peak_memory();
         tracing::info!(

@@ -30,8 +30,9 @@ use crate::error::{Error, Result};
 use crate::learn::evaluation;
 use crate::learn::features::{self, Encoder, NUMERIC};
 use crate::learn::model_metrics::{self, MetricRow};
-use crate::learn::outputs::{Stage, StageReport};
-use crate::output::publish::Staging;
+use crate::learn::outputs::Stage;
+use crate::output::manifest::StageReport;
+use crate::output::publish::Draft;
 use crate::storage::Root;
 
 pub const JOB: &str = "segment";
@@ -322,7 +323,7 @@ pub fn label(profiles: &mut [Profile]) {
 pub async fn run(output: &Root, run_date: NaiveDate, config: &SegmentConfig) -> Result<StageReport> {
     let stage = Stage::begin(JOB, output, run_date);
     stage
-        .run(async |staging: &Staging| {
+        .run(async |draft: &Draft| {
             let rows = features::require_published(output, run_date).await?;
             let fraction = config.sample_size as f64 / rows.max(1) as f64;
             let seed = config.seed;
@@ -340,17 +341,17 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &SegmentConfig) -> 
             }
             label(&mut profiles);
 
-            let mut writer = staging.writer("customer_segments", crate::output::publish::PART_FILE, segments_schema())?;
+            let mut writer = draft.writer("customer_segments", crate::output::publish::PART_FILE, segments_schema())?;
             let mut stream = features::read_published(output, run_date).await?;
             while let Some(batch) = stream.try_next().await.map_err(Error::engine("reading customer_features"))? {
                 writer.write(&segments_batch(&segmentation, &batch, &profiles)?).await?;
             }
-            let segments = writer.finish(staging).await?;
-            let profiles_table = staging
+            let segments = writer.finish(draft).await?;
+            let profiles_table = draft
                 .write_batch("segment_profiles", crate::output::publish::PART_FILE, &profiles_batch(&profiles)?)
                 .await?;
             let metrics = metric_rows(&segmentation, &candidates, sample.num_rows());
-            let metrics_table = staging
+            let metrics_table = draft
                 .write_batch(model_metrics::TABLE, &model_metrics::part_file(JOB), &model_metrics::batch(&metrics)?)
                 .await?;
             let chosen = candidates.iter().find(|c| c.k == segmentation.k);

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::input::contract::InputSummary;
-use crate::output::publish::{StagedTable, partition};
+use crate::output::publish::{DraftFile, DraftTable, partition};
 use crate::storage::Root;
 use crate::transform::sql_models::Materialized;
 
@@ -45,7 +45,7 @@ pub struct ModelEntry {
     pub sql_sha256: String,
     pub reads: Vec<String>,
     /// The table built; absent for ephemeral models. Published unless `skipped` says why not.
-    pub output: Option<StagedTable>,
+    pub output: Option<DraftTable>,
     pub seconds: f64,
     /// Peak resident memory of the process while it was built, bytes (Linux only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,6 +56,38 @@ pub struct ModelEntry {
     /// Why it was not published: its data tests failed, or an upstream model's did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+}
+
+/// What a stage published, for the manifest and the terminal.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StageReport {
+    pub stage: String,
+    pub seconds: f64,
+    /// Peak resident memory of the process during the stage, bytes (Linux only; sampled, see
+    /// [`crate::telemetry::peak_memory`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
+    pub tables: Vec<DraftTable>,
+    pub files: Vec<DraftFile>,
+    /// The stage's headline figures (chosen k, AUC, ...).
+    pub summary: serde_json::Value,
+}
+
+impl StageReport {
+    /// A few lines for the terminal.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .tables
+            .iter()
+            .map(|t| format!("  {:<28} {:>10} rows  {}", t.table, t.rows, t.path))
+            .collect();
+        lines.extend(
+            self.files
+                .iter()
+                .map(|f| format!("  {:<28} {:>15}  {}", self.stage, "file", f.path)),
+        );
+        lines
+    }
 }
 
 /// What one run did.
@@ -86,7 +118,7 @@ pub struct Manifest {
     pub config: crate::config::Config,
     pub stages: Vec<crate::telemetry::StageTiming>,
     /// The model stages after the SQL (segment, churn), each published on its own.
-    pub jobs: Vec<crate::learn::outputs::StageReport>,
+    pub jobs: Vec<StageReport>,
     /// Why the run stopped, when it did; the tables listed were published before that.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -129,6 +161,34 @@ impl Manifest {
 }
 
 impl Manifest {
+    /// The data tests that failed in the run, as `model: test (n rows)`.
+    pub fn failed_tests(&self) -> Vec<String> {
+        self.models
+            .iter()
+            .flat_map(|e| {
+                e.tests
+                    .iter()
+                    .filter(|t| t.failing_rows > 0)
+                    .map(move |t| format!("{}: {} ({} rows)", e.model, t.test, t.failing_rows))
+            })
+            .collect()
+    }
+
+    /// The error of a run whose data tests failed, if any did.
+    pub fn test_failure(&self) -> Option<Error> {
+        let failed = self.failed_tests();
+        (!failed.is_empty()).then(|| Error::DataTests {
+            tests: self.models.iter().map(|e| e.tests.len()).sum(),
+            failed: failed.len(),
+            details: failed,
+        })
+    }
+
+    /// Whether a stage (`sql`, `segment`, `churn`) is published for the date.
+    pub fn has_completed(&self, stage: &str) -> bool {
+        self.completed.iter().any(|s| s == stage)
+    }
+
     /// A few lines for the terminal: what was published.
     pub fn summary(&self) -> String {
         let mut lines = vec![format!(

@@ -1,6 +1,7 @@
 //! Writing the output: atomic publishing of tables and files, the lock that keeps one run per
-//! output, and the manifest of what ran.
+//! output, the manifest of what ran, and the run lifecycle that ties them together.
 
 pub mod lock;
 pub mod manifest;
 pub mod publish;
+pub mod run;

@@ -1,11 +1,11 @@
 //! Atomic publishing: a table's partition for a run date is one Parquet file, written first
-//! into a staging folder of the run and then moved into place with one rename.
+//! into the run's draft folder and then moved into place with one rename.
 //!
 //! Layout: `<output>/<table>/run_date=YYYY-MM-DD/part-0.parquet`. On a local disk the rename
 //! replaces the old file atomically, so a reader listing the folder at any moment sees the
 //! complete old file or the complete new one. On an object store a single PUT or COPY is
 //! atomic per object in the same way. Until every model of the run has been written to
-//! staging, nothing is published; a failed or killed run leaves `_staging/<run_id>/`
+//! its draft, nothing is published; a failed or killed run leaves `_temporary/<run_id>/`
 //! behind, which the next run removes.
 
 use chrono::NaiveDate;
@@ -27,8 +27,9 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::storage::Root;
 
-/// The folder of a run's staged files, below the output root.
-pub const STAGING: &str = "_staging";
+/// The folder of the runs' drafts, below the output root: the name Spark's and Hadoop's
+/// committers use for the same purpose (readers skip `_` folders).
+pub const TEMPORARY: &str = "_temporary";
 /// The file name of every published partition.
 pub const PART_FILE: &str = "part-0.parquet";
 
@@ -46,9 +47,9 @@ pub struct ColumnSchema {
     pub nullable: bool,
 }
 
-/// A table written to staging, ready to publish.
+/// A table written as a draft, ready to publish.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub struct StagedTable {
+pub struct DraftTable {
     pub table: String,
     pub rows: u64,
     pub bytes: u64,
@@ -56,27 +57,27 @@ pub struct StagedTable {
     /// Where it is published, relative to the output root.
     pub path: String,
     #[serde(skip)]
-    staged: Path,
+    draft: Path,
     #[serde(skip)]
     published: Path,
 }
 
-/// A small file staged for publishing.
+/// A small file written as a draft, ready to publish.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub struct StagedFile {
+pub struct DraftFile {
     /// Where it is published, relative to the output root.
     pub path: String,
     #[serde(skip)]
-    staged: Path,
+    draft: Path,
     #[serde(skip)]
     published: Path,
 }
 
-/// A table being written batch by batch into staging (see [`Staging::writer`]).
+/// A table being written batch by batch into the draft (see [`Draft::writer`]).
 pub struct TableWriter {
     table: String,
     writer: AsyncArrowWriter<BufWriter>,
-    staged: Path,
+    draft: Path,
     published: Path,
 }
 
@@ -89,47 +90,50 @@ impl TableWriter {
     }
 
     /// Closes the file, flushes it to disk, and describes it for the manifest.
-    pub async fn finish(self, staging: &Staging) -> Result<StagedTable> {
+    pub async fn finish(self, draft: &Draft) -> Result<DraftTable> {
         self.writer
             .close()
             .await
             .map_err(Error::parquet(format!("closing {}", self.table)))?;
-        staging.sync(&self.staged)?;
-        let (rows, bytes, schema) = describe_parquet(&staging.output, &self.staged).await?;
-        Ok(StagedTable {
+        draft.sync(&self.draft)?;
+        let (rows, bytes, schema) = describe_parquet(&draft.output, &self.draft).await?;
+        Ok(DraftTable {
             table: self.table,
             rows,
             bytes,
             schema,
-            path: staging.output.relative(&self.published),
-            staged: self.staged,
+            path: draft.output.relative(&self.published),
+            draft: self.draft,
             published: self.published,
         })
     }
 }
 
-/// The staging area of one run.
-pub struct Staging {
+/// A run's draft: files written below `_temporary/<run_id>/`, published together with one
+/// rename each, or removed.
+pub struct Draft {
     output: Root,
     run_id: String,
     run_date: NaiveDate,
 }
 
-impl Staging {
+impl Draft {
     pub fn new(output: &Root, run_id: &str, run_date: NaiveDate) -> Self {
-        Staging {
+        Draft {
             output: output.clone(),
             run_id: run_id.to_string(),
             run_date,
         }
     }
 
-    /// Removes what earlier runs left in staging (they failed or were killed).
+    /// Removes the drafts earlier runs left (they failed or were killed).
     pub async fn remove_leftovers(output: &Root) -> Result<()> {
-        remove_folder(output, &[STAGING]).await
+        remove_folder(output, &[TEMPORARY]).await?;
+        // Where earlier versions of growth-jobs kept their drafts.
+        remove_folder(output, &["_staging"]).await
     }
 
-    /// Writes a model's result to staging and registers the staged file under the model's name,
+    /// Writes a model's result to the draft and registers the draft file under the model's name,
     /// so downstream models read exactly what will be published.
     pub async fn write(
         &self,
@@ -137,12 +141,12 @@ impl Staging {
         table: &str,
         file: &str,
         df: DataFrame,
-    ) -> Result<StagedTable> {
-        let staged = self
+    ) -> Result<DraftTable> {
+        let draft = self
             .output
-            .path(&[STAGING, &self.run_id, &format!("{table}.parquet")]);
+            .path(&[TEMPORARY, &self.run_id, &format!("{table}.parquet")]);
         let published = self.output.path(&[table, &partition(self.run_date), PART_FILE]);
-        let url = self.output.url_of(&staged);
+        let url = self.output.url_of(&draft);
         let df = timestamps_in_microseconds(df).map_err(|e| model_failure(table, file, e))?;
         df.write_parquet(
             &url,
@@ -151,104 +155,104 @@ impl Staging {
         )
         .await
         .map_err(|e| model_failure(table, file, e))?;
-        self.sync(&staged)?;
-        let (rows, bytes, schema) = describe_parquet(&self.output, &staged).await?;
+        self.sync(&draft)?;
+        let (rows, bytes, schema) = describe_parquet(&self.output, &draft).await?;
         ctx.register_parquet(table, &url, ParquetReadOptions::default())
             .await
-            .map_err(Error::engine(format!("registering staged table {table}")))?;
-        Ok(StagedTable {
+            .map_err(Error::engine(format!("registering the draft of {table}")))?;
+        Ok(DraftTable {
             table: table.into(),
             rows,
             bytes,
             schema,
             path: self.output.relative(&published),
-            staged,
+            draft,
             published,
         })
     }
 
-    /// Moves every staged table into place, one rename each.
-    pub async fn publish(&self, tables: &[StagedTable]) -> Result<()> {
+    /// Moves every drafted table into place, one rename each.
+    pub async fn publish(&self, tables: &[DraftTable]) -> Result<()> {
         for table in tables {
-            self.move_into_place(&table.staged, &table.published, &table.path)
+            self.move_into_place(&table.draft, &table.published, &table.path)
                 .await?;
         }
         Ok(())
     }
 
-    /// Starts a table the jobs compute in Rust, written batch by batch into staging and
+    /// Starts a table the jobs compute in Rust, written batch by batch into the draft and
     /// published as `<table>/run_date=D/<file>`. Several jobs can own one table through
     /// different file names (`model_metrics`: `part-segment.parquet`, `part-churn.parquet`).
     pub fn writer(&self, table: &str, file: &str, schema: SchemaRef) -> Result<TableWriter> {
-        let staged = self
+        let draft = self
             .output
-            .path(&[STAGING, &self.run_id, &format!("{table}-{file}")]);
+            .path(&[TEMPORARY, &self.run_id, &format!("{table}-{file}")]);
         let published = self.output.path(&[table, &partition(self.run_date), file]);
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(3).expect("3 is a zstd level"),
             ))
             .build();
-        let sink = BufWriter::new(self.output.store.clone(), staged.clone());
+        let sink = BufWriter::new(self.output.store.clone(), draft.clone());
         let writer = AsyncArrowWriter::try_new(sink, schema, Some(properties))
             .map_err(Error::parquet(format!("starting {table}")))?;
         Ok(TableWriter {
             table: table.into(),
             writer,
-            staged,
+            draft,
             published,
         })
     }
 
     /// Writes one batch as a table's file (small tables: profiles, metrics).
-    pub async fn write_batch(&self, table: &str, file: &str, batch: &RecordBatch) -> Result<StagedTable> {
+    pub async fn write_batch(&self, table: &str, file: &str, batch: &RecordBatch) -> Result<DraftTable> {
         let mut writer = self.writer(table, file, batch.schema())?;
         writer.write(batch).await?;
         writer.finish(self).await
     }
 
-    /// Writes a small file (a model, a model card) into staging, to publish at `parts`.
-    pub async fn put(&self, parts: &[&str], bytes: Vec<u8>) -> Result<StagedFile> {
+    /// Writes a small file (a model, a model card) into the draft, to publish at `parts`.
+    pub async fn put(&self, parts: &[&str], bytes: Vec<u8>) -> Result<DraftFile> {
         let name = parts.join("-").replace('=', "_");
-        let staged = self.output.path(&[STAGING, &self.run_id, &name]);
+        let draft = self.output.path(&[TEMPORARY, &self.run_id, &name]);
         self.output
             .store
-            .put(&staged, bytes.into())
+            .put(&draft, bytes.into())
             .await
-            .map_err(Error::store(format!("staging {}", parts.join("/"))))?;
-        self.sync(&staged)?;
+            .map_err(Error::store(format!("writing the draft of {}", parts.join("/"))))?;
+        self.sync(&draft)?;
         let published = self.output.path(parts);
-        Ok(StagedFile {
+        Ok(DraftFile {
             path: self.output.relative(&published),
-            staged,
+            draft,
             published,
         })
     }
 
-    /// Moves staged files into place, one rename each.
-    pub async fn publish_files(&self, files: &[StagedFile]) -> Result<()> {
+    /// Moves drafted files into place, one rename each.
+    pub async fn publish_files(&self, files: &[DraftFile]) -> Result<()> {
         for file in files {
-            self.move_into_place(&file.staged, &file.published, &file.path)
+            self.move_into_place(&file.draft, &file.published, &file.path)
                 .await?;
         }
         Ok(())
     }
 
-    async fn move_into_place(&self, staged: &Path, published: &Path, shown: &str) -> Result<()> {
+    async fn move_into_place(&self, draft: &Path, published: &Path, shown: &str) -> Result<()> {
         self.output
             .store
-            .rename(staged, published)
+            .rename(draft, published)
             .await
             .map_err(Error::store(format!("publishing {shown}")))?;
         self.sync_parent(published)
     }
 
-    /// Removes this run's staging folder.
+    /// Removes this run's draft folder.
     pub async fn remove(&self) -> Result<()> {
-        remove_folder(&self.output, &[STAGING, &self.run_id]).await
+        remove_folder(&self.output, &[TEMPORARY, &self.run_id]).await
     }
 
-    /// On a local disk, flushes a staged file so the rename publishes bytes that are on disk.
+    /// On a local disk, flushes a draft file so the rename publishes bytes that are on disk.
     fn sync(&self, path: &Path) -> Result<()> {
         if self.output.local.is_some() {
             let file = std::path::PathBuf::from(format!("/{path}"));
@@ -274,7 +278,7 @@ impl Staging {
 }
 
 /// Deletes every object below a folder of the output root. On a local disk the folder goes
-/// as a whole, with any partial upload (`name#n`) that a killed writer left, and `_staging`
+/// as a whole, with any partial upload (`name#n`) that a killed writer left, and `_temporary`
 /// itself once empty.
 async fn remove_folder(output: &Root, parts: &[&str]) -> Result<()> {
     if let Some(local) = &output.local {
@@ -282,7 +286,7 @@ async fn remove_folder(output: &Root, parts: &[&str]) -> Result<()> {
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(Error::io(format!("removing {}", dir.display())))?;
         }
-        let _ = std::fs::remove_dir(local.join(STAGING));
+        let _ = std::fs::remove_dir(local.join(TEMPORARY));
         return Ok(());
     }
     let folder = output.path(parts);
@@ -298,7 +302,7 @@ async fn remove_folder(output: &Root, parts: &[&str]) -> Result<()> {
             .store
             .delete(&file)
             .await
-            .map_err(Error::store(format!("removing staging file {file}")))?;
+            .map_err(Error::store(format!("removing the draft file {file}")))?;
     }
     Ok(())
 }

@@ -728,10 +728,10 @@ pub fn generate(options: &SampleOptions) -> Result<SampleReport> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "sample".into());
-    let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
+    let draft = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&draft);
 
-    let mut writers = Writers::new(&staging, options.rows_per_file)?;
+    let mut writers = Writers::new(&draft, options.rows_per_file)?;
     let simulation = Simulation::new(options);
     let mut acquisitions = vec![0u32; options.days as usize * MARKETS.len() * CHANNELS.len()];
     simulate_all(&simulation, &mut writers, &mut acquisitions)?;
@@ -741,7 +741,7 @@ pub fn generate(options: &SampleOptions) -> Result<SampleReport> {
     if output.exists() {
         std::fs::remove_dir_all(output).map_err(Error::io(format!("replacing {}", output.display())))?;
     }
-    std::fs::rename(&staging, output)
+    std::fs::rename(&draft, output)
         .map_err(Error::io(format!("moving the sample into {}", output.display())))?;
     Ok(report)
 }

@@ -1,5 +1,5 @@
 //! The SQL stage: validate the input, plan every model, run them in dependency order into
-//! staging, publish, and write the manifest.
+//! the run's draft, publish, and write the manifest.
 //!
 //! Nothing is written before the input is validated and every selected model has been
 //! planned, so a bad input or a broken model leaves the output untouched.
@@ -7,19 +7,21 @@
 pub mod data_tests;
 pub mod sql_models;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::input::catalog::{self, RunDate};
-use crate::input::contract::{self, Input};
+use crate::input::contract::Source;
+use crate::input::quality;
 use crate::output::manifest::{Manifest, ModelEntry, Versions};
-use crate::output::publish::Staging;
+use crate::output::publish::Draft;
 use crate::storage::Root;
 use crate::telemetry::Stopwatch;
 use sql_models::{Materialized, Model};
@@ -29,7 +31,7 @@ use sql_models::{Materialized, Model};
 pub struct TransformOptions {
     /// Input root: a folder or an `s3://` URL with one folder per table.
     pub input: String,
-    /// Output root: where tables, manifests and staging live.
+    /// Output root: where tables, manifests and drafts live.
     pub output: String,
     /// The folder of SQL models.
     pub models_dir: PathBuf,
@@ -43,67 +45,57 @@ pub struct TransformOptions {
 
 /// A validated input with the models to run over it, before anything is written.
 pub struct Plan {
-    pub input_root: Root,
-    pub input: Input,
+    pub source: Source,
     pub run_date: NaiveDate,
     pub models: Vec<Model>,
     /// What the row rules found, and set aside.
-    pub quality: crate::input::quality::Report,
+    pub quality: quality::Report,
     /// Each model's data tests, compiled.
-    pub tests: std::collections::BTreeMap<String, Vec<crate::transform::data_tests::Test>>,
+    pub tests: BTreeMap<String, Vec<data_tests::Test>>,
     /// The session the models were planned in, with the inputs checked: the build runs in it.
     pub ctx: SessionContext,
 }
 
 /// Validates the input and the models, and plans every model; writes nothing.
 pub async fn plan(options: &TransformOptions) -> Result<Plan> {
-    let input_root = Root::open(&options.input, false)?;
-    let input = contract::validate(&input_root).await?;
-    tracing::info!(tables = input.tables.len(), absent = ?input.absent(), "input valid");
+    plan_from(options, Source::open(&options.input).await?).await
+}
+
+/// Plans every model over an input validated before (a backfill validates it once for all its
+/// dates); writes nothing.
+pub async fn plan_from(options: &TransformOptions, source: Source) -> Result<Plan> {
     let run_date = match options.run_date {
         Some(date) => date,
-        None => catalog::latest_order_day(&input_root, &input, options.config.quality.latest_bound()).await?,
+        None => latest_order_day(options, &source).await?,
     };
-    let discovered = sql_models::discover(&options.models_dir)?;
-    let ordered = sql_models::order(discovered, &catalog::known_tables())?;
-    let models = sql_models::select(ordered, &options.select)?;
-    let (ctx, quality) = crate::input::session::session_for(
-        &input_root,
-        &input,
-        RunDate { date: run_date },
-        &options.config,
-        None,
-    )
-    .await?;
-    if quality.rows.get("orders") == Some(&0) {
-        return Err(Error::NothingAsOf {
-            table: "orders".into(),
-            rows: input.tables["orders"].rows,
-            run_date,
-            location: input_root.describe(&input_root.path(&["orders"])),
-        });
-    }
-    // Plan every model as a view: a wrong column or type fails here, before any write.
-    let mut tests = std::collections::BTreeMap::new();
-    for model in &models {
-        let df = plan_model(&ctx, model).await?;
-        check_documented_columns(model, &df)?;
+    let models = sql_models::load(&options.models_dir, &options.select)?;
+    // A wrong column or type fails here, before any write.
+    let mut tests = BTreeMap::new();
+    let (ctx, quality) = session(&source, run_date, &options.config, None, &models, |model, df| {
+        check_documented_columns(model, df)?;
         if let Some(declared) = &model.tests {
             let compiled = declared
                 .compile(&model.name, df.schema(), run_date)
                 .map_err(|reason| Error::BadModel {
                     model: model.name.clone(),
-                    file: model.file.replace(".sql", crate::transform::data_tests::SUFFIX),
+                    file: model.file.replace(".sql", data_tests::SUFFIX),
                     reason,
                 })?;
             tests.insert(model.name.clone(), compiled);
         }
-        ctx.register_table(model.name.as_str(), df.into_view())
-            .map_err(Error::engine(format!("registering model {}", model.name)))?;
+        Ok(())
+    })
+    .await?;
+    if quality.rows.get("orders") == Some(&0) {
+        return Err(Error::NothingAsOf {
+            table: "orders".into(),
+            rows: source.input.tables["orders"].rows,
+            run_date,
+            location: source.root.describe(&source.root.path(&["orders"])),
+        });
     }
     Ok(Plan {
-        input_root,
-        input,
+        source,
         run_date,
         models,
         quality,
@@ -112,9 +104,44 @@ pub async fn plan(options: &TransformOptions) -> Result<Plan> {
     })
 }
 
+/// The latest order day of the input before the config's bound: the run date when none is given.
+pub async fn latest_order_day(options: &TransformOptions, source: &Source) -> Result<NaiveDate> {
+    let bound = options.config.quality.latest_bound();
+    catalog::latest_order_day(&source.root, &source.input, bound).await
+}
+
+/// A session that sees the input as of `run_date`, with `models` planned into it in order, each
+/// as a view: the one place SQL models are planned, for the transform and for features computed
+/// as of a cut-off. `check` sees each planned model before it is registered. `later` is a
+/// report of the same input at a later date, whose clean results spare checks here.
+pub async fn session(
+    source: &Source,
+    run_date: NaiveDate,
+    config: &Config,
+    later: Option<&quality::Report>,
+    models: &[Model],
+    mut check: impl FnMut(&Model, &DataFrame) -> Result<()>,
+) -> Result<(SessionContext, quality::Report)> {
+    let (ctx, quality) = crate::input::session::session_for(
+        &source.root,
+        &source.input,
+        RunDate { date: run_date },
+        config,
+        later,
+    )
+    .await?;
+    for model in models {
+        let df = plan_model(&ctx, model).await?;
+        check(model, &df)?;
+        ctx.register_table(model.name.as_str(), df.into_view())
+            .map_err(Error::engine(format!("registering model {}", model.name)))?;
+    }
+    Ok((ctx, quality))
+}
+
 /// A model with a `columns:` header must document exactly the columns it returns, so the data
 /// dictionary cannot drift from the SQL; one without is only warned about.
-fn check_documented_columns(model: &Model, df: &datafusion::prelude::DataFrame) -> Result<()> {
+fn check_documented_columns(model: &Model, df: &DataFrame) -> Result<()> {
     let returned: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
     if model.doc.columns.is_empty() {
         tracing::warn!(
@@ -134,7 +161,7 @@ fn check_documented_columns(model: &Model, df: &datafusion::prelude::DataFrame) 
         })
 }
 
-async fn plan_model(ctx: &SessionContext, model: &Model) -> Result<datafusion::prelude::DataFrame> {
+async fn plan_model(ctx: &SessionContext, model: &Model) -> Result<DataFrame> {
     ctx.sql(&model.sql).await.map_err(|e| Error::BadModel {
         model: model.name.clone(),
         file: model.file.clone(),
@@ -143,18 +170,15 @@ async fn plan_model(ctx: &SessionContext, model: &Model) -> Result<datafusion::p
 }
 
 /// Runs the SQL stage for one date and publishes its tables and manifest, holding the output's
-/// lock.
+/// lock. Failed data tests fail the run, after what passed was published.
 pub async fn run(options: &TransformOptions) -> Result<Manifest> {
     crate::output::lock::with_lock(&options.output, "transform", async |output: &Root| {
-        let (mut manifest, _) = build(options).await?;
-        let failure = test_failure(&manifest);
-        manifest.status = if failure.is_some() { "failed" } else { "succeeded" }.into();
-        manifest.error = failure.as_ref().map(|e| e.to_string());
-        manifest.write(output).await?;
-        match failure {
-            Some(error) => Err(error),
-            None => Ok(manifest),
-        }
+        let (manifest, _) = build(options).await?;
+        let tests = manifest.test_failure();
+        let run = crate::output::run::Run::begin(output, manifest).await?;
+        run.finish(tests.map_or(Ok(()), Err))
+            .await
+            .map(|((), manifest)| manifest)
     })
     .await
 }
@@ -179,8 +203,8 @@ pub fn fingerprint(options: &TransformOptions, plan: &Plan) -> String {
     // Where the run reads and writes, and its memory cap, change no output.
     settings.run = Default::default();
     let inputs: Vec<(String, Option<String>)> = plan
-        .input
-        .summaries(&plan.input_root)
+        .source
+        .summaries()
         .into_iter()
         .map(|(table, summary)| (table, summary.fingerprint))
         .collect();
@@ -219,28 +243,28 @@ pub async fn build_planned(
     mut watch: Stopwatch,
 ) -> Result<Manifest> {
     let output = Root::open(&options.output, true)?;
-    Staging::remove_leftovers(&output).await?;
+    Draft::remove_leftovers(&output).await?;
     let run_id = format!(
         "{}-{}-{}",
         plan.run_date,
         started_at.format("%Y%m%dT%H%M%S%.6fZ"),
         std::process::id()
     );
-    let staging = Staging::new(&output, &run_id, plan.run_date);
+    let draft = Draft::new(&output, &run_id, plan.run_date);
     let ctx = &plan.ctx;
     output.register(ctx);
 
-    let entries = match build_models(ctx, plan, &staging, &mut watch).await {
+    let entries = match build_models(ctx, plan, &draft, &mut watch).await {
         Ok(entries) => entries,
         Err(error) => {
-            // Nothing was published; the staged files of this run are of no use.
-            if let Err(cleanup) = staging.remove().await {
-                tracing::warn!(%cleanup, "could not remove this run's staging files");
+            // Nothing was published; this run's drafts are of no use.
+            if let Err(cleanup) = draft.remove().await {
+                tracing::warn!(%cleanup, "could not remove this run's drafts");
             }
             return Err(error);
         }
     };
-    staging.remove().await?;
+    draft.remove().await?;
     watch.lap("publish");
 
     Ok(Manifest {
@@ -250,16 +274,19 @@ pub async fn build_planned(
         started_at,
         finished_at: Utc::now(),
         fingerprint: fingerprint(options, plan),
-        completed: if failures(&entries).is_empty() {
+        completed: if entries
+            .iter()
+            .all(|e| e.tests.iter().all(|t| t.failing_rows == 0))
+        {
             vec![SQL_STAGE.into()]
         } else {
             Vec::new()
         },
-        input_root: plan.input_root.display.clone(),
+        input_root: plan.source.root.display.clone(),
         output_root: output.display.clone(),
         versions: Versions::current(),
-        inputs: plan.input.summaries(&plan.input_root),
-        absent_inputs: plan.input.absent().iter().map(|s| s.to_string()).collect(),
+        inputs: plan.source.summaries(),
+        absent_inputs: plan.source.input.absent().iter().map(|s| s.to_string()).collect(),
         models: entries,
         quality: plan.quality.clone(),
         config: options.config.clone(),
@@ -269,37 +296,14 @@ pub async fn build_planned(
     })
 }
 
-/// The data tests that failed in a run, as `model: test (n rows)`.
-pub fn failures(entries: &[ModelEntry]) -> Vec<String> {
-    entries
-        .iter()
-        .flat_map(|e| {
-            e.tests
-                .iter()
-                .filter(|t| t.failing_rows > 0)
-                .map(move |t| format!("{}: {} ({} rows)", e.model, t.test, t.failing_rows))
-        })
-        .collect()
-}
-
-/// The error of a run whose data tests failed, if any did.
-pub fn test_failure(manifest: &Manifest) -> Option<Error> {
-    let failed = failures(&manifest.models);
-    (!failed.is_empty()).then(|| Error::DataTests {
-        tests: manifest.models.iter().map(|e| e.tests.len()).sum(),
-        failed: failed.len(),
-        details: failed,
-    })
-}
-
 /// The name of the SQL stage in the manifest's `completed` list.
 pub const SQL_STAGE: &str = "sql";
 
-/// Builds every model into staging, then publishes the staged tables.
+/// Builds every model into the draft, then publishes the drafted tables.
 async fn build_models(
     ctx: &SessionContext,
     plan: &Plan,
-    staging: &Staging,
+    draft: &Draft,
     watch: &mut Stopwatch,
 ) -> Result<Vec<ModelEntry>> {
     let models = &plan.models;
@@ -346,7 +350,7 @@ async fn build_models(
                     .map_err(Error::engine(format!("registering model {}", model.name)))?;
                 None
             }
-            Materialized::Table => Some(staging.write(ctx, &model.name, &model.file, df).await?),
+            Materialized::Table => Some(draft.write(ctx, &model.name, &model.file, df).await?),
         };
         for test in plan.tests.get(&model.name).into_iter().flatten() {
             entry.tests.push(test.run(ctx, &model.name, &model.file).await?);
@@ -373,11 +377,11 @@ async fn build_models(
     }
     watch.lap("models");
 
-    let staged: Vec<_> = entries
+    let built: Vec<_> = entries
         .iter()
         .filter(|e| e.skipped.is_none())
         .filter_map(|e| e.output.clone())
         .collect();
-    staging.publish(&staged).await?;
+    draft.publish(&built).await?;
     Ok(entries)
 }

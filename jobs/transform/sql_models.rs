@@ -300,6 +300,13 @@ fn find_cycle(remaining: &BTreeMap<String, Model>) -> Vec<String> {
     }
 }
 
+/// The SQL models under `dir` that `selection` needs (all when empty), in run order: what the
+/// transform and the features-as-of path both start from.
+pub fn load(dir: &Path, selection: &[String]) -> Result<Vec<Model>> {
+    let known = crate::input::catalog::known_tables();
+    select(order(discover(dir)?, &known)?, selection)
+}
+
 /// The selected models and every model they read, in run order. An empty selection is all.
 pub fn select(ordered: Vec<Model>, selection: &[String]) -> Result<Vec<Model>> {
     if selection.is_empty() {

@@ -23,16 +23,8 @@ fn repo_models() -> PathBuf {
 
 /// Runs `nightly` on the workspace with the repository's models and `args`.
 fn nightly(ws: &Workspace, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nightly"))
-        .arg("--input")
-        .arg(ws.input())
-        .arg("--output")
-        .arg(ws.output())
-        .arg("--models")
-        .arg(repo_models())
+    ws.command(env!("CARGO_BIN_EXE_nightly"))
         .args(args)
-        .env("RUST_LOG", "warn")
-        .env_remove("GROWTH_SET")
         .output()
         .unwrap()
 }
@@ -165,6 +157,58 @@ fn resume_runs_only_the_stages_a_failed_night_left() {
     assert_eq!(
         std::fs::read(ws.published("customer_segments", RUN_DATE)).unwrap(),
         segments
+    );
+}
+
+#[test]
+fn resume_after_the_sql_stage_alone_runs_the_model_stages() {
+    let ws = workspace();
+    let transform = ws
+        .command(env!("CARGO_BIN_EXE_transform"))
+        .args(["--date", RUN_DATE])
+        .output()
+        .unwrap();
+    assert!(transform.status.success(), "{}", stderr(&transform));
+    let sql_only = manifest(&ws, RUN_DATE);
+    assert_eq!(sql_only["status"], "succeeded");
+    assert_eq!(sql_only["completed"], serde_json::json!(["sql"]));
+    let features = std::fs::read(ws.published("customer_features", RUN_DATE)).unwrap();
+
+    // Same inputs, code and settings: the night keeps the SQL stage and runs the model stages.
+    let resumed = nightly(&ws, &["--date", RUN_DATE, "--resume"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let night = manifest(&ws, RUN_DATE);
+    assert_eq!(night["run_id"], sql_only["run_id"], "the SQL stage ran again");
+    assert_eq!(night["status"], "succeeded");
+    assert_eq!(night["completed"], serde_json::json!(["sql", "segment", "churn"]));
+    assert!(ws.published("churn_scores", RUN_DATE).exists());
+    assert_eq!(
+        std::fs::read(ws.published("customer_features", RUN_DATE)).unwrap(),
+        features
+    );
+}
+
+#[test]
+fn a_backfill_validates_its_input_once() {
+    let ws = workspace();
+    let result = ws
+        .command(env!("CARGO_BIN_EXE_nightly"))
+        .args(["--from", "2026-06-28", "--to", RUN_DATE, "--dry-run"])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert_eq!(
+        stdout(&result).matches("dry run for ").count(),
+        3,
+        "{}",
+        stdout(&result)
+    );
+    assert_eq!(
+        stderr(&result).matches("input valid").count(),
+        1,
+        "{}",
+        stderr(&result)
     );
 }
 

@@ -720,7 +720,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
-            if !path.ends_with("_staging") {
+            if !path.ends_with("_temporary") {
                 out.extend(walk(&path));
             }
         } else if !path.ends_with("_filler") {

@@ -16,9 +16,9 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::TryStreamExt;
 use growth_jobs::config::Config;
+use growth_jobs::input::contract::Source;
 use growth_jobs::learn::features::AsOf;
 use growth_jobs::sample::{self, SampleOptions};
-use growth_jobs::storage::Root;
 use growth_jobs::transform::TransformOptions;
 
 const RUN_DATE: &str = "2026-06-30";
@@ -436,9 +436,8 @@ async fn export_as_of(input: &Path, cutoff: &str, to: &Path) {
 }
 
 async fn features_as_of(input: &Path, cutoff: NaiveDate) -> String {
-    let root = Root::open(input.to_str().unwrap(), false).unwrap();
-    let validated = growth_jobs::input::contract::validate(&root).await.unwrap();
-    let as_of = AsOf::new(root, validated, &repo().join("sql"), Config::default()).unwrap();
+    let source = Source::open(input.to_str().unwrap()).await.unwrap();
+    let as_of = AsOf::new(source, &repo().join("sql"), Config::default()).unwrap();
     let session = as_of.session(cutoff).await.unwrap();
     let batches: Vec<RecordBatch> = AsOf::features(&session, cutoff)
         .await
@@ -501,15 +500,8 @@ async fn a_cutoff_session_skips_only_the_checks_a_later_date_passed() {
     )
     .await
     .unwrap();
-    let root = Root::open(dir.path().to_str().unwrap(), false).unwrap();
-    let validated = growth_jobs::input::contract::validate(&root).await.unwrap();
-    let as_of = AsOf::new(
-        root.clone(),
-        validated.clone(),
-        &repo().join("sql"),
-        Config::default(),
-    )
-    .unwrap();
+    let source = Source::open(dir.path().to_str().unwrap()).await.unwrap();
+    let as_of = AsOf::new(source.clone(), &repo().join("sql"), Config::default()).unwrap();
     let run_date = NaiveDate::parse_from_str(RUN_DATE, "%Y-%m-%d").unwrap();
     let later = as_of.session(run_date).await.unwrap();
     let earlier = as_of.session(cutoff).await.unwrap();
@@ -535,7 +527,7 @@ async fn a_cutoff_session_skips_only_the_checks_a_later_date_passed() {
         );
     }
     let sessions = "select count(*) from sessions";
-    let fresh = AsOf::new(root, validated, &repo().join("sql"), Config::default()).unwrap();
+    let fresh = AsOf::new(source, &repo().join("sql"), Config::default()).unwrap();
     let checked_alone = fresh.session(cutoff).await.unwrap();
     assert_eq!(
         count(&earlier, sessions).await,
@@ -622,4 +614,22 @@ fn a_gaussian_mixture_can_replace_k_means() {
     assert!(
         metrics != std::fs::read(published(&night.output, "model_metrics", "part-segment.parquet")).unwrap()
     );
+    // The stage run alone is recorded in the date's manifest, in place of the night's report.
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(copy.join(format!("_manifests/run_date={RUN_DATE}/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["status"], "succeeded", "{manifest:#}");
+    assert_eq!(
+        manifest["completed"],
+        serde_json::json!(["sql", "segment", "churn"])
+    );
+    let segment: Vec<&serde_json::Value> = manifest["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["stage"] == "segment")
+        .collect();
+    assert_eq!(segment.len(), 1, "{manifest:#}");
+    assert_eq!(segment[0]["summary"]["algorithm"], "gaussian_mixture");
 }

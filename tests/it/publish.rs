@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -55,8 +54,8 @@ async fn rerun_of_the_same_date_gives_byte_identical_tables() {
     ws.run(Some(RUN_DATE)).await.unwrap();
     assert_eq!(published(&ws), first);
     assert!(
-        !ws.output().join("_staging").exists(),
-        "staging is removed after a run"
+        !ws.output().join("_temporary").exists(),
+        "drafts are removed after a run"
     );
 }
 
@@ -141,7 +140,7 @@ async fn a_reader_polling_during_a_rerun_sees_the_old_or_the_new_partition_only(
     );
 }
 
-/// The published files, model files included (manifests, staging and the lock left out),
+/// The published files, model files included (manifests, drafts and the lock left out),
 /// path -> bytes.
 fn published(ws: &Workspace) -> BTreeMap<PathBuf, Vec<u8>> {
     ws.snapshot()
@@ -161,7 +160,7 @@ fn published(ws: &Workspace) -> BTreeMap<PathBuf, Vec<u8>> {
 /// SQL models, publishing, the segment stage and the churn stage. After each kill every
 /// published file (tables, model.json, model card) is the complete old one or the complete
 /// new one; a final `--resume` run completes, equals an uninterrupted run, and leaves no
-/// staging files and no lock.
+/// draft files and no lock.
 #[test]
 fn killed_nights_leave_every_published_file_whole() {
     let ws = Workspace::new();
@@ -169,16 +168,9 @@ fn killed_nights_leave_every_published_file_whole() {
     let reference = Workspace::new();
     generate_into(&reference.input(), 3_000, 11);
     let run = |ws: &Workspace, extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_nightly"))
-            .arg("--input")
-            .arg(ws.input())
-            .arg("--output")
-            .arg(ws.output())
-            .arg("--models")
-            .arg(repo_models())
+        ws.command(env!("CARGO_BIN_EXE_nightly"))
             .args(["--date", RUN_DATE])
             .args(extra)
-            .env("RUST_LOG", "warn")
             .spawn()
             .unwrap()
     };
@@ -226,8 +218,8 @@ fn killed_nights_leave_every_published_file_whole() {
         "a rerun after the kills equals an uninterrupted run"
     );
     assert!(
-        !ws.output().join("_staging").exists(),
-        "the rerun removed what killed runs left in staging"
+        !ws.output().join("_temporary").exists(),
+        "the rerun removed what killed runs left in _temporary"
     );
     assert!(!ws.output().join("_lock.json").exists(), "the lock was released");
     // Not asserted (timing-dependent), but worth knowing when reading a failure.

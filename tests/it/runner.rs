@@ -233,7 +233,7 @@ async fn a_model_failing_at_run_time_publishes_nothing() {
     assert_eq!(
         ws.snapshot(),
         before,
-        "published files and manifest unchanged, staging removed"
+        "published files and manifest unchanged, drafts removed"
     );
 }
 

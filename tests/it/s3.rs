@@ -151,8 +151,8 @@ async fn a_run_from_s3_to_s3_publishes_what_a_local_run_publishes() {
         .await
         .unwrap();
     assert!(
-        !listed.iter().any(|p| p.contains("_staging")),
-        "staging removed: {listed:?}"
+        !listed.iter().any(|p| p.contains("_temporary")),
+        "drafts removed: {listed:?}"
     );
     assert!(
         listed.contains(&format!("out/_manifests/run_date={RUN_DATE}/manifest.json")),

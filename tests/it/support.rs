@@ -103,6 +103,22 @@ impl Workspace {
         std::fs::write(path, sql).unwrap();
     }
 
+    /// `binary` on this workspace's input and output with the repository's models, logging
+    /// warnings only, with no `GROWTH_SET` from the environment.
+    pub fn command(&self, binary: &str) -> std::process::Command {
+        let mut command = std::process::Command::new(binary);
+        command
+            .arg("--input")
+            .arg(self.input())
+            .arg("--output")
+            .arg(self.output())
+            .arg("--models")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("sql"))
+            .env("RUST_LOG", "warn")
+            .env_remove("GROWTH_SET");
+        command
+    }
+
     pub fn options(&self, run_date: Option<&str>) -> TransformOptions {
         TransformOptions {
             input: self.input().to_string_lossy().into_owned(),
