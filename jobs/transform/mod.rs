@@ -267,21 +267,14 @@ pub async fn build_planned(
     draft.remove().await?;
     watch.lap("publish");
 
-    Ok(Manifest {
+    let mut manifest = Manifest {
         run_id,
         run_date: plan.run_date,
         status: "running".into(),
         started_at,
         finished_at: Utc::now(),
         fingerprint: fingerprint(options, plan),
-        completed: if entries
-            .iter()
-            .all(|e| e.tests.iter().all(|t| t.failing_rows == 0))
-        {
-            vec![SQL_STAGE.into()]
-        } else {
-            Vec::new()
-        },
+        completed: Vec::new(),
         input_root: plan.source.root.display.clone(),
         output_root: output.display.clone(),
         versions: Versions::current(),
@@ -293,7 +286,12 @@ pub async fn build_planned(
         stages: watch.into_stages(),
         jobs: Vec::new(),
         error: None,
-    })
+    };
+    // The SQL stage counts as published only when every data test passed.
+    if manifest.test_failure().is_none() {
+        manifest.completed.push(SQL_STAGE.into());
+    }
+    Ok(manifest)
 }
 
 /// The name of the SQL stage in the manifest's `completed` list.
