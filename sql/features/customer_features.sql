@@ -64,6 +64,7 @@ invites_in as (
 deliveries as (
     select customer_id, outcome_known, delivered_within_7d, delivered, delivery_micros
     from stg_order_deliveries
+    where shipped = 1
 ),
 
 purchase_gaps as (

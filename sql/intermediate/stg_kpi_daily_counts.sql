@@ -1,31 +1,41 @@
--- The daily KPI measures of kpi_daily, before statuses: computed once here and read by
--- kpi_daily, which adds the red/yellow/green statuses. Definitions: see kpi_daily.
+-- The daily counts the KPI formulas are computed from (stg_kpi_measures): one row per day,
+-- market and channel with its roll-ups. Only counts and sums here; every ratio is written once,
+-- in stg_kpi_measures, for both grains. Same columns, in the same order, as
+-- stg_kpi_monthly_counts. Where the monthly count covers a calendar month, the daily one covers
+-- the 30 days ending that day (churn, MAU) or the cohorts acquired in 30 days (retention, LTV),
+-- so a daily figure is not the noise of one day's handful of customers.
 -- grain: one row per (day, market, channel), every day from the first order to the run date
 -- materialized: table
 -- columns:
---   day: the UTC calendar day
+--   period_start: the UTC calendar day
 --   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows
 --   channel: acquisition channel (customers) and spend channel (spend), or '(all)' on roll-up rows
+--   period_complete: true (a day up to the run date is complete at the run date's end)
+--   days_in_period: 1
 --   new_customers: customers whose first purchase was that day
 --   active_customers: distinct customers with a purchase that day
+--   repeat_buyers: of those, customers who had bought on an earlier day or bought twice or more that day
 --   orders: completed orders that day
---   revenue_usd: revenue of those orders, USD
---   marketing_spend_usd: marketing spend that day, USD; null when the marketing_spend input is absent
---   cac_usd: marketing_spend_usd / new_customers; null without new customers or without the marketing_spend input
---   arpu_usd: revenue_usd / active_customers; null without active customers
---   repeat_purchase_rate: customers with two or more purchases by the day's end / customers with at least one
---   monthly_churn_rate: customers whose lapse (churn_lapse_months * 30 days without a purchase) completed in the 30 days ending that day / customers with a purchase in the lapse before those 30 days began
---   retention_6m: of the customers acquired 182 days before, the share with a second purchase by the end of the day
---   ltv_12m_usd: of the customers acquired 365 days before, revenue in their first 365 days per customer, USD
---   ltv_to_cac: ltv_12m_usd / the CAC of that same acquisition day
---   dau: distinct logged-in customers with a session that day; null without the sessions input
---   mau: distinct logged-in customers with a session in the 30 days ending that day; null without the sessions input
---   dau_mau: dau / mau
---   invite_share_rate: distinct customers who sent an invite that day / active_customers; null without the invites input
---   invite_conversion: invites sent that day and accepted by the run date / invites sent that day
---   roas: revenue_usd / marketing_spend_usd
---   delivered_within_7d_share: of shipped orders placed that day whose 7 days have passed by the run date's end, the share delivered within 7 days of the order; null while none has (counting only fast deliveries of recent orders would bias it up)
---   avg_delivery_days: average days from order to delivery over delivered orders placed that day
+--   revenue_cents: revenue of those orders, US cents
+--   spend_cents: marketing spend that day, US cents
+--   churn_base: customers with a purchase in the lapse (churn_lapse_months * 30 days) before the 30 days ending that day began
+--   churned: customers whose lapse completed in the 30 days ending that day
+--   cohort_6m_size: customers acquired in the 30 days ending 182 days before
+--   cohort_6m_active: of those, customers with a purchase in days 153 to 182 after their first (the 30 days ending at 6 months)
+--   cohort_6m_repeat: of those, customers with a second purchase within 182 days of their first
+--   cohort_12m_size: customers acquired in the 30 days ending 365 days before
+--   cohort_12m_revenue_cents: their revenue in their first 365 days, US cents
+--   cohort_12m_spend_cents: marketing spend on their acquisition days, US cents
+--   session_customer_days: distinct logged-in customers with a session that day, buyers or not
+--   mau: distinct logged-in customers with a session in the 30 days ending that day, buyers or not
+--   invites_sent: invites sent that day
+--   invites_accepted: of those, accepted by the run date
+--   sharers: distinct customers who sent an invite that day
+--   active_sharers: distinct customers who sent an invite that day and bought that day
+--   delivery_known: completed orders placed that day whose 7 days have passed by the run date's end
+--   delivered_within_7d: of those, delivered within 7 days of the order
+--   delivered: completed orders placed that day and delivered by the run date
+--   delivery_micros_sum: microseconds from order to delivery, summed over those delivered
 with customers_in as (
     select
         customer_id,
@@ -54,12 +64,9 @@ lapse as (
     select churn_lapse_months * 30 as lapse_days from settings
 ),
 
-context as (
-    select has_sessions, has_marketing_spend, has_invites from run_context
-),
-
+-- Every known customer's (market, channel), buyers or not: logged-in visitors count in MAU.
 segments as (
-    select distinct market, channel from customers_in
+    select distinct market, acquisition_channel as channel from stg_customers
     union
     select distinct market, channel from spend_in
 ),
@@ -71,7 +78,7 @@ grid as (
 ),
 
 customer_days as (
-    select customer_id, market, channel, day_number, next_day_number, orders, revenue_cents
+    select customer_id, market, channel, day_number, next_day_number, days_since, orders, revenue_cents
     from stg_customer_days
 ),
 
@@ -143,16 +150,12 @@ acquisitions as (
     group by 1, 2, 3
 ),
 
-second_purchases as (
-    select second_purchase_day as day_number, market, channel, count(*) as second_purchases
-    from customers_in
-    where second_purchase_day is not null
-    group by 1, 2, 3
-),
-
 activity as (
     select day_number, market, channel,
-        count(*) as active_customers, sum(orders) as orders, sum(revenue_cents) as revenue_cents
+        count(*) as active_customers,
+        sum(case when days_since > 0 or orders >= 2 then 1 else 0 end) as repeat_buyers,
+        sum(orders) as orders,
+        sum(revenue_cents) as revenue_cents
     from customer_days
     group by 1, 2, 3
 ),
@@ -163,27 +166,29 @@ spend as (
     group by 1, 2, 3
 ),
 
+-- One day's cohort at 182 days: its size, who bought in days 153 to 182, who bought twice by then.
 retention as (
     select
         acquisition_day + 182 as day_number,
         market,
         channel,
         count(*) as cohort_6m_size,
-        sum(case when second_purchase_day <= acquisition_day + 182 then 1 else 0 end) as cohort_6m_retained
+        sum(case when second_purchase_day <= acquisition_day + 182 then 1 else 0 end) as cohort_6m_repeat
     from customers_in
     group by 1, 2, 3
 ),
 
+active_at_6m as (
+    select day_number - days_since + 182 as day_number, market, channel, count(distinct customer_id) as cohort_6m_active
+    from customer_days
+    where days_since between 153 and 182
+    group by 1, 2, 3
+),
+
 ltv as (
-    select
-        customers_in.acquisition_day + 365 as day_number,
-        customers_in.market,
-        customers_in.channel,
-        sum(customer_days.revenue_cents) as cohort_12m_revenue_cents
-    from customers_in
-    join customer_days
-        on customers_in.customer_id = customer_days.customer_id
-        and customer_days.day_number < customers_in.acquisition_day + 365
+    select day_number - days_since + 365 as day_number, market, channel, sum(revenue_cents) as cohort_12m_revenue_cents
+    from customer_days
+    where days_since < 365
     group by 1, 2, 3
 ),
 
@@ -197,6 +202,17 @@ referrals as (
         count(distinct invites_in.inviter_customer_id) as sharers
     from invites_in
     join customers_in on invites_in.inviter_customer_id = customers_in.customer_id
+    group by 1, 2, 3
+),
+
+-- Sharers who also bought that day: the numerator of the invite share rate, a subset of the
+-- day's buyers.
+buying_sharers as (
+    select customer_days.day_number, customer_days.market, customer_days.channel, count(*) as active_sharers
+    from (select distinct inviter_customer_id, day_number from invites_in) as sent
+    join customer_days
+        on sent.inviter_customer_id = customer_days.customer_id
+        and sent.day_number = customer_days.day_number
     group by 1, 2, 3
 ),
 
@@ -220,8 +236,8 @@ base as (
         grid.market,
         grid.channel,
         coalesce(acquisitions.new_customers, 0) as new_customers,
-        coalesce(second_purchases.second_purchases, 0) as second_purchases,
         coalesce(activity.active_customers, 0) as active_customers,
+        coalesce(activity.repeat_buyers, 0) as repeat_buyers,
         coalesce(activity.orders, 0) as orders,
         coalesce(activity.revenue_cents, 0) as revenue_cents,
         coalesce(spend.spend_cents, 0) as spend_cents,
@@ -229,12 +245,14 @@ base as (
         coalesce(events.churned, 0) as churned,
         coalesce(events.mau_change, 0) as mau_change,
         coalesce(events.dau, 0) as dau,
-        coalesce(retention.cohort_6m_size, 0) as cohort_6m_size,
-        coalesce(retention.cohort_6m_retained, 0) as cohort_6m_retained,
-        coalesce(ltv.cohort_12m_revenue_cents, 0) as cohort_12m_revenue_cents,
+        coalesce(retention.cohort_6m_size, 0) as cohort_6m_day_size,
+        coalesce(active_at_6m.cohort_6m_active, 0) as cohort_6m_day_active,
+        coalesce(retention.cohort_6m_repeat, 0) as cohort_6m_day_repeat,
+        coalesce(ltv.cohort_12m_revenue_cents, 0) as cohort_12m_day_revenue_cents,
         coalesce(referrals.invites_sent, 0) as invites_sent,
         coalesce(referrals.invites_accepted, 0) as invites_accepted,
         coalesce(referrals.sharers, 0) as sharers,
+        coalesce(buying_sharers.active_sharers, 0) as active_sharers,
         coalesce(delivery.delivery_known, 0) as delivery_known,
         coalesce(delivery.delivered_within_7d, 0) as delivered_within_7d,
         coalesce(delivery.delivered, 0) as delivered,
@@ -242,9 +260,6 @@ base as (
     from grid
     left join acquisitions
         on grid.day_number = acquisitions.day_number and grid.market = acquisitions.market and grid.channel = acquisitions.channel
-    left join second_purchases
-        on grid.day_number = second_purchases.day_number and grid.market = second_purchases.market
-        and grid.channel = second_purchases.channel
     left join activity
         on grid.day_number = activity.day_number and grid.market = activity.market and grid.channel = activity.channel
     left join spend
@@ -253,10 +268,16 @@ base as (
         on grid.day_number = events.day_number and grid.market = events.market and grid.channel = events.channel
     left join retention
         on grid.day_number = retention.day_number and grid.market = retention.market and grid.channel = retention.channel
+    left join active_at_6m
+        on grid.day_number = active_at_6m.day_number and grid.market = active_at_6m.market
+        and grid.channel = active_at_6m.channel
     left join ltv
         on grid.day_number = ltv.day_number and grid.market = ltv.market and grid.channel = ltv.channel
     left join referrals
         on grid.day_number = referrals.day_number and grid.market = referrals.market and grid.channel = referrals.channel
+    left join buying_sharers
+        on grid.day_number = buying_sharers.day_number and grid.market = buying_sharers.market
+        and grid.channel = buying_sharers.channel
     left join delivery
         on grid.day_number = delivery.day_number and grid.market = delivery.market and grid.channel = delivery.channel
 ),
@@ -268,8 +289,8 @@ rolled_up as (
         case when grouping(market) = 1 then '(all)' else market end as market,
         case when grouping(channel) = 1 then '(all)' else channel end as channel,
         sum(new_customers) as new_customers,
-        sum(second_purchases) as second_purchases,
         sum(active_customers) as active_customers,
+        sum(repeat_buyers) as repeat_buyers,
         sum(orders) as orders,
         sum(revenue_cents) as revenue_cents,
         sum(spend_cents) as spend_cents,
@@ -277,12 +298,14 @@ rolled_up as (
         sum(churned) as churned,
         sum(mau_change) as mau_change,
         sum(dau) as dau,
-        sum(cohort_6m_size) as cohort_6m_size,
-        sum(cohort_6m_retained) as cohort_6m_retained,
-        sum(cohort_12m_revenue_cents) as cohort_12m_revenue_cents,
+        sum(cohort_6m_day_size) as cohort_6m_day_size,
+        sum(cohort_6m_day_active) as cohort_6m_day_active,
+        sum(cohort_6m_day_repeat) as cohort_6m_day_repeat,
+        sum(cohort_12m_day_revenue_cents) as cohort_12m_day_revenue_cents,
         sum(invites_sent) as invites_sent,
         sum(invites_accepted) as invites_accepted,
         sum(sharers) as sharers,
+        sum(active_sharers) as active_sharers,
         sum(delivery_known) as delivery_known,
         sum(delivered_within_7d) as delivered_within_7d,
         sum(delivered) as delivered,
@@ -299,13 +322,11 @@ rolled_up as (
 running as (
     select
         *,
-        sum(new_customers) over to_date as customers_to_date,
-        sum(second_purchases) over to_date as repeat_customers_to_date,
         sum(base_change) over to_date as churn_base_today,
         sum(mau_change) over to_date as mau,
         sum(churned) over last_30_days as churned_30d,
-        lag(new_customers, 365) over by_day as cohort_12m_size,
-        lag(spend_cents, 365) over by_day as cohort_12m_spend_cents
+        lag(new_customers, 365) over by_day as cohort_12m_day_size,
+        lag(spend_cents, 365) over by_day as cohort_12m_day_spend_cents
     from rolled_up
     window
         to_date as (partition by market, channel order by day_number rows between unbounded preceding and current row),
@@ -313,47 +334,52 @@ running as (
         by_day as (partition by market, channel order by day_number)
 ),
 
+-- The churn base 30 days back, and the cohorts of 30 acquisition days summed.
 with_base as (
     select
         *,
-        lag(churn_base_today, 29) over (partition by market, channel order by day_number) as churn_base_30d
+        lag(churn_base_today, 29) over by_day as churn_base_30d,
+        sum(cohort_6m_day_size) over last_30_days as cohort_6m_size,
+        sum(cohort_6m_day_active) over last_30_days as cohort_6m_active,
+        sum(cohort_6m_day_repeat) over last_30_days as cohort_6m_repeat,
+        sum(cohort_12m_day_size) over last_30_days as cohort_12m_size,
+        sum(cohort_12m_day_revenue_cents) over last_30_days as cohort_12m_revenue_cents,
+        sum(cohort_12m_day_spend_cents) over last_30_days as cohort_12m_spend_cents
     from running
-),
-
-kpis as (
-    select
-        day,
-        market,
-        channel,
-        new_customers,
-        active_customers,
-        orders,
-        revenue_cents / 100.0 as revenue_usd,
-        case when has_marketing_spend then spend_cents / 100.0 end as marketing_spend_usd,
-        case when has_marketing_spend and new_customers > 0 then spend_cents / 100.0 / new_customers end as cac_usd,
-        case when active_customers > 0 then revenue_cents / 100.0 / active_customers end as arpu_usd,
-        case when customers_to_date > 0 then cast(repeat_customers_to_date as double) / customers_to_date end
-            as repeat_purchase_rate,
-        case when churn_base_30d > 0 then cast(churned_30d as double) / churn_base_30d end as monthly_churn_rate,
-        case when cohort_6m_size > 0 then cast(cohort_6m_retained as double) / cohort_6m_size end as retention_6m,
-        case when cohort_12m_size > 0 then cohort_12m_revenue_cents / 100.0 / cohort_12m_size end as ltv_12m_usd,
-        case
-            when has_marketing_spend and cohort_12m_size > 0 and cohort_12m_spend_cents > 0
-                then cast(cohort_12m_revenue_cents as double) / cohort_12m_spend_cents
-        end as ltv_to_cac,
-        case when has_sessions then dau end as dau,
-        case when has_sessions then mau end as mau,
-        case when mau > 0 then cast(dau as double) / mau end as dau_mau,
-        case when has_invites and active_customers > 0 then cast(sharers as double) / active_customers end
-            as invite_share_rate,
-        case when invites_sent > 0 then cast(invites_accepted as double) / invites_sent end as invite_conversion,
-        case when spend_cents > 0 then cast(revenue_cents as double) / spend_cents end as roas,
-        case when delivery_known > 0 then cast(delivered_within_7d as double) / delivery_known end
-            as delivered_within_7d_share,
-        case when delivered > 0 then delivery_micros_sum / 86400000000.0 / delivered end as avg_delivery_days
-    from with_base
-    cross join context
+    window
+        last_30_days as (partition by market, channel order by day_number rows between 29 preceding and current row),
+        by_day as (partition by market, channel order by day_number)
 )
 
-select * from kpis
-order by day, market, channel
+select
+    day as period_start,
+    market,
+    channel,
+    true as period_complete,
+    cast(1 as int) as days_in_period,
+    new_customers,
+    active_customers,
+    repeat_buyers,
+    orders,
+    revenue_cents,
+    spend_cents,
+    churn_base_30d as churn_base,
+    churned_30d as churned,
+    cohort_6m_size,
+    cohort_6m_active,
+    cohort_6m_repeat,
+    cohort_12m_size,
+    cohort_12m_revenue_cents,
+    cohort_12m_spend_cents,
+    dau as session_customer_days,
+    mau,
+    invites_sent,
+    invites_accepted,
+    sharers,
+    active_sharers,
+    delivery_known,
+    delivered_within_7d,
+    delivered,
+    delivery_micros_sum
+from with_base
+order by period_start, market, channel

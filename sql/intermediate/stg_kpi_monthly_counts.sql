@@ -1,31 +1,38 @@
--- The monthly KPI measures of kpi_monthly, before statuses: computed once here and read by
--- kpi_monthly, which adds the red/yellow/green statuses. Definitions: see kpi_monthly.
+-- The monthly counts the KPI formulas are computed from (stg_kpi_measures): one row per month,
+-- market and channel with its roll-ups. Only counts and sums here; every ratio is written once,
+-- in stg_kpi_measures, for both grains. Same columns, in the same order, as stg_kpi_daily_counts.
 -- grain: one row per (month_start, market, channel), every month from the first order to the run date
 -- materialized: table
 -- columns:
---   month_start: first day of the UTC calendar month
+--   period_start: first day of the UTC calendar month
 --   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows
 --   channel: acquisition channel (customers) and spend channel (spend), or '(all)' on roll-up rows
+--   period_complete: whether the month ended by the run date's end (false for the run date's month unless the run date is its last day)
+--   days_in_period: days of the month up to the run date
 --   new_customers: customers whose first purchase falls in the month
 --   active_customers: distinct customers with at least one purchase in the month
+--   repeat_buyers: of those, customers who had bought before the month or bought twice or more in it
 --   orders: completed orders in the month
---   revenue_usd: revenue of those orders, USD
---   marketing_spend_usd: marketing spend in the month, USD; null when the marketing_spend input is absent
---   cac_usd: marketing_spend_usd / new_customers; null without new customers or without the marketing_spend input (on '(all)' rows: blended over every channel, organic included)
---   arpu_usd: revenue_usd / active_customers; null without active customers
---   repeat_purchase_rate: customers with two or more purchases by the month's end / customers with at least one
---   monthly_churn_rate: customers whose last purchase was exactly churn_lapse_months months before this month (and none since) / customers with a purchase in the churn_lapse_months months before this month
---   retention_6m: of the cohort acquired 6 months before this month, the share with a second purchase by the end of this month
---   ltv_12m_usd: of the cohort acquired 12 months before this month, revenue in its first 12 months (months 0 to 11) per customer, USD
---   ltv_to_cac: ltv_12m_usd / the CAC of that same cohort's month
---   dau: logged-in customers with a session, averaged over the days of the month up to the run date; null without the sessions input
---   mau: distinct logged-in customers with a session in the month; null without the sessions input
---   dau_mau: dau / mau
---   invite_share_rate: distinct customers who sent an invite in the month / active_customers; null without the invites input
---   invite_conversion: invites sent in the month and accepted by the run date / invites sent in the month
---   roas: revenue_usd / marketing_spend_usd (revenue of the month's buyers of that acquisition channel per dollar spent on it)
---   delivered_within_7d_share: of shipped orders placed in the month whose 7 days have passed by the run date's end, the share delivered within 7 days of the order; null while none has (counting only fast deliveries of recent orders would bias it up)
---   avg_delivery_days: average days from order to delivery over delivered orders placed in the month
+--   revenue_cents: revenue of those orders, US cents
+--   spend_cents: marketing spend in the month, US cents
+--   churn_base: customers with a purchase in the churn_lapse_months months before this month
+--   churned: of those, customers whose last purchase was exactly churn_lapse_months months before this month (and none since)
+--   cohort_6m_size: customers acquired 6 months before this month
+--   cohort_6m_active: of those, customers with a purchase in this month (month 6 of the cohort)
+--   cohort_6m_repeat: of those, customers with a second purchase by the end of this month
+--   cohort_12m_size: customers acquired 12 months before this month
+--   cohort_12m_revenue_cents: their revenue in their first 12 months (months 0 to 11), US cents
+--   cohort_12m_spend_cents: marketing spend in their acquisition month, US cents
+--   session_customer_days: (customer, day) pairs with a logged-in session in the month
+--   mau: distinct logged-in customers with a session in the month, buyers or not
+--   invites_sent: invites sent in the month
+--   invites_accepted: of those, accepted by the run date
+--   sharers: distinct customers who sent an invite in the month
+--   active_sharers: distinct customers who sent an invite in the month and bought in it
+--   delivery_known: completed orders placed in the month whose 7 days have passed by the run date's end
+--   delivered_within_7d: of those, delivered within 7 days of the order
+--   delivered: completed orders placed in the month and delivered by the run date
+--   delivery_micros_sum: microseconds from order to delivery, summed over those delivered
 with customers_in as (
     select
         customer_id, market, acquisition_channel as channel, acquisition_month_index, second_purchase_ts,
@@ -42,16 +49,30 @@ customer_months as (
 ),
 
 spend_in as (
-    select spend_date, market, channel, cast(round(spend_usd * 100) as bigint) as spend_cents
+    select
+        cast(date_part('year', spend_date) as int) * 12 + cast(date_part('month', spend_date) as int) - 1 as month_index,
+        market,
+        channel,
+        cast(round(spend_usd * 100) as bigint) as spend_cents
     from marketing_spend
 ),
 
 invites_in as (
-    select inviter_customer_id, sent_ts, accepted_ts from invites
+    select
+        inviter_customer_id,
+        cast(date_part('year', sent_ts) as int) * 12 + cast(date_part('month', sent_ts) as int) - 1 as month_index,
+        accepted_ts
+    from invites
 ),
 
 months as (
-    select month_start, month_index, days_in_period from calendar_months
+    select
+        calendar_months.month_start,
+        calendar_months.month_index,
+        calendar_months.days_in_period,
+        calendar_months.month_start + interval '1 month' <= run_context.run_date + interval '1 day' as period_complete
+    from calendar_months
+    cross join run_context
 ),
 
 lapse as (
@@ -65,18 +86,17 @@ lapse_steps as (
     where numbers.n between 1 and lapse.churn_lapse_months
 ),
 
-inputs_present as (
-    select has_sessions, has_marketing_spend, has_invites, has_shipments from run_context
-),
-
+-- Every known customer's (market, channel), buyers or not: logged-in visitors count in MAU.
 segments as (
-    select distinct market, channel from customers_in
+    select distinct market, acquisition_channel as channel from stg_customers
     union
     select distinct market, channel from spend_in
 ),
 
 grid as (
-    select months.month_start, months.month_index, months.days_in_period, segments.market, segments.channel
+    select
+        months.month_start, months.month_index, months.days_in_period, months.period_complete,
+        segments.market, segments.channel
     from months
     cross join segments
 ),
@@ -87,24 +107,14 @@ acquisitions as (
     group by acquisition_month_index, market, channel
 ),
 
-second_purchases as (
-    select
-        cast(date_part('year', second_purchase_ts) as int) * 12 + cast(date_part('month', second_purchase_ts) as int) - 1
-            as month_index,
-        market,
-        channel,
-        count(*) as second_purchases
-    from customers_in
-    where second_purchase_ts is not null
-    group by 1, 2, 3
-),
-
 activity as (
     select
         activity_month_index as month_index,
         market,
         channel,
         count(*) as active_customers,
+        sum(case when months_since > 0 or orders >= 2 then 1 else 0 end) as repeat_buyers,
+        sum(case when months_since = 6 then 1 else 0 end) as cohort_6m_active,
         sum(orders) as orders,
         sum(revenue_cents) as revenue_cents
     from customer_months
@@ -112,13 +122,9 @@ activity as (
 ),
 
 spend as (
-    select
-        cast(date_part('year', spend_date) as int) * 12 + cast(date_part('month', spend_date) as int) - 1 as month_index,
-        market,
-        channel,
-        sum(spend_cents) as spend_cents
+    select month_index, market, channel, sum(spend_cents) as spend_cents
     from spend_in
-    group by 1, 2, 3
+    group by month_index, market, channel
 ),
 
 -- A month with a purchase keeps the customer in the churn base for the lapse months after it,
@@ -161,7 +167,7 @@ retention as (
                     then 1
                 else 0
             end
-        ) as cohort_6m_retained
+        ) as cohort_6m_repeat
     from customers_in
     group by 1, 2, 3
 ),
@@ -193,8 +199,7 @@ engagement as (
 
 referrals as (
     select
-        cast(date_part('year', invites_in.sent_ts) as int) * 12 + cast(date_part('month', invites_in.sent_ts) as int) - 1
-            as month_index,
+        invites_in.month_index,
         customers_in.market,
         customers_in.channel,
         count(*) as invites_sent,
@@ -202,6 +207,21 @@ referrals as (
         count(distinct invites_in.inviter_customer_id) as sharers
     from invites_in
     join customers_in on invites_in.inviter_customer_id = customers_in.customer_id
+    group by 1, 2, 3
+),
+
+-- Sharers who also bought in the month: the numerator of the invite share rate, a subset of the
+-- month's buyers.
+buying_sharers as (
+    select
+        customer_months.activity_month_index as month_index,
+        customer_months.market,
+        customer_months.channel,
+        count(*) as active_sharers
+    from (select distinct inviter_customer_id, month_index from invites_in) as sent
+    join customer_months
+        on sent.inviter_customer_id = customer_months.customer_id
+        and sent.month_index = customer_months.activity_month_index
     group by 1, 2, 3
 ),
 
@@ -223,24 +243,27 @@ base as (
         grid.month_start,
         grid.month_index,
         grid.days_in_period,
+        grid.period_complete,
         grid.market,
         grid.channel,
         coalesce(acquisitions.new_customers, 0) as new_customers,
-        coalesce(second_purchases.second_purchases, 0) as second_purchases,
         coalesce(activity.active_customers, 0) as active_customers,
+        coalesce(activity.repeat_buyers, 0) as repeat_buyers,
+        coalesce(activity.cohort_6m_active, 0) as cohort_6m_active,
         coalesce(activity.orders, 0) as orders,
         coalesce(activity.revenue_cents, 0) as revenue_cents,
         coalesce(spend.spend_cents, 0) as spend_cents,
         coalesce(churn.churn_base, 0) as churn_base,
         coalesce(churn.churned, 0) as churned,
         coalesce(retention.cohort_6m_size, 0) as cohort_6m_size,
-        coalesce(retention.cohort_6m_retained, 0) as cohort_6m_retained,
+        coalesce(retention.cohort_6m_repeat, 0) as cohort_6m_repeat,
         coalesce(ltv.cohort_12m_revenue_cents, 0) as cohort_12m_revenue_cents,
         coalesce(engagement.customer_days, 0) as customer_days,
         coalesce(engagement.mau, 0) as mau,
         coalesce(referrals.invites_sent, 0) as invites_sent,
         coalesce(referrals.invites_accepted, 0) as invites_accepted,
         coalesce(referrals.sharers, 0) as sharers,
+        coalesce(buying_sharers.active_sharers, 0) as active_sharers,
         coalesce(delivery.delivery_known, 0) as delivery_known,
         coalesce(delivery.delivered_within_7d, 0) as delivered_within_7d,
         coalesce(delivery.delivered, 0) as delivered,
@@ -248,8 +271,6 @@ base as (
     from grid
     left join acquisitions
         on grid.month_index = acquisitions.month_index and grid.market = acquisitions.market and grid.channel = acquisitions.channel
-    left join second_purchases
-        on grid.month_index = second_purchases.month_index and grid.market = second_purchases.market and grid.channel = second_purchases.channel
     left join activity
         on grid.month_index = activity.month_index and grid.market = activity.market and grid.channel = activity.channel
     left join spend
@@ -264,6 +285,9 @@ base as (
         on grid.month_index = engagement.month_index and grid.market = engagement.market and grid.channel = engagement.channel
     left join referrals
         on grid.month_index = referrals.month_index and grid.market = referrals.market and grid.channel = referrals.channel
+    left join buying_sharers
+        on grid.month_index = buying_sharers.month_index and grid.market = buying_sharers.market
+        and grid.channel = buying_sharers.channel
     left join delivery
         on grid.month_index = delivery.month_index and grid.market = delivery.market and grid.channel = delivery.channel
 ),
@@ -273,85 +297,78 @@ rolled_up as (
         month_start,
         month_index,
         days_in_period,
+        period_complete,
         case when grouping(market) = 1 then '(all)' else market end as market,
         case when grouping(channel) = 1 then '(all)' else channel end as channel,
         sum(new_customers) as new_customers,
-        sum(second_purchases) as second_purchases,
         sum(active_customers) as active_customers,
+        sum(repeat_buyers) as repeat_buyers,
+        sum(cohort_6m_active) as cohort_6m_active,
         sum(orders) as orders,
         sum(revenue_cents) as revenue_cents,
         sum(spend_cents) as spend_cents,
         sum(churn_base) as churn_base,
         sum(churned) as churned,
         sum(cohort_6m_size) as cohort_6m_size,
-        sum(cohort_6m_retained) as cohort_6m_retained,
+        sum(cohort_6m_repeat) as cohort_6m_repeat,
         sum(cohort_12m_revenue_cents) as cohort_12m_revenue_cents,
         sum(customer_days) as customer_days,
         sum(mau) as mau,
         sum(invites_sent) as invites_sent,
         sum(invites_accepted) as invites_accepted,
         sum(sharers) as sharers,
+        sum(active_sharers) as active_sharers,
         sum(delivery_known) as delivery_known,
         sum(delivered_within_7d) as delivered_within_7d,
         sum(delivered) as delivered,
         sum(delivery_micros_sum) as delivery_micros_sum
     from base
     group by grouping sets (
-        (month_start, month_index, days_in_period, market, channel),
-        (month_start, month_index, days_in_period, market),
-        (month_start, month_index, days_in_period, channel),
-        (month_start, month_index, days_in_period)
+        (month_start, month_index, days_in_period, period_complete, market, channel),
+        (month_start, month_index, days_in_period, period_complete, market),
+        (month_start, month_index, days_in_period, period_complete, channel),
+        (month_start, month_index, days_in_period, period_complete)
     )
 ),
 
 with_history as (
     select
         *,
-        sum(new_customers) over to_date as customers_to_date,
-        sum(second_purchases) over to_date as repeat_customers_to_date,
         lag(new_customers, 12) over by_month as cohort_12m_size,
         lag(spend_cents, 12) over by_month as cohort_12m_spend_cents
     from rolled_up
-    window
-        to_date as (partition by market, channel order by month_index rows between unbounded preceding and current row),
-        by_month as (partition by market, channel order by month_index)
-),
-
-kpis as (
-    select
-        month_start,
-        market,
-        channel,
-        new_customers,
-        active_customers,
-        orders,
-        revenue_cents / 100.0 as revenue_usd,
-        case when has_marketing_spend then spend_cents / 100.0 end as marketing_spend_usd,
-        case when has_marketing_spend and new_customers > 0 then spend_cents / 100.0 / new_customers end as cac_usd,
-        case when active_customers > 0 then revenue_cents / 100.0 / active_customers end as arpu_usd,
-        case when customers_to_date > 0 then cast(repeat_customers_to_date as double) / customers_to_date end
-            as repeat_purchase_rate,
-        case when churn_base > 0 then cast(churned as double) / churn_base end as monthly_churn_rate,
-        case when cohort_6m_size > 0 then cast(cohort_6m_retained as double) / cohort_6m_size end as retention_6m,
-        case when cohort_12m_size > 0 then cohort_12m_revenue_cents / 100.0 / cohort_12m_size end as ltv_12m_usd,
-        case
-            when has_marketing_spend and cohort_12m_size > 0 and cohort_12m_spend_cents > 0
-                then (cast(cohort_12m_revenue_cents as double) / cohort_12m_size)
-                    / (cast(cohort_12m_spend_cents as double) / cohort_12m_size)
-        end as ltv_to_cac,
-        case when has_sessions then cast(customer_days as double) / days_in_period end as dau,
-        case when has_sessions then mau end as mau,
-        case when mau > 0 then cast(customer_days as double) / days_in_period / mau end as dau_mau,
-        case when has_invites and active_customers > 0 then cast(sharers as double) / active_customers end
-            as invite_share_rate,
-        case when invites_sent > 0 then cast(invites_accepted as double) / invites_sent end as invite_conversion,
-        case when spend_cents > 0 then cast(revenue_cents as double) / spend_cents end as roas,
-        case when delivery_known > 0 then cast(delivered_within_7d as double) / delivery_known end
-            as delivered_within_7d_share,
-        case when delivered > 0 then delivery_micros_sum / 86400000000.0 / delivered end as avg_delivery_days
-    from with_history
-    cross join inputs_present
+    window by_month as (partition by market, channel order by month_index)
 )
 
-select * from kpis
-order by month_start, market, channel
+select
+    month_start as period_start,
+    market,
+    channel,
+    period_complete,
+    days_in_period,
+    new_customers,
+    active_customers,
+    repeat_buyers,
+    orders,
+    revenue_cents,
+    spend_cents,
+    churn_base,
+    churned,
+    cohort_6m_size,
+    cohort_6m_active,
+    cohort_6m_repeat,
+    cohort_12m_size,
+    cohort_12m_revenue_cents,
+    cohort_12m_spend_cents,
+    customer_days as session_customer_days,
+    mau,
+    invites_sent,
+    invites_accepted,
+    sharers,
+    active_sharers,
+    delivery_known,
+    delivered_within_7d,
+    delivered,
+    delivery_micros_sum
+from with_history
+order by period_start, market, channel

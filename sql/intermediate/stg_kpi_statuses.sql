@@ -18,13 +18,9 @@
 --   invite_share_status: status of invite_share_rate
 --   delivered_within_7d_status: status of delivered_within_7d_share
 with measures as (
-    select 'month' as period_grain, month_start as period_start, market, channel,
+    select period_grain, period_start, market, channel,
         cac_usd, ltv_to_cac, monthly_churn_rate, retention_6m, repeat_purchase_rate, dau_mau, invite_share_rate, delivered_within_7d_share
-    from stg_kpi_monthly_measures
-    union all
-    select 'day', day, market, channel,
-        cac_usd, ltv_to_cac, monthly_churn_rate, retention_6m, repeat_purchase_rate, dau_mau, invite_share_rate, delivered_within_7d_share
-    from stg_kpi_daily_measures
+    from stg_kpi_measures
 ),
 
 thresholds as (

@@ -3,7 +3,9 @@
 -- Budget rule: within a (month, market), a channel whose roi is under roi_threshold
 -- (sql/growth.toml) is told 'decrease'; a channel at or over it is told 'increase' when some
 -- channel of the same month and market is under it (there is budget to move), else 'keep'.
--- No recommendation without spend.
+-- No recommendation without spend, nor while the month's 90-day revenue window is open: a recent
+-- month's revenue is not all in yet, and judging it early would push every recent month toward
+-- 'decrease'.
 -- grain: one row per (month_start, market, channel) with spend or new customers
 -- materialized: table
 -- columns:
@@ -16,12 +18,12 @@
 --   ctr: clicks / impressions; null without impressions
 --   cpc_usd: spend_usd / clicks; null without clicks
 --   new_customers: customers whose first purchase falls in the month, acquired through the channel
---   cac_usd: spend_usd / new_customers; null without new customers or spend input
+--   cac_usd: spend_usd / new_customers; null without spend (no paid acquisition) or without new customers
 --   revenue_90d_usd: revenue of those new customers in the 90 days from their first purchase (as of the run date), USD
 --   revenue_window_complete: whether 90 days have passed since the end of the month by the run date, so revenue_90d_usd is final
---   roas: revenue_90d_usd / spend_usd; null without spend
+--   roas_90d: revenue_90d_usd / spend_usd, the ROAS of the month's cohort; null without spend (kpi_monthly.blended_roas is revenue of all buyers / spend)
 --   roi: (revenue_90d_usd - spend_usd) / spend_usd; null without spend
---   budget_recommendation: increase, keep or decrease by the rule above; null without spend
+--   budget_recommendation: increase, keep or decrease by the rule above; null without spend or while revenue_window_complete is false
 with customers_in as (
     select customer_id, market, acquisition_channel as channel, acquisition_month, first_purchase_ts
     from stg_customers
@@ -106,14 +108,14 @@ measured as (
         case when combined.clicks > 0 then combined.spend_cents / 100.0 / combined.clicks end as cpc_usd,
         combined.new_customers,
         case
-            when run_end.has_marketing_spend and combined.new_customers > 0
+            when run_end.has_marketing_spend and combined.spend_cents > 0 and combined.new_customers > 0
                 then combined.spend_cents / 100.0 / combined.new_customers
         end as cac_usd,
         combined.revenue_90d_cents / 100.0 as revenue_90d_usd,
         cast(combined.month_start + interval '1 month' + interval '90 days' as timestamp) <= run_end.run_end_ts
             as revenue_window_complete,
         case when combined.spend_cents > 0 then cast(combined.revenue_90d_cents as double) / combined.spend_cents end
-            as roas,
+            as roas_90d,
         case
             when combined.spend_cents > 0
                 then cast(combined.revenue_90d_cents - combined.spend_cents as double) / combined.spend_cents
@@ -137,10 +139,10 @@ select
     cac_usd,
     revenue_90d_usd,
     revenue_window_complete,
-    roas,
+    roas_90d,
     roi,
     case
-        when roi is null then null
+        when roi is null or not revenue_window_complete then null
         when roi < roi_threshold then 'decrease'
         when min(roi) over (partition by month_start, market) < roi_threshold then 'increase'
         else 'keep'

@@ -1,36 +1,38 @@
 -- The daily KPI scorecard: the same KPIs as kpi_monthly, per day, market and channel, with
 -- roll-ups and statuses (thresholds: sql/growth.toml). Flows (customers, orders, revenue, spend,
 -- invites, deliveries) are those of the day; rates that need history look back from the day:
--- churn over the 30 days ending that day, retention of the customers acquired 182 days before,
--- LTV of those acquired 365 days before, MAU over the 30 days ending that day. Customer measures
--- use the customer's market and acquisition channel; spend uses the spend's. Roll-up rows carry
--- market and/or channel '(all)'.
+-- churn and MAU over the 30 days ending that day, retention and LTV of the customers acquired in
+-- the 30 days ending 182 and 365 days before (one day's cohort is too few customers to steer by).
+-- Customer measures use the customer's market and acquisition channel; spend uses the spend's.
+-- Roll-up rows carry market and/or channel '(all)'. Every formula is written once, in
+-- intermediate/stg_kpi_measures.sql, for this scorecard and kpi_monthly.
 -- grain: one row per (day, market, channel), every day from the first order to the run date
 -- materialized: table
 -- columns:
 --   day: the UTC calendar day
 --   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows
 --   channel: acquisition channel (customers) and spend channel (spend), or '(all)' on roll-up rows
---   new_customers: customers whose first purchase was that day
---   active_customers: distinct customers with a purchase that day
---   orders: completed orders that day
+--   new_customers: customers whose first purchase falls in the day
+--   active_customers: distinct customers with a purchase in the day
+--   orders: completed orders in the day
 --   revenue_usd: revenue of those orders, USD
---   marketing_spend_usd: marketing spend that day, USD; null when the marketing_spend input is absent
---   cac_usd: marketing_spend_usd / new_customers; null without new customers or without the marketing_spend input
---   arpu_usd: revenue_usd / active_customers; null without active customers
---   repeat_purchase_rate: customers with two or more purchases by the day's end / customers with at least one
+--   marketing_spend_usd: marketing spend in the day, USD; null without the marketing_spend input
+--   cac_usd: marketing spend / new customers; null where nothing was spent (no paid acquisition) or no one was acquired; '(all)' rows blend all spend over all new customers, organic included
+--   arpu_usd: revenue_usd / active_customers
+--   repeat_purchase_rate: share of the day's buyers who had bought before or bought twice in it
 --   monthly_churn_rate: customers whose lapse (churn_lapse_months * 30 days without a purchase) completed in the 30 days ending that day / customers with a purchase in the lapse before those 30 days began
---   retention_6m: of the customers acquired 182 days before, the share with a second purchase by the end of the day
---   ltv_12m_usd: of the customers acquired 365 days before, revenue in their first 365 days per customer, USD
---   ltv_to_cac: ltv_12m_usd / the CAC of that same acquisition day
---   dau: distinct logged-in customers with a session that day; null without the sessions input
---   mau: distinct logged-in customers with a session in the 30 days ending that day; null without the sessions input
+--   retention_6m: share of the customers acquired in the 30 days ending 182 days before with a purchase in days 153 to 182 after their first
+--   repeat_within_6m: share of that cohort with a second purchase within 6 months (no threshold)
+--   ltv_12m_usd: revenue in their first 365 days per customer of those acquired in the 30 days ending 365 days before, USD
+--   ltv_to_cac: that cohort's first-year revenue / the marketing spend of its acquisition days; null without spend
+--   dau: distinct logged-in customers (buyers or not) with a session that day; null without the sessions input
+--   mau: distinct logged-in customers (buyers or not) with a session in the 30 days ending that day; null without the sessions input
 --   dau_mau: dau / mau
---   invite_share_rate: distinct customers who sent an invite that day / active_customers; null without the invites input
---   invite_conversion: invites sent that day and accepted by the run date / invites sent that day
---   roas: revenue_usd / marketing_spend_usd
---   delivered_within_7d_share: of shipped orders placed that day whose 7 days have passed by the run date's end, the share delivered within 7 days of the order; null while none has (counting only fast deliveries of recent orders would bias it up)
---   avg_delivery_days: average days from order to delivery over delivered orders placed that day
+--   invite_share_rate: share of the day's buyers who sent an invite in it; null without the invites input
+--   invite_conversion: invites sent in the day and accepted by the run date / invites sent in the day
+--   blended_roas: revenue of all the day's buyers / marketing spend of the day (channel_performance.roas_90d is the per-cohort ROAS)
+--   delivered_within_7d_share: of completed orders placed in the day whose 7 days have passed, the share delivered within 7 days (an order not shipped by then counts as late); null without the shipments input
+--   avg_delivery_days: average days from order to delivery over delivered orders placed in the day; null without the shipments input
 --   cac_status: green, yellow or red against the cac_usd thresholds; null when cac_usd is null
 --   ltv_to_cac_status: status of ltv_to_cac
 --   monthly_churn_status: status of monthly_churn_rate
@@ -40,7 +42,15 @@
 --   invite_share_status: status of invite_share_rate
 --   delivered_within_7d_status: status of delivered_within_7d_share
 with kpis as (
-    select * from stg_kpi_daily_measures
+    select
+        period_start as day,
+        market,
+        channel,
+        new_customers, active_customers, orders, revenue_usd, marketing_spend_usd, cac_usd, arpu_usd,
+        repeat_purchase_rate, monthly_churn_rate, retention_6m, repeat_within_6m, ltv_12m_usd, ltv_to_cac, dau, mau, dau_mau,
+        invite_share_rate, invite_conversion, blended_roas, delivered_within_7d_share, avg_delivery_days
+    from stg_kpi_measures
+    where period_grain = 'day'
 ),
 
 statuses as (

@@ -4,33 +4,36 @@
 -- Customer measures use the customer's market and acquisition channel; spend uses the spend's
 -- market and channel. Roll-up rows carry market and/or channel '(all)'; because each customer
 -- has one market and one channel, their counts are sums of the detail rows. The month of the run
--- date is partial: it runs to the end of the run date.
+-- date is partial: it runs to the end of the run date (period_complete false). Every formula is
+-- written once, in intermediate/stg_kpi_measures.sql, for this scorecard and kpi_daily.
 -- grain: one row per (month_start, market, channel), every month from the first order to the run date
 -- materialized: table
 -- columns:
 --   month_start: first day of the UTC calendar month
 --   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows
 --   channel: acquisition channel (customers) and spend channel (spend), or '(all)' on roll-up rows
+--   period_complete: whether the month ended by the run date's end: the run date's month is partial
 --   new_customers: customers whose first purchase falls in the month
---   active_customers: distinct customers with at least one purchase in the month
+--   active_customers: distinct customers with a purchase in the month
 --   orders: completed orders in the month
 --   revenue_usd: revenue of those orders, USD
---   marketing_spend_usd: marketing spend in the month, USD; null when the marketing_spend input is absent
---   cac_usd: marketing_spend_usd / new_customers; null without new customers or without the marketing_spend input (on '(all)' rows: blended over every channel, organic included)
---   arpu_usd: revenue_usd / active_customers; null without active customers
---   repeat_purchase_rate: customers with two or more purchases by the month's end / customers with at least one
---   monthly_churn_rate: customers whose last purchase was exactly churn_lapse_months months before this month (and none since) / customers with a purchase in the churn_lapse_months months before this month
---   retention_6m: of the cohort acquired 6 months before this month, the share with a second purchase by the end of this month
---   ltv_12m_usd: of the cohort acquired 12 months before this month, revenue in its first 12 months (months 0 to 11) per customer, USD
---   ltv_to_cac: ltv_12m_usd / the CAC of that same cohort's month
---   dau: logged-in customers with a session, averaged over the days of the month up to the run date; null without the sessions input
---   mau: distinct logged-in customers with a session in the month; null without the sessions input
+--   marketing_spend_usd: marketing spend in the month, USD; null without the marketing_spend input
+--   cac_usd: marketing spend / new customers; null where nothing was spent (no paid acquisition) or no one was acquired; '(all)' rows blend all spend over all new customers, organic included
+--   arpu_usd: revenue_usd / active_customers
+--   repeat_purchase_rate: share of the month's buyers who had bought before or bought twice in it
+--   monthly_churn_rate: customers whose last purchase was exactly churn_lapse_months months before this month (and none since) / customers with a purchase in the churn_lapse_months months before it; null while the month is partial
+--   retention_6m: share of the cohort acquired 6 months before this month with a purchase in this month (its month 6, as in cohort_retention)
+--   repeat_within_6m: share of that cohort with a second purchase within 6 months (no threshold)
+--   ltv_12m_usd: revenue in their first 12 months per customer of the cohort acquired 12 months before, USD
+--   ltv_to_cac: that cohort's first-year revenue / the marketing spend of its acquisition months; null without spend
+--   dau: logged-in customers (buyers or not) with a session, averaged over the days of the month up to the run date; null without the sessions input
+--   mau: distinct logged-in customers (buyers or not) with a session in the month; null without the sessions input
 --   dau_mau: dau / mau
---   invite_share_rate: distinct customers who sent an invite in the month / active_customers; null without the invites input
+--   invite_share_rate: share of the month's buyers who sent an invite in it; null without the invites input
 --   invite_conversion: invites sent in the month and accepted by the run date / invites sent in the month
---   roas: revenue_usd / marketing_spend_usd (revenue of the month's buyers of that acquisition channel per dollar spent on it)
---   delivered_within_7d_share: of shipped orders placed in the month whose 7 days have passed by the run date's end, the share delivered within 7 days of the order; null while none has (counting only fast deliveries of recent orders would bias it up)
---   avg_delivery_days: average days from order to delivery over delivered orders placed in the month
+--   blended_roas: revenue of all the month's buyers / marketing spend of the month (channel_performance.roas_90d is the per-cohort ROAS)
+--   delivered_within_7d_share: of completed orders placed in the month whose 7 days have passed, the share delivered within 7 days (an order not shipped by then counts as late); null without the shipments input
+--   avg_delivery_days: average days from order to delivery over delivered orders placed in the month; null without the shipments input
 --   cac_status: green, yellow or red against the cac_usd thresholds; null when cac_usd is null
 --   ltv_to_cac_status: status of ltv_to_cac
 --   monthly_churn_status: status of monthly_churn_rate
@@ -40,7 +43,15 @@
 --   invite_share_status: status of invite_share_rate
 --   delivered_within_7d_status: status of delivered_within_7d_share
 with kpis as (
-    select * from stg_kpi_monthly_measures
+    select
+        period_start as month_start,
+        market,
+        channel,
+        period_complete, new_customers, active_customers, orders, revenue_usd, marketing_spend_usd, cac_usd, arpu_usd,
+        repeat_purchase_rate, monthly_churn_rate, retention_6m, repeat_within_6m, ltv_12m_usd, ltv_to_cac, dau, mau, dau_mau,
+        invite_share_rate, invite_conversion, blended_roas, delivered_within_7d_share, avg_delivery_days
+    from stg_kpi_measures
+    where period_grain = 'month'
 ),
 
 statuses as (

@@ -1,7 +1,9 @@
 -- The referral funnel: invites sent, how many customers share, how many invites turn into
 -- customers, and the viral k-factor. Invites count in the month they were sent, by the
 -- inviter's market and the share channel; an invite counts as accepted when accepted by the
--- run date.
+-- run date. The share rate counts sharers who also bought in the month, so it is a share of the
+-- month's buyers, as kpi_monthly's invite_share_rate; the k-factor counts new buyers, not
+-- acceptances (an accepted invite that never leads to a purchase brings nobody).
 -- grain: one row per (month_start, market, share_channel) with at least one invite sent or one referred customer acquired
 -- materialized: table
 -- columns:
@@ -10,12 +12,13 @@
 --   share_channel: how the invite was shared (whatsapp, line, link, ...)
 --   invites_sent: invites sent in the month
 --   sharers: distinct customers who sent at least one of those invites
+--   buying_sharers: of those, customers who also bought in the month
 --   active_customers: distinct customers of the market with a purchase in the month (all share channels)
---   share_rate: sharers / active_customers; null without active customers
+--   share_rate: buying_sharers / active_customers, at most 1; null without active customers
 --   invites_accepted: invites sent in the month and accepted by the run date
 --   invite_conversion: invites_accepted / invites_sent; null without invites
---   referred_new_customers: customers acquired (first purchase) in the month whose accepted invite came through this share channel
---   k_factor: invites sent per active customer times invite_conversion, i.e. invites_accepted / active_customers: new customers each active customer brings in
+--   referred_new_customers: customers acquired (first purchase) in the month whose first accepted invite (by accepted_ts) came through this share channel
+--   k_factor: referred_new_customers / active_customers: new buying customers each active customer brought in through invites
 with customers_in as (
     select customer_id, market, acquisition_month
     from stg_customers
@@ -52,12 +55,35 @@ referred as (
         count(*) as referred_new_customers
     from customers_in
     join (
-        select invitee_customer_id, min(share_channel) as share_channel
-        from invites_in
-        where accepted_ts is not null
-        group by invitee_customer_id
+        select invitee_customer_id, share_channel
+        from (
+            select
+                invitee_customer_id,
+                share_channel,
+                row_number() over (partition by invitee_customer_id order by accepted_ts, invite_id) as acceptance
+            from invites_in
+            where accepted_ts is not null and invitee_customer_id is not null
+        ) as acceptances
+        where acceptance = 1
     ) as first_accepted
         on customers_in.customer_id = first_accepted.invitee_customer_id
+    group by 1, 2, 3
+),
+
+buying_sharers as (
+    select
+        sent_by.month_start,
+        customer_months.market,
+        sent_by.share_channel,
+        count(*) as buying_sharers
+    from (
+        select distinct
+            cast(date_trunc('month', sent_ts) as date) as month_start, inviter_customer_id, share_channel
+        from invites_in
+    ) as sent_by
+    join customer_months
+        on sent_by.inviter_customer_id = customer_months.customer_id
+        and sent_by.month_start = customer_months.activity_month
     group by 1, 2, 3
 ),
 
@@ -89,17 +115,24 @@ select
     funnel.share_channel,
     funnel.invites_sent,
     funnel.sharers,
+    coalesce(buying_sharers.buying_sharers, 0) as buying_sharers,
     coalesce(active.active_customers, 0) as active_customers,
-    case when active.active_customers > 0 then cast(funnel.sharers as double) / active.active_customers end
-        as share_rate,
+    case
+        when active.active_customers > 0
+            then cast(coalesce(buying_sharers.buying_sharers, 0) as double) / active.active_customers
+    end as share_rate,
     funnel.invites_accepted,
     case when funnel.invites_sent > 0 then cast(funnel.invites_accepted as double) / funnel.invites_sent end
         as invite_conversion,
     funnel.referred_new_customers,
-    case when active.active_customers > 0 then cast(funnel.invites_accepted as double) / active.active_customers end
+    case when active.active_customers > 0 then cast(funnel.referred_new_customers as double) / active.active_customers end
         as k_factor
 from funnel
 left join active
     on funnel.month_start = active.month_start
     and funnel.market = active.market
+left join buying_sharers
+    on funnel.month_start = buying_sharers.month_start
+    and funnel.market = buying_sharers.market
+    and funnel.share_channel = buying_sharers.share_channel
 order by funnel.month_start, funnel.market, funnel.share_channel

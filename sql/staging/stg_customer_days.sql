@@ -8,6 +8,7 @@
 --   channel: the customer's acquisition channel (from stg_customers)
 --   day_number: the purchase day, in days since 1970-01-01
 --   next_day_number: the customer's next purchase day; null if none yet
+--   days_since: days since the customer's first purchase day (0 on that day)
 --   orders: completed orders that day
 --   revenue_cents: revenue of those orders, US cents (exact)
 with purchases as (
@@ -32,6 +33,7 @@ select
     customers_in.channel,
     daily.day_number,
     lead(daily.day_number) over (partition by daily.customer_id order by daily.day_number) as next_day_number,
+    daily.day_number - min(daily.day_number) over (partition by daily.customer_id) as days_since,
     daily.orders,
     daily.revenue_cents
 from daily

@@ -1,8 +1,9 @@
--- Delivery outcome of each shipped purchase: the one place the 7-day rule is written, read by
--- both KPI scorecards. An order's 7-day outcome is known once 7 days have passed since it was
--- placed (by the run date's end); only then does it count, so recent orders, of which only the
--- fast deliveries are visible yet, do not bias the share up.
--- grain: one row per shipped completed order of a customer with a purchase
+-- Delivery outcome of each purchase: the one place the 7-day rule is written, read by both KPI
+-- scorecards. An order's 7-day outcome is known once 7 days have passed since it was placed (by
+-- the run date's end); only then does it count, so recent orders, of which only the fast
+-- deliveries are visible yet, do not bias the share up. An order with no shipment 7 days on was
+-- not delivered within 7 days: leaving it out would bias the share up too.
+-- grain: one row per completed order (of a customer with a purchase)
 -- materialized: table
 -- columns:
 --   order_id: the order
@@ -11,12 +12,13 @@
 --   channel: the customer's acquisition channel (from stg_customers)
 --   order_day_number: the UTC day the order was placed, in days since 1970-01-01
 --   order_month_index: months since year 0 of the order's month (year * 12 + month - 1)
+--   shipped: 1 when the shipments input holds the order, else 0
 --   outcome_known: 1 when 7 days have passed since the order by the run date's end, else 0
 --   delivered_within_7d: 1 when the outcome is known and it was delivered within 7 days of the order, else 0
 --   delivered: 1 when delivered by the run date, else 0
 --   delivery_micros: microseconds from order to delivery; null while not delivered
-with shipped as (
-    -- Shipments of completed orders, joined on order_id as an aggregation over a union: both
+with completed_orders as (
+    -- Completed orders with their shipment, if any, joined on order_id as an aggregation over a union: both
     -- sides hold one row per order_id (the duplicate_key rule sets copies aside), and an
     -- aggregation spills to disk under a memory cap where a hash join's build side cannot
     -- (1.3 GB + 0.8 GB for 40M orders and shipments).
@@ -24,7 +26,8 @@ with shipped as (
         order_id,
         max(customer_id) as customer_id,
         max(order_ts) as order_ts,
-        max(delivered_ts) as delivered_ts
+        max(delivered_ts) as delivered_ts,
+        max(from_shipments) as shipped
     from (
         select order_id, customer_id, order_ts, null as delivered_ts, 1 as from_orders, 0 as from_shipments
         from orders
@@ -34,7 +37,7 @@ with shipped as (
         from shipments
     ) as both_sides
     group by order_id
-    having max(from_orders) = 1 and max(from_shipments) = 1
+    having max(from_orders) = 1
 ),
 
 customers_in as (
@@ -48,24 +51,25 @@ run_end as (
 )
 
 select
-    shipped.order_id,
-    shipped.customer_id,
+    completed_orders.order_id,
+    completed_orders.customer_id,
     customers_in.market,
     customers_in.channel,
-    cast(cast(shipped.order_ts as date) as int) as order_day_number,
-    cast(date_part('year', shipped.order_ts) as int) * 12 + cast(date_part('month', shipped.order_ts) as int) - 1
+    cast(cast(completed_orders.order_ts as date) as int) as order_day_number,
+    cast(date_part('year', completed_orders.order_ts) as int) * 12 + cast(date_part('month', completed_orders.order_ts) as int) - 1
         as order_month_index,
-    case when shipped.order_ts <= run_end.run_end_ts - interval '7 days' then 1 else 0 end as outcome_known,
+    completed_orders.shipped,
+    case when completed_orders.order_ts <= run_end.run_end_ts - interval '7 days' then 1 else 0 end as outcome_known,
     case
-        when shipped.order_ts <= run_end.run_end_ts - interval '7 days'
-            and shipped.delivered_ts <= shipped.order_ts + interval '7 days'
+        when completed_orders.order_ts <= run_end.run_end_ts - interval '7 days'
+            and completed_orders.delivered_ts <= completed_orders.order_ts + interval '7 days'
             then 1
         else 0
     end as delivered_within_7d,
-    case when shipped.delivered_ts is not null then 1 else 0 end as delivered,
+    case when completed_orders.delivered_ts is not null then 1 else 0 end as delivered,
     -- whole microseconds, so sums are exact (a float sum would depend on row order)
-    cast(shipped.delivered_ts as bigint) - cast(shipped.order_ts as bigint) as delivery_micros
-from shipped
-join customers_in on shipped.customer_id = customers_in.customer_id
+    cast(completed_orders.delivered_ts as bigint) - cast(completed_orders.order_ts as bigint) as delivery_micros
+from completed_orders
+join customers_in on completed_orders.customer_id = customers_in.customer_id
 cross join run_end
-order by shipped.order_id
+order by completed_orders.order_id

@@ -1,5 +1,7 @@
--- The days each customer (with at least one purchase) was seen logged in, with their next such
--- day: what DAU and MAU are built from, computed once.
+-- The days each known customer was seen logged in, with their next such day: what DAU and MAU are
+-- built from, computed once. Customers who never bought count too: a logged-in visitor is an
+-- active user. Anonymous sessions (no customer_id) carry no visitor id in the input contract, so
+-- they cannot be counted as distinct users and are left out.
 -- grain: one row per (customer_id, day_number) with at least one logged-in session
 -- materialized: table
 -- columns:
@@ -17,7 +19,6 @@ with sessions_in as (
 customers_in as (
     select customer_id, market, acquisition_channel as channel
     from stg_customers
-    where first_purchase_ts is not null
 )
 
 select

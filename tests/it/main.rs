@@ -6,6 +6,7 @@ mod contract;
 mod dictionary;
 mod history;
 mod hostile;
+mod kpis;
 mod learning;
 mod logs;
 mod marts;

@@ -8,7 +8,7 @@ use growth_jobs::output::manifest::Manifest;
 use crate::support::*;
 
 /// Runs the repository's own models on a workspace's input.
-async fn run_marts(ws: &Workspace, run_date: &str) -> Manifest {
+pub(crate) async fn run_marts(ws: &Workspace, run_date: &str) -> Manifest {
     let mut options = ws.options(Some(run_date));
     options.models_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
     growth_jobs::transform::run(&options).await.unwrap()
@@ -27,6 +27,7 @@ async fn run_marts(ws: &Workspace, run_date: &str) -> Manifest {
 /// R by recency descending: d 0 -> 1, c 1/3 -> 2, a and b tie at 2/3 -> 4.
 /// F ascending: b and c tie at 0 -> 1, d 2/3 -> 4, a 1 -> 5 (capped from 6).
 /// M ascending: c 0 -> 1, d 1/3 -> 2, a 2/3 -> 4, b 1 -> 5.
+/// Tiers: a is high (4, 5, 4); b spent the most but bought once (F 1), so b is low, not mid.
 #[tokio::test]
 async fn rfm_scores_share_ties_and_name_segments_and_tiers() {
     let ws = Workspace::new();
@@ -58,7 +59,7 @@ async fn rfm_scores_share_ties_and_name_segments_and_tiers() {
              | customer_id | last_order_date | recency_days | frequency | monetary_usd | r_score | f_score | m_score | rfm_cell | segment         | value_tier |
              +-------------+-----------------+--------------+-----------+--------------+---------+---------+---------+----------+-----------------+------------+
              | a           | 2025-03-31      | 0            | 3         | 300.0        | 4       | 5       | 4       | 454      | Loyal Customers | high       |
-             | b           | 2025-03-31      | 0            | 1         | 400.0        | 4       | 1       | 5       | 415      | Promising       | mid        |
+             | b           | 2025-03-31      | 0            | 1         | 400.0        | 4       | 1       | 5       | 415      | Promising       | low        |
              | c           | 2025-02-28      | 31           | 1         | 5.0          | 2       | 1       | 1       | 211      | Hibernating     | low        |
              | d           | 2025-01-20      | 70           | 2         | 200.0        | 1       | 4       | 2       | 142      | At Risk         | low        |
              +-------------+-----------------+--------------+-----------+--------------+---------+---------+---------+----------+-----------------+------------+"
@@ -169,7 +170,7 @@ async fn marts_build_without_optional_tables_and_leave_their_measures_null() {
 }
 
 /// The value of one column in a one-row pretty table.
-fn single_value(table: &str, column: &str) -> String {
+pub(crate) fn single_value(table: &str, column: &str) -> String {
     let rows: Vec<Vec<String>> = table
         .lines()
         .filter(|l| l.starts_with('|'))
@@ -236,7 +237,12 @@ async fn when_everyone_bought_once_repeat_and_retention_are_zero() {
         "where market = '(all)' and channel = '(all)' and month_start = '2025-01-01'",
     )
     .await;
-    assert_eq!(single_value(&january, "repeat_purchase_rate"), "0.0");
+    assert_eq!(
+        single_value(&january, "repeat_purchase_rate"),
+        "",
+        "nobody bought in January"
+    );
+    assert_eq!(single_value(&january, "repeat_within_6m"), "0.0");
     assert_eq!(
         single_value(&january, "retention_6m"),
         "0.0",
@@ -259,23 +265,12 @@ async fn when_everyone_bought_once_repeat_and_retention_are_zero() {
 fn full_market() -> Workspace {
     let ws = Workspace::new();
     let input = ws.input();
-    write_parquet(
-        &input.join("customers/c.parquet"),
-        vec![
-            ("customer_id", strings(&["s1", "s2", "a1"])),
-            (
-                "signup_ts",
-                timestamps(&[
-                    "2025-01-05T09:00:00",
-                    "2025-01-20T09:00:00",
-                    "2025-01-10T09:00:00",
-                ]),
-            ),
-            ("market", strings(&["SG", "SG", "SG"])),
-            (
-                "acquisition_channel",
-                strings(&["search", "search", "social_ads"]),
-            ),
+    write_customers(
+        &input,
+        &[
+            ("s1", "2025-01-05T09:00:00", "SG", "search"),
+            ("s2", "2025-01-20T09:00:00", "SG", "search"),
+            ("a1", "2025-01-10T09:00:00", "SG", "social_ads"),
         ],
     );
     // s1: $50 and $30 within 90 days of the first purchase, $100 after; s2: $20; a1: $10.
@@ -390,7 +385,7 @@ async fn channel_roi_moves_budget_from_losing_to_winning_channels() {
     let january = query_sql(
         &ws.published("channel_performance", "2025-06-30"),
         "select channel, spend_usd, impressions, clicks, ctr, cpc_usd, new_customers, cac_usd, revenue_90d_usd,
-                revenue_window_complete as complete, round(roas, 4) as roas, round(roi, 4) as roi,
+                revenue_window_complete as complete, round(roas_90d, 4) as roas_90d, round(roi, 4) as roi,
                 budget_recommendation
          from t where month_start = '2025-01-01' order by channel",
     )
@@ -398,12 +393,31 @@ async fn channel_roi_moves_budget_from_losing_to_winning_channels() {
     assert_eq!(
         lines(&january),
         lines(
-            "+------------+-----------+-------------+--------+------+---------+---------------+---------+-----------------+----------+--------+---------+-----------------------+
-             | channel    | spend_usd | impressions | clicks | ctr  | cpc_usd | new_customers | cac_usd | revenue_90d_usd | complete | roas   | roi     | budget_recommendation |
-             +------------+-----------+-------------+--------+------+---------+---------------+---------+-----------------+----------+--------+---------+-----------------------+
-             | search     | 60.0      | 15000       | 300    | 0.02 | 0.2     | 2             | 30.0    | 100.0           | true     | 1.6667 | 0.6667  | increase              |
-             | social_ads | 30.0      | 6000        | 60     | 0.01 | 0.5     | 1             | 30.0    | 10.0            | true     | 0.3333 | -0.6667 | decrease              |
-             +------------+-----------+-------------+--------+------+---------+---------------+---------+-----------------+----------+--------+---------+-----------------------+"
+            "+------------+-----------+-------------+--------+------+---------+---------------+---------+-----------------+----------+----------+---------+-----------------------+
+             | channel    | spend_usd | impressions | clicks | ctr  | cpc_usd | new_customers | cac_usd | revenue_90d_usd | complete | roas_90d | roi     | budget_recommendation |
+             +------------+-----------+-------------+--------+------+---------+---------------+---------+-----------------+----------+----------+---------+-----------------------+
+             | search     | 60.0      | 15000       | 300    | 0.02 | 0.2     | 2             | 30.0    | 100.0           | true     | 1.6667   | 0.6667  | increase              |
+             | social_ads | 30.0      | 6000        | 60     | 0.01 | 0.5     | 1             | 30.0    | 10.0            | true     | 0.3333   | -0.6667 | decrease              |
+             +------------+-----------+-------------+--------+------+---------+---------------+---------+-----------------+----------+----------+---------+-----------------------+"
+        )
+    );
+    // On 2025-03-31 January's 90 days are not over: its revenue is not all in, so no advice yet.
+    run_marts(&ws, "2025-03-31").await;
+    let early = query_sql(
+        &ws.published("channel_performance", "2025-03-31"),
+        "select channel, revenue_window_complete as complete, budget_recommendation
+         from t where month_start = '2025-01-01' order by channel",
+    )
+    .await;
+    assert_eq!(
+        lines(&early),
+        lines(
+            "+------------+----------+-----------------------+
+             | channel    | complete | budget_recommendation |
+             +------------+----------+-----------------------+
+             | search     | false    |                       |
+             | social_ads | false    |                       |
+             +------------+----------+-----------------------+"
         )
     );
 }
@@ -465,6 +479,6 @@ async fn the_monthly_scorecard_combines_every_input_and_flags_statuses() {
     .await;
     assert_eq!(single_value(&day, "new_customers"), "1");
     assert_eq!(single_value(&day, "revenue_usd"), "50.0");
-    assert_eq!(single_value(&day, "dau"), "1");
+    assert_eq!(single_value(&day, "dau"), "1.0");
     assert_eq!(single_value(&day, "mau"), "1");
 }

@@ -72,6 +72,28 @@ pub fn write_orders(input: &Path, file: &str, rows: &[(&str, &str, &str, f64, &s
     );
 }
 
+/// Writes `customers/c.parquet`: one row per `(customer_id, signup_ts, market, acquisition_channel)`.
+pub fn write_customers(input: &Path, rows: &[(&str, &str, &str, &str)]) {
+    write_parquet(
+        &input.join("customers/c.parquet"),
+        vec![
+            (
+                "customer_id",
+                strings(&rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+            ),
+            (
+                "signup_ts",
+                timestamps(&rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+            ),
+            ("market", strings(&rows.iter().map(|r| r.2).collect::<Vec<_>>())),
+            (
+                "acquisition_channel",
+                strings(&rows.iter().map(|r| r.3).collect::<Vec<_>>()),
+            ),
+        ],
+    );
+}
+
 /// A temp workspace: `in/` for inputs, `out/` for outputs, `sql/` for models.
 pub struct Workspace {
     pub dir: tempfile::TempDir,

@@ -1,0 +1,81 @@
+-- Every KPI formula of the two scorecards, written once for both grains: kpi_monthly reads the
+-- 'month' rows, kpi_daily the 'day' rows, and stg_kpi_statuses colours them. The counts come from
+-- stg_kpi_monthly_counts and stg_kpi_daily_counts, whose headers say what each count covers at
+-- each grain (a calendar month; a day, or the 30 days or 30 cohorts ending that day). A measure
+-- whose input table is absent is null, not zero; so is a ratio without a denominator.
+-- grain: one row per (period_grain, period_start, market, channel)
+-- materialized: table
+-- columns:
+--   period_grain: month (a kpi_monthly row) or day (a kpi_daily row)
+--   period_start: the month_start or the day
+--   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows
+--   channel: acquisition channel (customers) and spend channel (spend), or '(all)' on roll-up rows
+--   period_complete: whether the period ended by the run date's end
+--   new_customers: customers whose first purchase falls in the period
+--   active_customers: distinct customers with a purchase in the period
+--   orders: completed orders in the period
+--   revenue_usd: revenue_cents / 100
+--   marketing_spend_usd: spend_cents / 100; null without the marketing_spend input
+--   cac_usd: marketing_spend_usd / new_customers; null without spend (a channel with no paid acquisition has no CAC) or without new customers; on '(all)' rows the blended CAC, all spend over all new customers, organic included (plan: at most $5, alarm at $10)
+--   arpu_usd: revenue_usd / active_customers
+--   repeat_purchase_rate: repeat_buyers / active_customers, the share of the period's buyers who had bought before or bought twice in it (plan: at least 40%)
+--   monthly_churn_rate: churned / churn_base; null for a month not yet complete, whose late buyers would count as churned (plan: at most 12%)
+--   retention_6m: cohort_6m_active / cohort_6m_size, the share of the cohort acquired 6 months before still buying in month 6, as in cohort_retention (plan: at least 65%)
+--   repeat_within_6m: cohort_6m_repeat / cohort_6m_size, the share of that cohort with a second purchase within 6 months
+--   ltv_12m_usd: cohort_12m_revenue_cents / 100 / cohort_12m_size, first-year revenue per customer of the cohort acquired 12 months before
+--   ltv_to_cac: ltv_12m_usd / that cohort's CAC, which is cohort_12m_revenue_cents / cohort_12m_spend_cents; null without spend (plan: at least 4)
+--   dau: session_customer_days / days_in_period, logged-in customers per day, buyers or not; null without the sessions input
+--   mau: logged-in customers in the month (day rows: the 30 days ending that day); null without the sessions input
+--   dau_mau: dau / mau (plan: at least 30%)
+--   invite_share_rate: active_sharers / active_customers, the share of the period's buyers who sent an invite in it; null without the invites input (plan: at least 15%)
+--   invite_conversion: invites_accepted / invites_sent
+--   blended_roas: revenue_cents / spend_cents, the revenue of all the period's buyers (every cohort) per dollar spent; channel_performance's roas_90d is the per-cohort one
+--   delivered_within_7d_share: delivered_within_7d / delivery_known over completed orders whose 7 days have passed, an order not shipped by then counting as late; null without the shipments input (plan: at least 50%)
+--   avg_delivery_days: delivery_micros_sum in days / delivered; null without the shipments input
+with counts as (
+    select 'month' as period_grain, * from stg_kpi_monthly_counts
+    union all
+    select 'day', * from stg_kpi_daily_counts
+),
+
+inputs_present as (
+    select has_sessions, has_marketing_spend, has_invites, has_shipments from run_context
+)
+
+select
+    period_grain,
+    period_start,
+    market,
+    channel,
+    period_complete,
+    new_customers,
+    active_customers,
+    orders,
+    revenue_cents / 100.0 as revenue_usd,
+    case when has_marketing_spend then spend_cents / 100.0 end as marketing_spend_usd,
+    case when has_marketing_spend and spend_cents > 0 and new_customers > 0 then spend_cents / 100.0 / new_customers end
+        as cac_usd,
+    case when active_customers > 0 then revenue_cents / 100.0 / active_customers end as arpu_usd,
+    case when active_customers > 0 then cast(repeat_buyers as double) / active_customers end as repeat_purchase_rate,
+    case when period_complete and churn_base > 0 then cast(churned as double) / churn_base end as monthly_churn_rate,
+    case when cohort_6m_size > 0 then cast(cohort_6m_active as double) / cohort_6m_size end as retention_6m,
+    case when cohort_6m_size > 0 then cast(cohort_6m_repeat as double) / cohort_6m_size end as repeat_within_6m,
+    case when cohort_12m_size > 0 then cohort_12m_revenue_cents / 100.0 / cohort_12m_size end as ltv_12m_usd,
+    case
+        when has_marketing_spend and cohort_12m_size > 0 and cohort_12m_spend_cents > 0
+            then cast(cohort_12m_revenue_cents as double) / cohort_12m_spend_cents
+    end as ltv_to_cac,
+    case when has_sessions then cast(session_customer_days as double) / days_in_period end as dau,
+    case when has_sessions then mau end as mau,
+    case when has_sessions and mau > 0 then cast(session_customer_days as double) / days_in_period / mau end as dau_mau,
+    case when has_invites and active_customers > 0 then cast(active_sharers as double) / active_customers end
+        as invite_share_rate,
+    case when invites_sent > 0 then cast(invites_accepted as double) / invites_sent end as invite_conversion,
+    case when spend_cents > 0 then cast(revenue_cents as double) / spend_cents end as blended_roas,
+    case when has_shipments and delivery_known > 0 then cast(delivered_within_7d as double) / delivery_known end
+        as delivered_within_7d_share,
+    case when has_shipments and delivered > 0 then delivery_micros_sum / 86400000000.0 / delivered end
+        as avg_delivery_days
+from counts
+cross join inputs_present
+order by period_grain, period_start, market, channel
