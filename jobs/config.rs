@@ -40,8 +40,19 @@ pub struct Threshold {
 pub struct Config {
     /// KPI name (the `kpi_monthly` column it applies to) to its bands.
     pub kpi_thresholds: BTreeMap<String, Threshold>,
-    /// Channels whose ROI is under this are told to give budget to those above it.
+    /// Channels whose ROI is under this are told to give budget to preferred channels.
     pub roi_threshold: f64,
+    /// Channels whose ROI is at or above this are preferred: they receive the budget moved
+    /// (plan 2.4.1 and 8.3: ROI above 4).
+    pub preferred_roi: f64,
+    /// The share of an under-threshold channel's spend moved away next month.
+    pub budget_shift_share: f64,
+    /// The share of the moved budget held back as a reserve rather than given to preferred
+    /// channels (the plan keeps 30%).
+    pub budget_reserve_share: f64,
+    /// Traffic and acquisition channels no one pays for: their sessions are organic traffic,
+    /// their new customers (with referred ones) self-grown.
+    pub organic_channels: Vec<String>,
     /// A customer with no purchase for this many months has churned.
     pub churn_lapse_months: i32,
     /// The clustering job's parameters.
@@ -306,6 +317,12 @@ impl Default for Config {
             ("dau_mau", band(AtLeast, 0.30, 0.20)),
             ("invite_share_rate", band(AtLeast, 0.15, 0.10)),
             ("delivered_within_7d_share", band(AtLeast, 0.50, 0.40)),
+            ("total_customers_yoy", band(AtLeast, 0.25, 0.15)),
+            ("member_repeat_rate", band(AtLeast, 0.45, 0.35)),
+            ("self_growth_ratio", band(AtLeast, 0.10, 0.05)),
+            ("organic_session_share", band(AtLeast, 0.25, 0.15)),
+            ("cpc_usd", band(AtMost, 0.80, 1.20)),
+            ("invite_conversion", band(AtLeast, 0.05, 0.05)),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -313,6 +330,10 @@ impl Default for Config {
         Config {
             kpi_thresholds,
             roi_threshold: 0.0,
+            preferred_roi: 4.0,
+            budget_shift_share: 0.2,
+            budget_reserve_share: 0.3,
+            organic_channels: ["organic", "direct", "app"].map(String::from).to_vec(),
             churn_lapse_months: 3,
             segment: SegmentConfig::default(),
             churn: ChurnConfig::default(),
@@ -360,6 +381,10 @@ impl Config {
         // A file naming some KPIs keeps the defaults of the others.
         config.kpi_thresholds.extend(overrides.kpi_thresholds);
         config.roi_threshold = overrides.roi_threshold;
+        config.preferred_roi = overrides.preferred_roi;
+        config.budget_shift_share = overrides.budget_shift_share;
+        config.budget_reserve_share = overrides.budget_reserve_share;
+        config.organic_channels = overrides.organic_channels;
         config.churn_lapse_months = overrides.churn_lapse_months;
         config.segment = overrides.segment;
         config.churn = overrides.churn;
@@ -394,6 +419,16 @@ impl Config {
         }
         if self.churn_lapse_months < 1 {
             return Err(bad("churn_lapse_months must be at least 1".into()));
+        }
+        if self.preferred_roi < self.roi_threshold
+            || !(0.0..=1.0).contains(&self.budget_shift_share)
+            || !(0.0..=1.0).contains(&self.budget_reserve_share)
+        {
+            return Err(bad(
+                "preferred_roi must be at least roi_threshold, and budget_shift_share and \
+                 budget_reserve_share within 0..=1"
+                    .into(),
+            ));
         }
         let segment = &self.segment;
         if segment.k_min < 2 || segment.k_min > segment.k_max || segment.k.is_some_and(|k| k < 2) {

@@ -329,6 +329,7 @@ pub fn known_tables() -> std::collections::BTreeSet<String> {
                 RUN_CONTEXT,
                 "kpi_thresholds",
                 "settings",
+                "organic_channels",
                 crate::input::rules::REJECTS_VIEW,
             ]
             .map(String::from),

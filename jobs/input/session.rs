@@ -30,8 +30,9 @@ pub async fn session_for(
     Ok((ctx, quality))
 }
 
-/// Registers the config's `kpi_thresholds` and `settings` with a session, as plain views over
-/// values, for the models to read.
+/// Registers the config's `kpi_thresholds`, `settings` and `organic_channels` with a session,
+/// as plain views over values, for the models to read. `organic_channels` may be empty: a
+/// null row, filtered out, gives the values list its type.
 async fn register_config(ctx: &SessionContext, config: &Config) -> Result<()> {
     let rows: Vec<String> = config
         .kpi_thresholds
@@ -59,6 +60,9 @@ async fn register_config(ctx: &SessionContext, config: &Config) -> Result<()> {
         .and_then(|df| {
             df.select(vec![
                 lit(ScalarValue::Float64(Some(config.roi_threshold))).alias("roi_threshold"),
+                lit(ScalarValue::Float64(Some(config.preferred_roi))).alias("preferred_roi"),
+                lit(ScalarValue::Float64(Some(config.budget_shift_share))).alias("budget_shift_share"),
+                lit(ScalarValue::Float64(Some(config.budget_reserve_share))).alias("budget_reserve_share"),
                 lit(ScalarValue::Int32(Some(config.churn_lapse_months))).alias("churn_lapse_months"),
             ])
         })
@@ -69,5 +73,18 @@ async fn register_config(ctx: &SessionContext, config: &Config) -> Result<()> {
         .await
         .and_then(|df| ctx.register_table("kpi_thresholds", df.into_view()))
         .map_err(Error::engine("registering kpi_thresholds"))?;
+    let organic = config
+        .organic_channels
+        .iter()
+        .map(|channel| format!("('{}')", channel.replace('\'', "''")))
+        .chain(std::iter::once("(null)".to_string()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    ctx.sql(&format!(
+        "select cast(column1 as varchar) as channel from (values {organic}) where column1 is not null"
+    ))
+    .await
+    .and_then(|df| ctx.register_table("organic_channels", df.into_view()))
+    .map_err(Error::engine("registering organic_channels"))?;
     Ok(())
 }
