@@ -13,11 +13,26 @@
 --   period_complete: true (a day up to the run date is complete at the run date's end)
 --   days_in_period: 1
 --   new_customers: customers whose first purchase was that day
+--   referred_new_customers: of those, customers with a referrer or acquired through the referral channel
+--   self_grown_new_customers: of those, referred customers and customers acquired through an organic channel (organic_channels in sql/growth.toml)
+--   growth_new_customers: new customers of the growth window: the 30 days ending that day
+--   growth_new_customers_prev: new customers of the 30 days before those
+--   growth_new_customers_year_ago: new customers of the 30 days ending 365 days before
+--   total_customers: customers with a purchase by the end of the day
+--   total_customers_prev: total_customers 30 days before
+--   total_customers_year_ago: total_customers 365 days before
 --   active_customers: distinct customers with a purchase that day
 --   repeat_buyers: of those, customers who had bought on an earlier day or bought twice or more that day
+--   active_members: of the active customers, paid members
+--   member_repeat_buyers: of the repeat buyers, paid members
 --   orders: completed orders that day
 --   revenue_cents: revenue of those orders, US cents
+--   placed_orders: orders placed that day whatever their status (stg_kpi_day_events)
+--   cancelled_orders: of those, cancelled
+--   refunded_orders: of those, refunded
 --   spend_cents: marketing spend that day, US cents
+--   clicks: ad clicks that day; null when no spend row reports clicks
+--   click_spend_cents: spend of the rows that report clicks, US cents
 --   churn_base: customers with a purchase in the lapse (churn_lapse_months * 30 days) before the 30 days ending that day began
 --   churned: customers whose lapse completed in the 30 days ending that day
 --   cohort_6m_size: customers acquired in the 30 days ending 182 days before
@@ -26,6 +41,9 @@
 --   cohort_12m_size: customers acquired in the 30 days ending 365 days before
 --   cohort_12m_revenue_cents: their revenue in their first 365 days, US cents
 --   cohort_12m_spend_cents: marketing spend on their acquisition days, US cents
+--   sessions: visits that day, anonymous ones included, by the visit's market and channel
+--   organic_sessions: of those, from an organic channel
+--   traffic_orders: completed orders that day by the order's own market and channel, compared with sessions
 --   session_customer_days: distinct logged-in customers with a session that day, buyers or not
 --   mau: distinct logged-in customers with a session in the 30 days ending that day, buyers or not
 --   invites_sent: invites sent that day
@@ -38,18 +56,27 @@
 --   delivery_micros_sum: microseconds from order to delivery, summed over those delivered
 with customers_in as (
     select
-        customer_id,
-        market,
-        acquisition_channel as channel,
-        cast(cast(first_purchase_ts as date) as int) as acquisition_day,
-        cast(cast(second_purchase_ts as date) as int) as second_purchase_day
+        stg_customers.customer_id,
+        stg_customers.market,
+        stg_customers.acquisition_channel as channel,
+        cast(cast(stg_customers.first_purchase_ts as date) as int) as acquisition_day,
+        cast(cast(stg_customers.second_purchase_ts as date) as int) as second_purchase_day,
+        case
+            when stg_customers.referrer_customer_id is not null or stg_customers.acquisition_channel = 'referral' then 1
+            else 0
+        end as referred,
+        case when organic.channel is not null then 1 else 0 end as organic
     from stg_customers
-    where first_purchase_ts is not null
+    left join (select distinct channel from organic_channels) as organic
+        on stg_customers.acquisition_channel = organic.channel
+    where stg_customers.first_purchase_ts is not null
 ),
 
-spend_in as (
-    select cast(spend_date as int) as day_number, market, channel, cast(round(spend_usd * 100) as bigint) as spend_cents
-    from marketing_spend
+day_events as (
+    select
+        day_number, market, channel, placed_orders, cancelled_orders, refunded_orders, spend_cents, clicks,
+        click_spend_cents, sessions, organic_sessions, traffic_orders
+    from stg_kpi_day_events
 ),
 
 invites_in as (
@@ -64,11 +91,12 @@ lapse as (
     select churn_lapse_months * 30 as lapse_days from settings
 ),
 
--- Every known customer's (market, channel), buyers or not: logged-in visitors count in MAU.
+-- Every known customer's (market, channel), buyers or not (logged-in visitors count in MAU), and
+-- every (market, channel) of spend and traffic.
 segments as (
     select distinct market, acquisition_channel as channel from stg_customers
     union
-    select distinct market, channel from spend_in
+    select distinct market, channel from day_events
 ),
 
 grid as (
@@ -78,7 +106,7 @@ grid as (
 ),
 
 customer_days as (
-    select customer_id, market, channel, day_number, next_day_number, days_since, orders, revenue_cents
+    select customer_id, market, channel, is_member, day_number, next_day_number, days_since, orders, revenue_cents
     from stg_customer_days
 ),
 
@@ -145,7 +173,13 @@ events as (
 ),
 
 acquisitions as (
-    select acquisition_day as day_number, market, channel, count(*) as new_customers
+    select
+        acquisition_day as day_number,
+        market,
+        channel,
+        count(*) as new_customers,
+        sum(referred) as referred_new_customers,
+        sum(case when referred = 1 or organic = 1 then 1 else 0 end) as self_grown_new_customers
     from customers_in
     group by 1, 2, 3
 ),
@@ -154,15 +188,11 @@ activity as (
     select day_number, market, channel,
         count(*) as active_customers,
         sum(case when days_since > 0 or orders >= 2 then 1 else 0 end) as repeat_buyers,
+        sum(case when is_member then 1 else 0 end) as active_members,
+        sum(case when is_member and (days_since > 0 or orders >= 2) then 1 else 0 end) as member_repeat_buyers,
         sum(orders) as orders,
         sum(revenue_cents) as revenue_cents
     from customer_days
-    group by 1, 2, 3
-),
-
-spend as (
-    select day_number, market, channel, sum(spend_cents) as spend_cents
-    from spend_in
     group by 1, 2, 3
 ),
 
@@ -236,11 +266,23 @@ base as (
         grid.market,
         grid.channel,
         coalesce(acquisitions.new_customers, 0) as new_customers,
+        coalesce(acquisitions.referred_new_customers, 0) as referred_new_customers,
+        coalesce(acquisitions.self_grown_new_customers, 0) as self_grown_new_customers,
         coalesce(activity.active_customers, 0) as active_customers,
         coalesce(activity.repeat_buyers, 0) as repeat_buyers,
+        coalesce(activity.active_members, 0) as active_members,
+        coalesce(activity.member_repeat_buyers, 0) as member_repeat_buyers,
         coalesce(activity.orders, 0) as orders,
         coalesce(activity.revenue_cents, 0) as revenue_cents,
-        coalesce(spend.spend_cents, 0) as spend_cents,
+        coalesce(day_events.placed_orders, 0) as placed_orders,
+        coalesce(day_events.cancelled_orders, 0) as cancelled_orders,
+        coalesce(day_events.refunded_orders, 0) as refunded_orders,
+        coalesce(day_events.spend_cents, 0) as spend_cents,
+        day_events.clicks,
+        coalesce(day_events.click_spend_cents, 0) as click_spend_cents,
+        coalesce(day_events.sessions, 0) as sessions,
+        coalesce(day_events.organic_sessions, 0) as organic_sessions,
+        coalesce(day_events.traffic_orders, 0) as traffic_orders,
         coalesce(events.base_change, 0) as base_change,
         coalesce(events.churned, 0) as churned,
         coalesce(events.mau_change, 0) as mau_change,
@@ -262,8 +304,9 @@ base as (
         on grid.day_number = acquisitions.day_number and grid.market = acquisitions.market and grid.channel = acquisitions.channel
     left join activity
         on grid.day_number = activity.day_number and grid.market = activity.market and grid.channel = activity.channel
-    left join spend
-        on grid.day_number = spend.day_number and grid.market = spend.market and grid.channel = spend.channel
+    left join day_events
+        on grid.day_number = day_events.day_number and grid.market = day_events.market
+        and grid.channel = day_events.channel
     left join events
         on grid.day_number = events.day_number and grid.market = events.market and grid.channel = events.channel
     left join retention
@@ -289,11 +332,23 @@ rolled_up as (
         case when grouping(market) = 1 then '(all)' else market end as market,
         case when grouping(channel) = 1 then '(all)' else channel end as channel,
         sum(new_customers) as new_customers,
+        sum(referred_new_customers) as referred_new_customers,
+        sum(self_grown_new_customers) as self_grown_new_customers,
         sum(active_customers) as active_customers,
         sum(repeat_buyers) as repeat_buyers,
+        sum(active_members) as active_members,
+        sum(member_repeat_buyers) as member_repeat_buyers,
         sum(orders) as orders,
         sum(revenue_cents) as revenue_cents,
+        sum(placed_orders) as placed_orders,
+        sum(cancelled_orders) as cancelled_orders,
+        sum(refunded_orders) as refunded_orders,
         sum(spend_cents) as spend_cents,
+        sum(clicks) as clicks,
+        sum(click_spend_cents) as click_spend_cents,
+        sum(sessions) as sessions,
+        sum(organic_sessions) as organic_sessions,
+        sum(traffic_orders) as traffic_orders,
         sum(base_change) as base_change,
         sum(churned) as churned,
         sum(mau_change) as mau_change,
@@ -325,6 +380,8 @@ running as (
         sum(base_change) over to_date as churn_base_today,
         sum(mau_change) over to_date as mau,
         sum(churned) over last_30_days as churned_30d,
+        sum(new_customers) over to_date as total_customers,
+        sum(new_customers) over last_30_days as growth_new_customers,
         lag(new_customers, 365) over by_day as cohort_12m_day_size,
         lag(spend_cents, 365) over by_day as cohort_12m_day_spend_cents
     from rolled_up
@@ -339,6 +396,10 @@ with_base as (
     select
         *,
         lag(churn_base_today, 29) over by_day as churn_base_30d,
+        lag(growth_new_customers, 30) over by_day as growth_new_customers_prev,
+        lag(growth_new_customers, 365) over by_day as growth_new_customers_year_ago,
+        lag(total_customers, 30) over by_day as total_customers_prev,
+        lag(total_customers, 365) over by_day as total_customers_year_ago,
         sum(cohort_6m_day_size) over last_30_days as cohort_6m_size,
         sum(cohort_6m_day_active) over last_30_days as cohort_6m_active,
         sum(cohort_6m_day_repeat) over last_30_days as cohort_6m_repeat,
@@ -358,11 +419,26 @@ select
     true as period_complete,
     cast(1 as int) as days_in_period,
     new_customers,
+    referred_new_customers,
+    self_grown_new_customers,
+    growth_new_customers,
+    growth_new_customers_prev,
+    growth_new_customers_year_ago,
+    total_customers,
+    total_customers_prev,
+    total_customers_year_ago,
     active_customers,
     repeat_buyers,
+    active_members,
+    member_repeat_buyers,
     orders,
     revenue_cents,
+    placed_orders,
+    cancelled_orders,
+    refunded_orders,
     spend_cents,
+    clicks,
+    click_spend_cents,
     churn_base_30d as churn_base,
     churned_30d as churned,
     cohort_6m_size,
@@ -371,6 +447,9 @@ select
     cohort_12m_size,
     cohort_12m_revenue_cents,
     cohort_12m_spend_cents,
+    sessions,
+    organic_sessions,
+    traffic_orders,
     dau as session_customer_days,
     mau,
     invites_sent,

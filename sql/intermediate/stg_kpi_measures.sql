@@ -32,6 +32,22 @@
 --   blended_roas: revenue_cents / spend_cents, the revenue of all the period's buyers (every cohort) per dollar spent; channel_performance's roas_90d is the per-cohort one
 --   delivered_within_7d_share: delivered_within_7d / delivery_known over completed orders whose 7 days have passed, an order not shipped by then counting as late; null without the shipments input (plan: at least 50%)
 --   avg_delivery_days: delivery_micros_sum in days / delivered; null without the shipments input
+--   total_customers: customers with a purchase by the period's end (a running count of new_customers)
+--   new_customers_mom: growth_new_customers / growth_new_customers_prev - 1: the month's new customers against the month before's (day rows: the 30 days ending that day against the 30 days before); null while the period is partial or without a prior period
+--   new_customers_yoy: growth_new_customers / growth_new_customers_year_ago - 1: against the same window a year before
+--   total_customers_mom: total_customers / total_customers_prev - 1, the customer base's growth over a month (day rows: 30 days); null while the period is partial
+--   total_customers_yoy: total_customers / total_customers_year_ago - 1, over 12 months (day rows: 365 days) (plan: user growth at least 25% a year)
+--   aov_usd: revenue_usd / orders, the average completed order's value
+--   cancellation_rate: cancelled_orders / placed_orders, of orders placed in the period whatever their status
+--   refund_rate: refunded_orders / placed_orders
+--   member_share: active_members / active_customers, the share of the period's buyers who are paid members; null without the customers input
+--   member_repeat_rate: member_repeat_buyers / active_members, the repeat purchase rate of members (plan: at least 45%)
+--   referred_share_of_new: referred_new_customers / new_customers
+--   self_growth_ratio: self_grown_new_customers / new_customers, the share of new customers no one paid for: referred, or acquired through an organic channel (plan: over 10%)
+--   sessions: visits in the period, anonymous ones included, by the visit's market and channel (the traffic mix; '(all)' rows are the totals to divide by); null without the sessions input
+--   organic_session_share: organic_sessions / sessions, visits from an organic channel (plan: at least 25%)
+--   visit_to_purchase_rate: traffic_orders / sessions, completed orders per visit, both by their own market and channel; null without the sessions input
+--   cpc_usd: click_spend_cents / 100 / clicks, spend per ad click over spend rows that report clicks (plan: at most $0.80)
 with counts as (
     select 'month' as period_grain, * from stg_kpi_monthly_counts
     union all
@@ -39,7 +55,7 @@ with counts as (
 ),
 
 inputs_present as (
-    select has_sessions, has_marketing_spend, has_invites, has_shipments from run_context
+    select has_customers, has_sessions, has_marketing_spend, has_invites, has_shipments from run_context
 )
 
 select
@@ -75,7 +91,29 @@ select
     case when has_shipments and delivery_known > 0 then cast(delivered_within_7d as double) / delivery_known end
         as delivered_within_7d_share,
     case when has_shipments and delivered > 0 then delivery_micros_sum / 86400000000.0 / delivered end
-        as avg_delivery_days
+        as avg_delivery_days,
+    total_customers,
+    case when period_complete and growth_new_customers_prev > 0
+        then cast(growth_new_customers as double) / growth_new_customers_prev - 1 end as new_customers_mom,
+    case when period_complete and growth_new_customers_year_ago > 0
+        then cast(growth_new_customers as double) / growth_new_customers_year_ago - 1 end as new_customers_yoy,
+    case when period_complete and total_customers_prev > 0
+        then cast(total_customers as double) / total_customers_prev - 1 end as total_customers_mom,
+    case when period_complete and total_customers_year_ago > 0
+        then cast(total_customers as double) / total_customers_year_ago - 1 end as total_customers_yoy,
+    case when orders > 0 then revenue_cents / 100.0 / orders end as aov_usd,
+    case when placed_orders > 0 then cast(cancelled_orders as double) / placed_orders end as cancellation_rate,
+    case when placed_orders > 0 then cast(refunded_orders as double) / placed_orders end as refund_rate,
+    case when has_customers and active_customers > 0 then cast(active_members as double) / active_customers end
+        as member_share,
+    case when has_customers and active_members > 0 then cast(member_repeat_buyers as double) / active_members end
+        as member_repeat_rate,
+    case when new_customers > 0 then cast(referred_new_customers as double) / new_customers end as referred_share_of_new,
+    case when new_customers > 0 then cast(self_grown_new_customers as double) / new_customers end as self_growth_ratio,
+    case when has_sessions then sessions end as sessions,
+    case when has_sessions and sessions > 0 then cast(organic_sessions as double) / sessions end as organic_session_share,
+    case when has_sessions and sessions > 0 then cast(traffic_orders as double) / sessions end as visit_to_purchase_rate,
+    case when clicks > 0 then click_spend_cents / 100.0 / clicks end as cpc_usd
 from counts
 cross join inputs_present
 order by period_grain, period_start, market, channel

@@ -10,11 +10,26 @@
 --   period_complete: whether the month ended by the run date's end (false for the run date's month unless the run date is its last day)
 --   days_in_period: days of the month up to the run date
 --   new_customers: customers whose first purchase falls in the month
+--   referred_new_customers: of those, customers with a referrer or acquired through the referral channel
+--   self_grown_new_customers: of those, referred customers and customers acquired through an organic channel (organic_channels in sql/growth.toml)
+--   growth_new_customers: new customers of the growth window: the month
+--   growth_new_customers_prev: new customers of the window before: the month before
+--   growth_new_customers_year_ago: new customers of the window a year before: the month 12 months before
+--   total_customers: customers with a purchase by the end of the month (or the run date)
+--   total_customers_prev: total_customers at the end of the month before
+--   total_customers_year_ago: total_customers at the end of the month 12 months before
 --   active_customers: distinct customers with at least one purchase in the month
 --   repeat_buyers: of those, customers who had bought before the month or bought twice or more in it
+--   active_members: of the active customers, paid members
+--   member_repeat_buyers: of the repeat buyers, paid members
 --   orders: completed orders in the month
 --   revenue_cents: revenue of those orders, US cents
+--   placed_orders: orders placed in the month whatever their status (stg_kpi_day_events)
+--   cancelled_orders: of those, cancelled
+--   refunded_orders: of those, refunded
 --   spend_cents: marketing spend in the month, US cents
+--   clicks: ad clicks in the month; null when no spend row reports clicks
+--   click_spend_cents: spend of the rows that report clicks, US cents
 --   churn_base: customers with a purchase in the churn_lapse_months months before this month
 --   churned: of those, customers whose last purchase was exactly churn_lapse_months months before this month (and none since)
 --   cohort_6m_size: customers acquired 6 months before this month
@@ -23,6 +38,9 @@
 --   cohort_12m_size: customers acquired 12 months before this month
 --   cohort_12m_revenue_cents: their revenue in their first 12 months (months 0 to 11), US cents
 --   cohort_12m_spend_cents: marketing spend in their acquisition month, US cents
+--   sessions: visits in the month, anonymous ones included, by the visit's market and channel
+--   organic_sessions: of those, from an organic channel
+--   traffic_orders: completed orders in the month by the order's own market and channel, compared with sessions
 --   session_customer_days: (customer, day) pairs with a logged-in session in the month
 --   mau: distinct logged-in customers with a session in the month, buyers or not
 --   invites_sent: invites sent in the month
@@ -35,34 +53,51 @@
 --   delivery_micros_sum: microseconds from order to delivery, summed over those delivered
 with customers_in as (
     select
-        customer_id, market, acquisition_channel as channel, acquisition_month_index, second_purchase_ts,
-        first_purchase_ts
+        stg_customers.customer_id,
+        stg_customers.market,
+        stg_customers.acquisition_channel as channel,
+        stg_customers.acquisition_month_index,
+        stg_customers.second_purchase_month_index,
+        case
+            when stg_customers.referrer_customer_id is not null or stg_customers.acquisition_channel = 'referral' then 1
+            else 0
+        end as referred,
+        case when organic.channel is not null then 1 else 0 end as organic
     from stg_customers
-    where first_purchase_ts is not null
+    left join (select distinct channel from organic_channels) as organic
+        on stg_customers.acquisition_channel = organic.channel
+    where stg_customers.first_purchase_ts is not null
 ),
 
 customer_months as (
     select
-        customer_id, market, acquisition_channel as channel, activity_month_index, next_activity_month_index,
-        months_since, orders, revenue_cents
+        customer_id, market, acquisition_channel as channel, is_member, activity_month_index,
+        next_activity_month_index, months_since, orders, revenue_cents
     from stg_customer_months
 ),
 
-spend_in as (
+day_events as (
     select
-        cast(date_part('year', spend_date) as int) * 12 + cast(date_part('month', spend_date) as int) - 1 as month_index,
+        month_index,
         market,
         channel,
-        cast(round(spend_usd * 100) as bigint) as spend_cents
-    from marketing_spend
+        sum(placed_orders) as placed_orders,
+        sum(cancelled_orders) as cancelled_orders,
+        sum(refunded_orders) as refunded_orders,
+        sum(spend_cents) as spend_cents,
+        sum(clicks) as clicks,
+        sum(click_spend_cents) as click_spend_cents,
+        sum(sessions) as sessions,
+        sum(organic_sessions) as organic_sessions,
+        sum(traffic_orders) as traffic_orders
+    from stg_kpi_day_events
+    group by month_index, market, channel
 ),
 
 invites_in as (
-    select
-        inviter_customer_id,
-        cast(date_part('year', sent_ts) as int) * 12 + cast(date_part('month', sent_ts) as int) - 1 as month_index,
-        accepted_ts
+    select invites.inviter_customer_id, calendar_days.month_index, invites.accepted_ts
     from invites
+    join calendar_days on cast(cast(invites.sent_ts as date) as int) = calendar_days.day_number
 ),
 
 months as (
@@ -86,11 +121,12 @@ lapse_steps as (
     where numbers.n between 1 and lapse.churn_lapse_months
 ),
 
--- Every known customer's (market, channel), buyers or not: logged-in visitors count in MAU.
+-- Every known customer's (market, channel), buyers or not (logged-in visitors count in MAU), and
+-- every (market, channel) of spend and traffic.
 segments as (
     select distinct market, acquisition_channel as channel from stg_customers
     union
-    select distinct market, channel from spend_in
+    select distinct market, channel from day_events
 ),
 
 grid as (
@@ -102,7 +138,13 @@ grid as (
 ),
 
 acquisitions as (
-    select acquisition_month_index as month_index, market, channel, count(*) as new_customers
+    select
+        acquisition_month_index as month_index,
+        market,
+        channel,
+        count(*) as new_customers,
+        sum(referred) as referred_new_customers,
+        sum(case when referred = 1 or organic = 1 then 1 else 0 end) as self_grown_new_customers
     from customers_in
     group by acquisition_month_index, market, channel
 ),
@@ -114,17 +156,13 @@ activity as (
         channel,
         count(*) as active_customers,
         sum(case when months_since > 0 or orders >= 2 then 1 else 0 end) as repeat_buyers,
+        sum(case when is_member then 1 else 0 end) as active_members,
+        sum(case when is_member and (months_since > 0 or orders >= 2) then 1 else 0 end) as member_repeat_buyers,
         sum(case when months_since = 6 then 1 else 0 end) as cohort_6m_active,
         sum(orders) as orders,
         sum(revenue_cents) as revenue_cents
     from customer_months
     group by activity_month_index, market, channel
-),
-
-spend as (
-    select month_index, market, channel, sum(spend_cents) as spend_cents
-    from spend_in
-    group by month_index, market, channel
 ),
 
 -- A month with a purchase keeps the customer in the churn base for the lapse months after it,
@@ -159,15 +197,7 @@ retention as (
         market,
         channel,
         count(*) as cohort_6m_size,
-        sum(
-            case
-                when second_purchase_ts is not null
-                    and cast(date_part('year', second_purchase_ts) as int) * 12
-                        + cast(date_part('month', second_purchase_ts) as int) - 1 <= acquisition_month_index + 6
-                    then 1
-                else 0
-            end
-        ) as cohort_6m_repeat
+        sum(case when second_purchase_month_index <= acquisition_month_index + 6 then 1 else 0 end) as cohort_6m_repeat
     from customers_in
     group by 1, 2, 3
 ),
@@ -185,15 +215,13 @@ ltv as (
 
 engagement as (
     select
-        cast(date_part('year', session_day) as int) * 12 + cast(date_part('month', session_day) as int) - 1
-            as month_index,
-        market,
-        channel,
+        calendar_days.month_index,
+        stg_session_days.market,
+        stg_session_days.channel,
         count(*) as customer_days,
-        count(distinct customer_id) as mau
-    from (
-        select customer_id, cast(day_number as date) as session_day, market, channel from stg_session_days
-    ) as customer_days
+        count(distinct stg_session_days.customer_id) as mau
+    from stg_session_days
+    join calendar_days on stg_session_days.day_number = calendar_days.day_number
     group by 1, 2, 3
 ),
 
@@ -247,12 +275,24 @@ base as (
         grid.market,
         grid.channel,
         coalesce(acquisitions.new_customers, 0) as new_customers,
+        coalesce(acquisitions.referred_new_customers, 0) as referred_new_customers,
+        coalesce(acquisitions.self_grown_new_customers, 0) as self_grown_new_customers,
         coalesce(activity.active_customers, 0) as active_customers,
         coalesce(activity.repeat_buyers, 0) as repeat_buyers,
+        coalesce(activity.active_members, 0) as active_members,
+        coalesce(activity.member_repeat_buyers, 0) as member_repeat_buyers,
         coalesce(activity.cohort_6m_active, 0) as cohort_6m_active,
         coalesce(activity.orders, 0) as orders,
         coalesce(activity.revenue_cents, 0) as revenue_cents,
-        coalesce(spend.spend_cents, 0) as spend_cents,
+        coalesce(day_events.placed_orders, 0) as placed_orders,
+        coalesce(day_events.cancelled_orders, 0) as cancelled_orders,
+        coalesce(day_events.refunded_orders, 0) as refunded_orders,
+        coalesce(day_events.spend_cents, 0) as spend_cents,
+        day_events.clicks,
+        coalesce(day_events.click_spend_cents, 0) as click_spend_cents,
+        coalesce(day_events.sessions, 0) as sessions,
+        coalesce(day_events.organic_sessions, 0) as organic_sessions,
+        coalesce(day_events.traffic_orders, 0) as traffic_orders,
         coalesce(churn.churn_base, 0) as churn_base,
         coalesce(churn.churned, 0) as churned,
         coalesce(retention.cohort_6m_size, 0) as cohort_6m_size,
@@ -273,8 +313,9 @@ base as (
         on grid.month_index = acquisitions.month_index and grid.market = acquisitions.market and grid.channel = acquisitions.channel
     left join activity
         on grid.month_index = activity.month_index and grid.market = activity.market and grid.channel = activity.channel
-    left join spend
-        on grid.month_index = spend.month_index and grid.market = spend.market and grid.channel = spend.channel
+    left join day_events
+        on grid.month_index = day_events.month_index and grid.market = day_events.market
+        and grid.channel = day_events.channel
     left join churn
         on grid.month_index = churn.month_index and grid.market = churn.market and grid.channel = churn.channel
     left join retention
@@ -301,12 +342,24 @@ rolled_up as (
         case when grouping(market) = 1 then '(all)' else market end as market,
         case when grouping(channel) = 1 then '(all)' else channel end as channel,
         sum(new_customers) as new_customers,
+        sum(referred_new_customers) as referred_new_customers,
+        sum(self_grown_new_customers) as self_grown_new_customers,
         sum(active_customers) as active_customers,
         sum(repeat_buyers) as repeat_buyers,
+        sum(active_members) as active_members,
+        sum(member_repeat_buyers) as member_repeat_buyers,
         sum(cohort_6m_active) as cohort_6m_active,
         sum(orders) as orders,
         sum(revenue_cents) as revenue_cents,
+        sum(placed_orders) as placed_orders,
+        sum(cancelled_orders) as cancelled_orders,
+        sum(refunded_orders) as refunded_orders,
         sum(spend_cents) as spend_cents,
+        sum(clicks) as clicks,
+        sum(click_spend_cents) as click_spend_cents,
+        sum(sessions) as sessions,
+        sum(organic_sessions) as organic_sessions,
+        sum(traffic_orders) as traffic_orders,
         sum(churn_base) as churn_base,
         sum(churned) as churned,
         sum(cohort_6m_size) as cohort_6m_size,
@@ -331,12 +384,22 @@ rolled_up as (
     )
 ),
 
+with_totals as (
+    select *, sum(new_customers) over to_date as total_customers
+    from rolled_up
+    window to_date as (partition by market, channel order by month_index rows between unbounded preceding and current row)
+),
+
 with_history as (
     select
         *,
         lag(new_customers, 12) over by_month as cohort_12m_size,
-        lag(spend_cents, 12) over by_month as cohort_12m_spend_cents
-    from rolled_up
+        lag(spend_cents, 12) over by_month as cohort_12m_spend_cents,
+        lag(new_customers, 1) over by_month as growth_new_customers_prev,
+        lag(new_customers, 12) over by_month as growth_new_customers_year_ago,
+        lag(total_customers, 1) over by_month as total_customers_prev,
+        lag(total_customers, 12) over by_month as total_customers_year_ago
+    from with_totals
     window by_month as (partition by market, channel order by month_index)
 )
 
@@ -347,11 +410,26 @@ select
     period_complete,
     days_in_period,
     new_customers,
+    referred_new_customers,
+    self_grown_new_customers,
+    new_customers as growth_new_customers,
+    growth_new_customers_prev,
+    growth_new_customers_year_ago,
+    total_customers,
+    total_customers_prev,
+    total_customers_year_ago,
     active_customers,
     repeat_buyers,
+    active_members,
+    member_repeat_buyers,
     orders,
     revenue_cents,
+    placed_orders,
+    cancelled_orders,
+    refunded_orders,
     spend_cents,
+    clicks,
+    click_spend_cents,
     churn_base,
     churned,
     cohort_6m_size,
@@ -360,6 +438,9 @@ select
     cohort_12m_size,
     cohort_12m_revenue_cents,
     cohort_12m_spend_cents,
+    sessions,
+    organic_sessions,
+    traffic_orders,
     customer_days as session_customer_days,
     mau,
     invites_sent,

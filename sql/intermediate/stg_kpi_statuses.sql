@@ -17,9 +17,17 @@
 --   dau_mau_status: status of dau_mau
 --   invite_share_status: status of invite_share_rate
 --   delivered_within_7d_status: status of delivered_within_7d_share
+--   total_customers_yoy_status: status of total_customers_yoy
+--   member_repeat_status: status of member_repeat_rate
+--   self_growth_status: status of self_growth_ratio
+--   organic_session_status: status of organic_session_share
+--   cpc_status: status of cpc_usd
+--   invite_conversion_status: status of invite_conversion (plan 5.3: flagged red under 5%)
 with measures as (
     select period_grain, period_start, market, channel,
-        cac_usd, ltv_to_cac, monthly_churn_rate, retention_6m, repeat_purchase_rate, dau_mau, invite_share_rate, delivered_within_7d_share
+        cac_usd, ltv_to_cac, monthly_churn_rate, retention_6m, repeat_purchase_rate, dau_mau, invite_share_rate,
+        delivered_within_7d_share, total_customers_yoy, member_repeat_rate, self_growth_ratio, organic_session_share,
+        cpc_usd, invite_conversion
     from stg_kpi_measures
 ),
 
@@ -37,6 +45,12 @@ kpi_values as (
     union all select period_grain, period_start, market, channel, 'dau_mau', dau_mau from measures
     union all select period_grain, period_start, market, channel, 'invite_share_rate', invite_share_rate from measures
     union all select period_grain, period_start, market, channel, 'delivered_within_7d_share', delivered_within_7d_share from measures
+    union all select period_grain, period_start, market, channel, 'total_customers_yoy', total_customers_yoy from measures
+    union all select period_grain, period_start, market, channel, 'member_repeat_rate', member_repeat_rate from measures
+    union all select period_grain, period_start, market, channel, 'self_growth_ratio', self_growth_ratio from measures
+    union all select period_grain, period_start, market, channel, 'organic_session_share', organic_session_share from measures
+    union all select period_grain, period_start, market, channel, 'cpc_usd', cpc_usd from measures
+    union all select period_grain, period_start, market, channel, 'invite_conversion', invite_conversion from measures
 ),
 
 kpi_statuses as (
@@ -72,7 +86,13 @@ statuses as (
         max(case when kpi = 'repeat_purchase_rate' then status end) as repeat_purchase_status,
         max(case when kpi = 'dau_mau' then status end) as dau_mau_status,
         max(case when kpi = 'invite_share_rate' then status end) as invite_share_status,
-        max(case when kpi = 'delivered_within_7d_share' then status end) as delivered_within_7d_status
+        max(case when kpi = 'delivered_within_7d_share' then status end) as delivered_within_7d_status,
+        max(case when kpi = 'total_customers_yoy' then status end) as total_customers_yoy_status,
+        max(case when kpi = 'member_repeat_rate' then status end) as member_repeat_status,
+        max(case when kpi = 'self_growth_ratio' then status end) as self_growth_status,
+        max(case when kpi = 'organic_session_share' then status end) as organic_session_status,
+        max(case when kpi = 'cpc_usd' then status end) as cpc_status,
+        max(case when kpi = 'invite_conversion' then status end) as invite_conversion_status
     from kpi_statuses
     group by period_grain, period_start, market, channel
 )

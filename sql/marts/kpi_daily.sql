@@ -33,6 +33,22 @@
 --   blended_roas: revenue of all the day's buyers / marketing spend of the day (channel_performance.roas_90d is the per-cohort ROAS)
 --   delivered_within_7d_share: of completed orders placed in the day whose 7 days have passed, the share delivered within 7 days (an order not shipped by then counts as late); null without the shipments input
 --   avg_delivery_days: average days from order to delivery over delivered orders placed in the day; null without the shipments input
+--   total_customers: customers with a purchase by the end of the day
+--   new_customers_mom: new customers in the 30 days ending that day / those of the 30 days before - 1
+--   new_customers_yoy: new customers in the 30 days ending that day / those of the 30 days ending 365 days before - 1
+--   total_customers_mom: total_customers / total_customers 30 days before - 1
+--   total_customers_yoy: total_customers / total_customers 365 days before - 1, the plan's user growth
+--   aov_usd: revenue_usd / orders, the average completed order's value, USD
+--   cancellation_rate: orders placed that day and cancelled / orders placed that day whatever their status
+--   refund_rate: orders placed that day and refunded / orders placed that day whatever their status
+--   member_share: share of the day's buyers who are paid members; null without the customers input
+--   member_repeat_rate: repeat_purchase_rate of the members among the day's buyers
+--   referred_share_of_new: share of the day's new customers who were referred (a referrer, or the referral channel)
+--   self_growth_ratio: share of the day's new customers no one paid for: referred, or acquired through an organic channel (organic_channels in sql/growth.toml)
+--   sessions: visits that day, anonymous ones included, by the visit's market and traffic channel; null without the sessions input
+--   organic_session_share: share of those visits from an organic channel
+--   visit_to_purchase_rate: completed orders / visits, both by their own market and channel (an order through email has no visit of its channel: read it on '(all)' rows); null without the sessions input
+--   cpc_usd: marketing spend / ad clicks, over spend rows that report clicks; null without clicks
 --   cac_status: green, yellow or red against the cac_usd thresholds; null when cac_usd is null
 --   ltv_to_cac_status: status of ltv_to_cac
 --   monthly_churn_status: status of monthly_churn_rate
@@ -41,6 +57,12 @@
 --   dau_mau_status: status of dau_mau
 --   invite_share_status: status of invite_share_rate
 --   delivered_within_7d_status: status of delivered_within_7d_share
+--   total_customers_yoy_status: status of total_customers_yoy
+--   member_repeat_status: status of member_repeat_rate
+--   self_growth_status: status of self_growth_ratio
+--   organic_session_status: status of organic_session_share
+--   cpc_status: status of cpc_usd
+--   invite_conversion_status: status of invite_conversion (plan 5.3: red under 5%)
 with kpis as (
     select
         period_start as day,
@@ -48,7 +70,10 @@ with kpis as (
         channel,
         new_customers, active_customers, orders, revenue_usd, marketing_spend_usd, cac_usd, arpu_usd,
         repeat_purchase_rate, monthly_churn_rate, retention_6m, repeat_within_6m, ltv_12m_usd, ltv_to_cac, dau, mau, dau_mau,
-        invite_share_rate, invite_conversion, blended_roas, delivered_within_7d_share, avg_delivery_days
+        invite_share_rate, invite_conversion, blended_roas, delivered_within_7d_share, avg_delivery_days,
+        total_customers, new_customers_mom, new_customers_yoy, total_customers_mom, total_customers_yoy, aov_usd,
+        cancellation_rate, refund_rate, member_share, member_repeat_rate, referred_share_of_new, self_growth_ratio,
+        sessions, organic_session_share, visit_to_purchase_rate, cpc_usd
     from stg_kpi_measures
     where period_grain = 'day'
 ),
@@ -66,7 +91,13 @@ select
     statuses.repeat_purchase_status,
     statuses.dau_mau_status,
     statuses.invite_share_status,
-    statuses.delivered_within_7d_status
+    statuses.delivered_within_7d_status,
+    statuses.total_customers_yoy_status,
+    statuses.member_repeat_status,
+    statuses.self_growth_status,
+    statuses.organic_session_status,
+    statuses.cpc_status,
+    statuses.invite_conversion_status
 from kpis
 left join statuses
     on kpis.day = statuses.period_start

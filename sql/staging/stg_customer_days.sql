@@ -6,6 +6,7 @@
 --   customer_id: the customer
 --   market: the customer's market (from stg_customers)
 --   channel: the customer's acquisition channel (from stg_customers)
+--   is_member: paid membership (from stg_customers); null when unknown
 --   day_number: the purchase day, in days since 1970-01-01
 --   next_day_number: the customer's next purchase day; null if none yet
 --   days_since: days since the customer's first purchase day (0 on that day)
@@ -16,7 +17,7 @@ with purchases as (
 ),
 
 customers_in as (
-    select customer_id, market, acquisition_channel as channel
+    select customer_id, market, acquisition_channel as channel, is_member
     from stg_customers
     where first_purchase_ts is not null
 ),
@@ -31,6 +32,7 @@ select
     daily.customer_id,
     customers_in.market,
     customers_in.channel,
+    customers_in.is_member,
     daily.day_number,
     lead(daily.day_number) over (partition by daily.customer_id order by daily.day_number) as next_day_number,
     daily.day_number - min(daily.day_number) over (partition by daily.customer_id) as days_since,

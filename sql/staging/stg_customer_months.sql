@@ -6,6 +6,7 @@
 --   customer_id: the customer
 --   market: the customer's market (from stg_customers)
 --   acquisition_channel: the customer's acquisition channel (from stg_customers)
+--   is_member: paid membership (from stg_customers); null when unknown
 --   cohort_month: first day of the month of the customer's first purchase
 --   activity_month: first day of the month of these purchases
 --   activity_month_index: months since year 0 of activity_month (year * 12 + month - 1)
@@ -20,7 +21,7 @@ with purchases as (
 ),
 
 customers_in as (
-    select customer_id, market, acquisition_channel, acquisition_month, acquisition_month_index
+    select customer_id, market, acquisition_channel, is_member, acquisition_month, acquisition_month_index
     from stg_customers
     where first_purchase_ts is not null
 ),
@@ -41,6 +42,7 @@ select
     monthly.customer_id,
     customers_in.market,
     customers_in.acquisition_channel,
+    customers_in.is_member,
     customers_in.acquisition_month as cohort_month,
     monthly.activity_month,
     monthly.activity_month_index,

@@ -13,6 +13,7 @@
 --   acquisition_month: first day of the UTC month of first_purchase_ts
 --   acquisition_month_index: months since year 0 of acquisition_month (year * 12 + month - 1)
 --   second_purchase_ts: their second completed order (UTC), the first repeat purchase; null if none
+--   second_purchase_month_index: months since year 0 of second_purchase_ts's month; null if none
 --   last_purchase_ts: their latest completed order (UTC)
 --   purchases: completed orders
 --   revenue_cents: sum of amount_cents over completed orders, US cents (exact)
@@ -114,6 +115,8 @@ select
     cast(date_part('year', first_purchase_ts) as int) * 12
     + cast(date_part('month', first_purchase_ts) as int) - 1 as acquisition_month_index,
     second_purchase_ts,
+    cast(date_part('year', second_purchase_ts) as int) * 12
+    + cast(date_part('month', second_purchase_ts) as int) - 1 as second_purchase_month_index,
     last_purchase_ts,
     coalesce(purchases, 0) as purchases,
     coalesce(revenue_cents, 0) as revenue_cents,

@@ -17,6 +17,8 @@
 --   delivered_within_7d: 1 when the outcome is known and it was delivered within 7 days of the order, else 0
 --   delivered: 1 when delivered by the run date, else 0
 --   delivery_micros: microseconds from order to delivery; null while not delivered
+--   origin_market: the market it shipped from (shipments); null while not shipped
+--   dest_market: the market it shipped to (shipments); null while not shipped
 with completed_orders as (
     -- Completed orders with their shipment, if any, joined on order_id as an aggregation over a union: both
     -- sides hold one row per order_id (the duplicate_key rule sets copies aside), and an
@@ -27,13 +29,17 @@ with completed_orders as (
         max(customer_id) as customer_id,
         max(order_ts) as order_ts,
         max(delivered_ts) as delivered_ts,
+        max(origin_market) as origin_market,
+        max(dest_market) as dest_market,
         max(from_shipments) as shipped
     from (
-        select order_id, customer_id, order_ts, null as delivered_ts, 1 as from_orders, 0 as from_shipments
+        select
+            order_id, customer_id, order_ts, null as delivered_ts, arrow_cast(null, 'Utf8') as origin_market,
+            arrow_cast(null, 'Utf8') as dest_market, 1 as from_orders, 0 as from_shipments
         from orders
         where status = 'completed'
         union all
-        select order_id, null, null, delivered_ts, 0, 1
+        select order_id, null, null, delivered_ts, origin_market, dest_market, 0, 1
         from shipments
     ) as both_sides
     group by order_id
@@ -68,7 +74,9 @@ select
     end as delivered_within_7d,
     case when completed_orders.delivered_ts is not null then 1 else 0 end as delivered,
     -- whole microseconds, so sums are exact (a float sum would depend on row order)
-    cast(completed_orders.delivered_ts as bigint) - cast(completed_orders.order_ts as bigint) as delivery_micros
+    cast(completed_orders.delivered_ts as bigint) - cast(completed_orders.order_ts as bigint) as delivery_micros,
+    completed_orders.origin_market,
+    completed_orders.dest_market
 from completed_orders
 join customers_in on completed_orders.customer_id = customers_in.customer_id
 cross join run_end

@@ -337,3 +337,224 @@ async fn sharing_counts_buyers_who_share_and_k_factor_counts_new_buyers() {
     let no_buyer = row(&ws, "kpi_daily", "2025-01-31", "2025-01-03", "(all)", "(all)").await;
     assert_eq!(single_value(&no_buyer, "invite_share_rate"), "");
 }
+
+fn booleans(values: &[bool]) -> ArrayRef {
+    Arc::new(datafusion::arrow::array::BooleanArray::from(values.to_vec()))
+}
+
+/// SG, every customer acquired by search unless said. h bought in February 2024. m1 (member)
+/// bought in January 2025 and again in February; in February m2 (member), r (referred by m1) and
+/// g (organic) bought first; m2 also placed a cancelled order, g a refunded one, and c, who never
+/// bought, a cancelled one. February's orders placed: 7 (4 completed, 2 cancelled, 1 refunded);
+/// its buyers m1, m2, r, g, of whom the members are m1 and m2, and only m1 bought before.
+#[tokio::test]
+async fn orders_by_status_members_referrals_and_growth() {
+    let ws = Workspace::new();
+    let input = ws.input();
+    let ids = ["h", "m1", "m2", "r", "g", "c"];
+    write_parquet(
+        &input.join("customers/c.parquet"),
+        vec![
+            ("customer_id", strings(&ids)),
+            ("signup_ts", timestamps(&["2024-02-01T00:00:00"; 6])),
+            ("market", strings(&["SG"; 6])),
+            (
+                "acquisition_channel",
+                strings(&["search", "search", "search", "referral", "organic", "search"]),
+            ),
+            (
+                "referrer_customer_id",
+                optional_strings(&[None, None, None, Some("m1"), None, None]),
+            ),
+            ("is_member", booleans(&[false, true, true, false, false, false])),
+        ],
+    );
+    write_orders(
+        &input,
+        "part-0.parquet",
+        &[
+            ("o0", "h", "2024-02-10T10:00:00", 10.0, "completed"),
+            ("o1", "m1", "2025-01-05T10:00:00", 20.0, "completed"),
+            ("o2", "m1", "2025-02-03T10:00:00", 30.0, "completed"),
+            ("o3", "m2", "2025-02-10T10:00:00", 10.0, "completed"),
+            ("o4", "m2", "2025-02-11T10:00:00", 10.0, "cancelled"),
+            ("o5", "r", "2025-02-12T10:00:00", 40.0, "completed"),
+            ("o6", "g", "2025-02-14T10:00:00", 50.0, "completed"),
+            ("o7", "g", "2025-02-20T10:00:00", 50.0, "refunded"),
+            ("o8", "c", "2025-02-15T10:00:00", 25.0, "cancelled"),
+        ],
+    );
+    run_marts(&ws, "2025-02-28").await;
+    let february = row(&ws, "kpi_monthly", "2025-02-28", "2025-02-01", "(all)", "(all)").await;
+    let value = |column: &str| single_value(&february, column);
+    // Of all 7 orders placed, not of the completed ones, and c's order counts though c never bought.
+    assert_eq!(value("cancellation_rate"), (2.0_f64 / 7.0).to_string());
+    assert_eq!(value("refund_rate"), (1.0_f64 / 7.0).to_string());
+    assert_eq!(value("aov_usd"), "32.5", "completed orders only: 130 / 4");
+    assert_eq!(value("member_share"), "0.5");
+    assert_eq!(value("member_repeat_rate"), "0.5", "m1 bought before, m2 not");
+    assert_eq!(value("member_repeat_status"), "green");
+    assert_eq!(value("referred_share_of_new"), (1.0_f64 / 3.0).to_string());
+    assert_eq!(value("self_growth_ratio"), (2.0_f64 / 3.0).to_string());
+    assert_eq!(value("self_growth_status"), "green");
+    assert_eq!(value("total_customers"), "5");
+    // 5 customers against 2 at January's end, and against 1 at February 2024's end.
+    assert_eq!(value("total_customers_mom"), "1.5");
+    assert_eq!(value("total_customers_yoy"), "4.0");
+    assert_eq!(value("total_customers_yoy_status"), "green");
+    // 3 new against January's 1 and February 2024's 1.
+    assert_eq!(value("new_customers_mom"), "2.0");
+    assert_eq!(value("new_customers_yoy"), "2.0");
+
+    // Daily: the 30 days ending 02-28 hold 3 new customers, the 30 before them 1 (m1), the 30
+    // ending 365 days before (2024-02-29) 1 (h).
+    let last = row(&ws, "kpi_daily", "2025-02-28", "2025-02-28", "(all)", "(all)").await;
+    assert_eq!(single_value(&last, "new_customers_mom"), "2.0", "{last}");
+    assert_eq!(single_value(&last, "new_customers_yoy"), "2.0");
+    assert_eq!(single_value(&last, "total_customers_mom"), "1.5");
+    assert_eq!(single_value(&last, "total_customers_yoy"), "4.0");
+    // 02-15: c's cancelled order is the day's only order; 02-14: g, organic, is the day's only
+    // new customer.
+    let cancelled = row(&ws, "kpi_daily", "2025-02-28", "2025-02-15", "SG", "search").await;
+    assert_eq!(single_value(&cancelled, "cancellation_rate"), "1.0");
+    let organic = row(&ws, "kpi_daily", "2025-02-28", "2025-02-14", "(all)", "(all)").await;
+    assert_eq!(single_value(&organic, "self_growth_ratio"), "1.0");
+    assert_eq!(single_value(&organic, "referred_share_of_new"), "0.0");
+    let member = row(&ws, "kpi_daily", "2025-02-28", "2025-02-10", "(all)", "(all)").await;
+    assert_eq!(single_value(&member, "member_share"), "1.0");
+    assert_eq!(single_value(&member, "member_repeat_rate"), "0.0");
+
+    // A partial month has no growth rate: March on 03-10 is not March.
+    run_marts(&ws, "2025-03-10").await;
+    let march = row(&ws, "kpi_monthly", "2025-03-10", "2025-03-01", "(all)", "(all)").await;
+    assert_eq!(single_value(&march, "new_customers_mom"), "");
+    assert_eq!(single_value(&march, "total_customers_yoy"), "");
+}
+
+/// March 2025 in SG: four visits, one by b through search and three anonymous (direct, app,
+/// search); b's one order came through search. Search spent $8 for 10 clicks; social ads spent $5
+/// and reported no clicks. Organic visits (direct, app) are half; one order per four visits; CPC
+/// is $8 over 10 clicks, not $13.
+#[tokio::test]
+async fn traffic_mix_conversion_and_cpc() {
+    let ws = Workspace::new();
+    let input = ws.input();
+    write_customers(&input, &[("b", "2025-03-01T09:00:00", "SG", "search")]);
+    write_parquet(
+        &input.join("orders/o.parquet"),
+        vec![
+            ("order_id", strings(&["o1"])),
+            ("customer_id", strings(&["b"])),
+            ("order_ts", timestamps(&["2025-03-02T10:00:00"])),
+            ("amount_usd", floats(&[20.0])),
+            ("market", strings(&["SG"])),
+            ("channel", strings(&["search"])),
+        ],
+    );
+    write_parquet(
+        &input.join("sessions/s.parquet"),
+        vec![
+            ("session_id", strings(&["s1", "s2", "s3", "s4"])),
+            ("customer_id", optional_strings(&[Some("b"), None, None, None])),
+            ("session_start_ts", timestamps(&["2025-03-02T09:00:00"; 4])),
+            ("market", strings(&["SG"; 4])),
+            ("channel", strings(&["search", "direct", "app", "search"])),
+        ],
+    );
+    write_parquet(
+        &input.join("marketing_spend/s.parquet"),
+        vec![
+            (
+                "spend_date",
+                Arc::new(datafusion::arrow::array::Date32Array::from(vec![20149, 20149])) as ArrayRef, // 2025-03-02
+            ),
+            ("market", strings(&["SG", "SG"])),
+            ("channel", strings(&["search", "social_ads"])),
+            ("spend_usd", floats(&[8.0, 5.0])),
+            (
+                "clicks",
+                Arc::new(datafusion::arrow::array::Int64Array::from(vec![Some(10), None])) as ArrayRef,
+            ),
+        ],
+    );
+    run_marts(&ws, "2025-03-31").await;
+    for (table, period) in [("kpi_monthly", "2025-03-01"), ("kpi_daily", "2025-03-02")] {
+        let all = row(&ws, table, "2025-03-31", period, "(all)", "(all)").await;
+        let value = |column: &str| single_value(&all, column);
+        assert_eq!(value("sessions"), "4", "{table}: {all}");
+        assert_eq!(value("organic_session_share"), "0.5", "{table}");
+        assert_eq!(value("organic_session_status"), "green", "{table}");
+        assert_eq!(value("visit_to_purchase_rate"), "0.25", "{table}");
+        assert_eq!(value("cpc_usd"), "0.8", "{table}");
+        assert_eq!(value("cpc_status"), "green", "{table}: at most the plan's $0.80");
+        let search = row(&ws, table, "2025-03-31", period, "SG", "search").await;
+        assert_eq!(single_value(&search, "sessions"), "2", "{table}");
+        assert_eq!(single_value(&search, "organic_session_share"), "0.0");
+        assert_eq!(single_value(&search, "visit_to_purchase_rate"), "0.5");
+        let direct = row(&ws, table, "2025-03-31", period, "SG", "direct").await;
+        assert_eq!(single_value(&direct, "sessions"), "1", "{table}");
+        assert_eq!(single_value(&direct, "organic_session_share"), "1.0");
+        let social = row(&ws, table, "2025-03-31", period, "SG", "social_ads").await;
+        assert_eq!(single_value(&social, "cpc_usd"), "", "{table}: no clicks, no CPC");
+    }
+}
+
+/// Completed orders shipped CN to SG (delivered in 2 and in 10 days) and SG to SG (1 day); the
+/// route table's 7-day share and days are per route.
+#[tokio::test]
+async fn delivery_time_is_per_route() {
+    let ws = Workspace::new();
+    let input = ws.input();
+    write_orders(
+        &input,
+        "part-0.parquet",
+        &[
+            ("o1", "a", "2025-03-02T10:00:00", 10.0, "completed"),
+            ("o2", "b", "2025-03-03T10:00:00", 10.0, "completed"),
+            ("o3", "c", "2025-03-04T10:00:00", 10.0, "completed"),
+        ],
+    );
+    write_parquet(
+        &input.join("shipments/s.parquet"),
+        vec![
+            ("order_id", strings(&["o1", "o2", "o3"])),
+            (
+                "shipped_ts",
+                timestamps(&[
+                    "2025-03-03T10:00:00",
+                    "2025-03-04T10:00:00",
+                    "2025-03-04T12:00:00",
+                ]),
+            ),
+            (
+                "delivered_ts",
+                optional_timestamps(&[
+                    Some("2025-03-04T10:00:00"),
+                    Some("2025-03-13T10:00:00"),
+                    Some("2025-03-05T10:00:00"),
+                ]),
+            ),
+            ("origin_market", strings(&["CN", "CN", "SG"])),
+            ("dest_market", strings(&["SG", "SG", "SG"])),
+        ],
+    );
+    run_marts(&ws, "2025-03-31").await;
+    let routes = query_sql(
+        &ws.published("delivery_routes", "2025-03-31"),
+        "select origin_market, dest_market, shipped_orders, delivered_orders, delivered_within_7d_share,
+                avg_delivery_days, median_delivery_days
+         from t order by origin_market",
+    )
+    .await;
+    assert_eq!(
+        lines(&routes),
+        lines(
+            "+---------------+-------------+----------------+------------------+---------------------------+-------------------+----------------------+
+             | origin_market | dest_market | shipped_orders | delivered_orders | delivered_within_7d_share | avg_delivery_days | median_delivery_days |
+             +---------------+-------------+----------------+------------------+---------------------------+-------------------+----------------------+
+             | CN            | SG          | 2              | 2                | 0.5                       | 6.0               | 6.0                  |
+             | SG            | SG          | 1              | 1                | 1.0                       | 1.0               | 1.0                  |
+             +---------------+-------------+----------------+------------------+---------------------------+-------------------+----------------------+"
+        )
+    );
+}
