@@ -9,8 +9,18 @@ use crate::support::*;
 
 /// Runs the repository's own models on a workspace's input.
 pub(crate) async fn run_marts(ws: &Workspace, run_date: &str) -> Manifest {
+    run_marts_with(ws, run_date, growth_jobs::config::Config::default()).await
+}
+
+/// [`run_marts`] with settings other than the defaults.
+pub(crate) async fn run_marts_with(
+    ws: &Workspace,
+    run_date: &str,
+    config: growth_jobs::config::Config,
+) -> Manifest {
     let mut options = ws.options(Some(run_date));
     options.models_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    options.config = config;
     growth_jobs::transform::run(&options).await.unwrap()
 }
 
@@ -377,7 +387,8 @@ fn full_market() -> Workspace {
 }
 
 /// January in SG: search spent $60 for 2 customers worth $100 in their first 90 days (ROI 2/3);
-/// social ads spent $30 for 1 customer worth $10 (ROI -2/3), so budget moves from social to search.
+/// social ads spent $30 for 1 customer worth $10 (ROI -2/3), so social gives 20% of its spend
+/// ($6). Search's ROI is under the preferred 4: no channel takes it, and all $6 is reserve.
 #[tokio::test]
 async fn channel_roi_moves_budget_from_losing_to_winning_channels() {
     let ws = full_market();
@@ -396,9 +407,49 @@ async fn channel_roi_moves_budget_from_losing_to_winning_channels() {
             "+------------+-----------+-------------+--------+------+---------+---------------+---------+-----------------+----------+----------+---------+-----------------------+
              | channel    | spend_usd | impressions | clicks | ctr  | cpc_usd | new_customers | cac_usd | revenue_90d_usd | complete | roas_90d | roi     | budget_recommendation |
              +------------+-----------+-------------+--------+------+---------+---------------+---------+-----------------+----------+----------+---------+-----------------------+
-             | search     | 60.0      | 15000       | 300    | 0.02 | 0.2     | 2             | 30.0    | 100.0           | true     | 1.6667   | 0.6667  | increase              |
+             | search     | 60.0      | 15000       | 300    | 0.02 | 0.2     | 2             | 30.0    | 100.0           | true     | 1.6667   | 0.6667  | keep                  |
              | social_ads | 30.0      | 6000        | 60     | 0.01 | 0.5     | 1             | 30.0    | 10.0            | true     | 0.3333   | -0.6667 | decrease              |
              +------------+-----------+-------------+--------+------+---------+---------------+---------+-----------------+----------+----------+---------+-----------------------+"
+        )
+    );
+    let moves = |ws: &Workspace| {
+        let path = ws.published("channel_performance", "2025-06-30");
+        async move {
+            query_sql(
+                &path,
+                "select channel, preferred_channel, budget_recommendation, round(budget_shift_usd, 4) as shift,
+                        round(proposed_spend_usd, 4) as proposed, round(market_reserve_usd, 4) as reserve
+                 from t where month_start = '2025-01-01' order by channel",
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        lines(&moves(&ws).await),
+        lines(
+            "+------------+-------------------+-----------------------+-------+----------+---------+
+             | channel    | preferred_channel | budget_recommendation | shift | proposed | reserve |
+             +------------+-------------------+-----------------------+-------+----------+---------+
+             | search     | false             | keep                  | 0.0   | 60.0     | 6.0     |
+             | social_ads | false             | decrease              | -6.0  | 24.0     | 6.0     |
+             +------------+-------------------+-----------------------+-------+----------+---------+"
+        )
+    );
+    // With search preferred (ROI 2/3 at or above 0.5) it takes 70% of the $6; 30% is reserve.
+    let config = growth_jobs::config::Config {
+        preferred_roi: 0.5,
+        ..Default::default()
+    };
+    run_marts_with(&ws, "2025-06-30", config).await;
+    assert_eq!(
+        lines(&moves(&ws).await),
+        lines(
+            "+------------+-------------------+-----------------------+-------+----------+---------+
+             | channel    | preferred_channel | budget_recommendation | shift | proposed | reserve |
+             +------------+-------------------+-----------------------+-------+----------+---------+
+             | search     | true              | increase              | 4.2   | 64.2     | 1.8     |
+             | social_ads | false             | decrease              | -6.0  | 24.0     | 1.8     |
+             +------------+-------------------+-----------------------+-------+----------+---------+"
         )
     );
     // On 2025-03-31 January's 90 days are not over: its revenue is not all in, so no advice yet.
