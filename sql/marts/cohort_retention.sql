@@ -17,7 +17,7 @@
 --   revenue_usd: revenue of those orders, USD
 --   cumulative_revenue_per_customer: revenue of the cohort from month 0 to this month / cohort_size, USD (the observed LTV curve)
 with customers_in as (
-    select acquisition_month, market, acquisition_channel
+    select acquisition_month, acquisition_month_index, market, acquisition_channel
     from stg_customers
     where first_purchase_ts is not null
 ),
@@ -28,19 +28,20 @@ customer_months as (
 ),
 
 run_month as (
-    select cast(date_part('year', run_date) as int) * 12 + cast(date_part('month', run_date) as int) - 1
-        as month_index
-    from run_context
+    select calendar_days.month_index
+    from calendar_days
+    join run_context on calendar_days.day = run_context.run_date
 ),
 
 cohorts as (
     select
         acquisition_month as cohort_month,
+        acquisition_month_index as cohort_month_index,
         market,
         acquisition_channel,
         count(*) as cohort_size
     from customers_in
-    group by acquisition_month, market, acquisition_channel
+    group by acquisition_month, acquisition_month_index, market, acquisition_channel
 ),
 
 cohort_ages as (
@@ -49,9 +50,7 @@ cohort_ages as (
         cohorts.market,
         cohorts.acquisition_channel,
         cohorts.cohort_size,
-        run_month.month_index
-        - (cast(date_part('year', cohorts.cohort_month) as int) * 12
-           + cast(date_part('month', cohorts.cohort_month) as int) - 1) as age_months
+        run_month.month_index - cohorts.cohort_month_index as age_months
     from cohorts
     cross join run_month
 ),
