@@ -263,7 +263,10 @@ async fn model_stages(options: &TransformOptions, plan: transform::Plan, run: &m
         run.record(report).await?;
     }
     if !run.manifest().has_completed(churn::JOB) {
-        let as_of = AsOf::new(plan.source, &options.models_dir, options.config.clone())?;
+        // The SQL stage checked the input at this date (a resumed run, with the same
+        // fingerprint): the churn stage's sessions skip what it passed.
+        let as_of = AsOf::new(plan.source, &options.models_dir, options.config.clone())?
+            .with_checked(plan.run_date, run.manifest().quality.clone());
         let report = churn::run(&as_of, output, plan.run_date, &options.config.churn).await?;
         run.record(report).await?;
     }

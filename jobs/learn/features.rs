@@ -133,6 +133,13 @@ impl AsOf {
         })
     }
 
+    /// Takes the row checks of `date` done elsewhere (the night's SQL stage, on the same input
+    /// and config), so sessions for that date and earlier ones skip what they passed.
+    pub fn with_checked(self, date: NaiveDate, report: quality::Report) -> Self {
+        self.lock_checked().insert(date, report);
+        self
+    }
+
     /// A session for `date` in which every model up to `customer_features` is a view. Build the
     /// latest date's session first: the earlier ones then skip the checks it passed.
     pub async fn session(&self, date: NaiveDate) -> Result<SessionContext> {
