@@ -389,22 +389,14 @@ pub async fn window(
     config: &ChurnConfig,
 ) -> Result<Window> {
     let cutoff_end = RunDate { date: cutoff }.end_micros();
-    let active_from = cutoff_end - i64::from(config.active_days) * 86_400_000_000;
     let session = as_of.session(cutoff).await?;
-    let active = count(
-        &session,
-        &format!(
-            "select count(*) from stg_customers where last_purchase_ts >= to_timestamp_micros({active_from})"
-        ),
+    let active_days = f64::from(config.active_days);
+    let (sampled, active) = features::sample_eligible(
+        AsOf::features(&session, cutoff).await?,
+        config.seed,
+        config.sample_size,
+        |batch| features::active_within(batch, active_days),
     )
-    .await?;
-    let fraction = config.sample_size as f64 / active.max(1) as f64;
-    let (seed, active_days) = (config.seed, f64::from(config.active_days));
-    let sampled = features::collect_rows(AsOf::features(&session, cutoff).await?, |batch| {
-        let active = features::active_within(batch, active_days)?;
-        let sampled = features::in_sample(batch, seed, fraction)?;
-        Ok(active.iter().zip(sampled).map(|(a, s)| *a && s).collect())
-    })
     .await?;
 
     // Who bought in (cutoff, cutoff + H]: seen from the run date, which is at or after it.
@@ -442,25 +434,6 @@ pub async fn window(
         features: sampled,
         churned,
     })
-}
-
-async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
-    let batches = ctx
-        .sql(sql)
-        .await
-        .map_err(Error::engine("counting active customers"))?
-        .collect()
-        .await
-        .map_err(Error::engine("counting active customers"))?;
-    Ok(batches
-        .first()
-        .and_then(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                .map(|a| a.value(0))
-        })
-        .unwrap_or(0) as u64)
 }
 
 fn check_trainable(window: &Window, config: &ChurnConfig, role: &str) -> Result<()> {
@@ -517,21 +490,52 @@ fn fit_tree(x: Array2<f64>, churned: &[bool], config: &ChurnConfig) -> Result<De
 /// Bagged trees: each tree sees a bootstrap of 70% of the rows and 70% of the features (drawn
 /// without replacement), from a seeded generator. linfa-ensemble's bagging drops row weights,
 /// which the trees need to be deterministic (see [`tie_free_weights`]), so the draw is here.
+/// Every draw is made first, in order, so the trees are the same however many threads fit
+/// them: one per core, each taking every n-th tree.
 fn fit_bagged_trees(x: &Array2<f64>, churned: &[bool], config: &ChurnConfig) -> Result<Vec<LeafTree>> {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let (rows, columns) = x.dim();
     let draw = (rows as f64 * 0.7).ceil() as usize;
     let keep = ((columns as f64 * 0.7).ceil() as usize).max(1);
-    (0..config.forest_trees)
+    let draws: Vec<(Vec<usize>, Vec<usize>)> = (0..config.forest_trees)
         .map(|_| {
             let picked: Vec<usize> = (0..draw).map(|_| rng.random_range(0..rows)).collect();
             let mut features = rand::seq::index::sample(&mut rng, columns, keep).into_vec();
             features.sort_unstable();
-            let sub = x.select(Axis(0), &picked).select(Axis(1), &features);
-            let labels: Vec<bool> = picked.iter().map(|&i| churned[i]).collect();
-            let tree = fit_tree(sub, &labels, config)?;
-            Ok(LeafTree::new(tree, features, x, churned))
+            (picked, features)
         })
+        .collect();
+    let fit = |(picked, features): &(Vec<usize>, Vec<usize>)| -> Result<LeafTree> {
+        let sub = x.select(Axis(0), picked).select(Axis(1), features);
+        let labels: Vec<bool> = picked.iter().map(|&i| churned[i]).collect();
+        let tree = fit_tree(sub, &labels, config)?;
+        Ok(LeafTree::new(tree, features.clone(), x, churned))
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(draws.len().max(1));
+    let mut fitted: Vec<Option<Result<LeafTree>>> = (0..draws.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|worker| {
+                let (draws, fit) = (&draws, &fit);
+                scope.spawn(move || {
+                    (worker..draws.len())
+                        .step_by(threads)
+                        .map(|i| (i, fit(&draws[i])))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for worker in workers {
+            for (i, tree) in worker.join().expect("a tree-fitting thread panicked") {
+                fitted[i] = Some(tree);
+            }
+        }
+    });
+    fitted
+        .into_iter()
+        .map(|tree| tree.expect("every draw is fitted"))
         .collect()
 }
 

@@ -254,6 +254,62 @@ pub async fn collect_rows(
     concat_batches(&schema, &kept).map_err(Error::arrow(format!("collecting {TABLE}")))
 }
 
+/// Reads a stream once, keeping a seeded sample of about `size` of the rows `eligible` marks:
+/// an eligible row is in when its [`sample_key`] is below `size / eligible rows`, the fraction
+/// that counting the eligible rows first would give, without a second pass to count them. The
+/// count only grows, so `size / eligible so far` bounds the final fraction from above: rows
+/// over the bound are dropped as they come, and about `size` rows are held at any time.
+/// Returns the sample (rows in stream order) and the number of eligible rows.
+pub async fn sample_eligible(
+    mut stream: SendableRecordBatchStream,
+    seed: u64,
+    size: usize,
+    eligible: impl Fn(&RecordBatch) -> Result<Vec<bool>>,
+) -> Result<(RecordBatch, u64)> {
+    let schema: SchemaRef = stream.schema();
+    let mut kept: Vec<(RecordBatch, Vec<f64>)> = Vec::new();
+    let (mut eligible_rows, mut held) = (0u64, 0usize);
+    let below = |kept: Vec<(RecordBatch, Vec<f64>)>, bound: f64| -> Result<Vec<(RecordBatch, Vec<f64>)>> {
+        kept.into_iter()
+            .map(|(batch, keys)| {
+                let keep: Vec<bool> = keys.iter().map(|k| *k < bound).collect();
+                let keys = keys.into_iter().filter(|k| *k < bound).collect();
+                Ok((filter_rows(&batch, keep)?, keys))
+            })
+            .collect()
+    };
+    while let Some(batch) = stream
+        .try_next()
+        .await
+        .map_err(Error::engine(format!("reading {TABLE}")))?
+    {
+        let marked = eligible(&batch)?;
+        eligible_rows += marked.iter().filter(|m| **m).count() as u64;
+        let bound = size as f64 / eligible_rows.max(1) as f64;
+        let keys: Vec<f64> = customer_ids(&batch)?
+            .iter()
+            .map(|id| sample_key(seed, id.unwrap_or_default()))
+            .collect();
+        let keep: Vec<bool> = marked.iter().zip(&keys).map(|(m, k)| *m && *k < bound).collect();
+        let keys: Vec<f64> = keys
+            .into_iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(key, _)| key)
+            .collect();
+        held += keys.len();
+        kept.push((filter_rows(&batch, keep)?, keys));
+        if held > 2 * size.max(1) {
+            kept = below(kept, bound)?;
+            held = kept.iter().map(|(_, keys)| keys.len()).sum();
+        }
+    }
+    let fraction = size as f64 / eligible_rows.max(1) as f64;
+    let batches: Vec<RecordBatch> = below(kept, fraction)?.into_iter().map(|(b, _)| b).collect();
+    let sample = concat_batches(&schema, &batches).map_err(Error::arrow(format!("collecting {TABLE}")))?;
+    Ok((sample, eligible_rows))
+}
+
 /// One numeric input of the models.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct NumericInput {
@@ -474,5 +530,57 @@ mod tests {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(median(&mut []), 0.0);
+    }
+
+    /// The one-pass sample equals counting the eligible rows first and keeping those whose key
+    /// is below size / count, in stream order, over batches small enough to tighten the bound
+    /// many times.
+    #[tokio::test]
+    async fn one_pass_sample_equals_count_then_filter() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("customer_id", DataType::Utf8, false),
+            Field::new("recency_days", DataType::Float64, false),
+        ]));
+        let batches: Vec<RecordBatch> = (0..50)
+            .map(|b| {
+                let ids: Vec<String> = (0..200).map(|i| format!("c{b}-{i}")).collect();
+                let recency: Vec<f64> = (0..200).map(|i| ((b * 7 + i * 13) % 400) as f64).collect();
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(StringArray::from(ids)),
+                        Arc::new(Float64Array::from(recency)),
+                    ],
+                )
+                .unwrap()
+            })
+            .collect();
+        let stream = || -> SendableRecordBatchStream {
+            Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                schema.clone(),
+                futures::stream::iter(batches.clone().into_iter().map(Ok)),
+            ))
+        };
+        let (seed, size) = (7, 300);
+        let eligible = |b: &RecordBatch| active_within(b, 180.0);
+        let count: u64 = batches
+            .iter()
+            .map(|b| eligible(b).unwrap().iter().filter(|e| **e).count() as u64)
+            .sum();
+        let fraction = size as f64 / count as f64;
+        let expected = collect_rows(stream(), |b| {
+            let sampled = in_sample(b, seed, fraction)?;
+            Ok(eligible(b)?.iter().zip(sampled).map(|(e, s)| *e && s).collect())
+        })
+        .await
+        .unwrap();
+        let (sample, counted) = sample_eligible(stream(), seed, size, eligible).await.unwrap();
+        assert_eq!(counted, count);
+        assert!(
+            sample.num_rows() > 200 && sample.num_rows() < 400,
+            "{}",
+            sample.num_rows()
+        );
+        assert_eq!(sample, expected);
     }
 }
