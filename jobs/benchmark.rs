@@ -99,7 +99,8 @@ impl BenchRow {
 /// scored for `churn`.
 pub const MARKDOWN_HEADER: &str = "| customers | stage | memory limit | rows | wall s | rows/s | peak RSS MiB | model figures |\n|---|---|---|---|---|---|---|---|";
 
-fn sibling(binary: &str) -> Result<PathBuf> {
+/// One of our binaries, beside the running one.
+pub fn sibling(binary: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe().map_err(Error::io("finding the benchmark's own path"))?;
     Ok(exe.with_file_name(binary))
 }

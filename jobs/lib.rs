@@ -14,6 +14,7 @@ pub mod learn;
 pub mod nightly;
 pub mod output;
 pub mod sample;
+pub mod side_by_side;
 pub mod storage;
 pub mod telemetry;
 pub mod transform;

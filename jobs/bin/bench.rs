@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use growth_jobs::benchmark::{self, BenchOptions};
 use growth_jobs::cli;
+use growth_jobs::side_by_side::{self, SideBySideOptions};
 
 /// Generates the synthetic marketplace at each scale and runs the stages on it, each stage
 /// as its own process, printing a Markdown table: wall seconds, input rows per second, and
@@ -32,11 +33,45 @@ struct Args {
     /// `none,3GiB` reports the peak resident memory of every stage with and without a limit.
     #[arg(long, value_delimiter = ',', default_value = "none")]
     memory_limits: Vec<String>,
+    /// Instead of the stages above: compare with the peer (DuckDB + scikit-learn) on the
+    /// peer's own input (make_scale.py), alternated, and print the ratios.
+    #[arg(long)]
+    versus_peer: bool,
+    /// The peer's folder (make_scale.py, anchor_pipeline.py).
+    #[arg(long, default_value = "../shared/peer")]
+    peer_dir: PathBuf,
+    /// The Python that runs the peer.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Rounds of the comparison, each side once per round, the first to run alternating.
+    #[arg(long, default_value_t = 1)]
+    rounds: u32,
+    /// What to compare with the peer: night (our whole night against the peer's pipeline),
+    /// same-work (only what the peer builds, stage for stage).
+    #[arg(long, value_delimiter = ',', default_value = "night,same-work")]
+    compare: Vec<String>,
+    /// The run date of the comparison (the peer's input ends on 2024-12-31).
+    #[arg(long, default_value = "2024-12-31")]
+    date: String,
 }
 
 fn main() {
     let args = Args::parse();
     growth_jobs::telemetry::init_logging();
+    if args.versus_peer {
+        let options = SideBySideOptions {
+            scales: args.scales,
+            work_dir: args.work_dir,
+            models_dir: args.models,
+            peer_dir: args.peer_dir,
+            python: args.python,
+            run_date: args.date,
+            rounds: args.rounds,
+            comparisons: args.compare,
+        };
+        let result = cli::runtime().and_then(|rt| rt.block_on(side_by_side::run(&options)));
+        cli::exit(result.map(|_| ()));
+    }
     let options = BenchOptions {
         scales: args.scales,
         work_dir: args.work_dir,
