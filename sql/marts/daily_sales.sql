@@ -19,15 +19,14 @@ with orders_in as (
 ),
 
 first_orders as (
-    -- Each customer's first purchase(s): rank 1 keeps every completed order at their
-    -- earliest order time (what stg_customers calls first_purchase_ts).
-    select
-        customer_id,
-        order_ts,
-        market,
-        rank() over (partition by customer_id order by order_ts) as purchase_rank
+    -- Each customer's first purchase(s): every completed order at their earliest order time
+    -- (stg_customers' first_purchase_ts), found by a join rather than by ranking every order.
+    select orders_in.customer_id, orders_in.order_ts, orders_in.market
     from orders_in
-    where status = 'completed'
+    join stg_customers
+        on orders_in.customer_id = stg_customers.customer_id
+        and orders_in.order_ts = stg_customers.first_purchase_ts
+    where orders_in.status = 'completed'
 ),
 
 orders_by_day as (
@@ -38,10 +37,22 @@ orders_by_day as (
         count(*) filter (where status = 'completed') as purchases,
         count(*) filter (where status = 'cancelled') as cancelled_orders,
         count(*) filter (where status = 'refunded') as refunded_orders,
-        coalesce(sum(amount_cents) filter (where status = 'completed'), 0) / 100.0 as revenue_usd,
-        count(distinct customer_id) filter (where status = 'completed') as buyers
+        coalesce(sum(amount_cents) filter (where status = 'completed'), 0) / 100.0 as revenue_usd
     from orders_in
     group by cast(order_ts as date), market
+),
+
+buyer_days as (
+    -- Distinct buyers by a group-by on (day, market, customer) and a count, not a count(distinct)
+    -- per group: an aggregation over plain keys, which spills under a memory cap.
+    select order_date, market, count(*) as buyers
+    from (
+        select cast(order_ts as date) as order_date, market, customer_id
+        from orders_in
+        where status = 'completed'
+        group by 1, 2, 3
+    ) as buyer_day_markets
+    group by order_date, market
 ),
 
 first_purchases as (
@@ -50,7 +61,6 @@ first_purchases as (
         market,
         count(distinct customer_id) as new_customers
     from first_orders
-    where purchase_rank = 1
     group by cast(order_ts as date), market
 )
 
@@ -62,9 +72,12 @@ select
     orders_by_day.cancelled_orders,
     orders_by_day.refunded_orders,
     orders_by_day.revenue_usd,
-    orders_by_day.buyers,
+    coalesce(buyer_days.buyers, 0) as buyers,
     coalesce(first_purchases.new_customers, 0) as new_customers
 from orders_by_day
+left join buyer_days
+    on orders_by_day.order_date = buyer_days.order_date
+    and orders_by_day.market = buyer_days.market
 left join first_purchases
     on orders_by_day.order_date = first_purchases.order_date
     and orders_by_day.market = first_purchases.market

@@ -533,3 +533,43 @@ async fn the_monthly_scorecard_combines_every_input_and_flags_statuses() {
     assert_eq!(single_value(&day, "dau"), "1.0");
     assert_eq!(single_value(&day, "mau"), "1");
 }
+
+/// Daily sales on hand-worked orders: c's two orders at the same first time make one new
+/// customer; b's cancelled order counts as an order, not a purchase, and b is new on the day of
+/// the first completed order; a buyer with two purchases in a day is one buyer.
+#[tokio::test]
+async fn daily_sales_counts_orders_buyers_and_new_customers() {
+    let ws = Workspace::new();
+    write_orders(
+        &ws.input(),
+        "o.parquet",
+        &[
+            ("a1", "a", "2025-03-01T10:00:00", 10.0, "completed"),
+            ("a2", "a", "2025-03-03T10:00:00", 10.0, "completed"),
+            ("b1", "b", "2025-03-01T11:00:00", 5.0, "cancelled"),
+            ("b2", "b", "2025-03-02T09:00:00", 7.0, "completed"),
+            ("b3", "b", "2025-03-02T18:00:00", 8.0, "completed"),
+            ("c1", "c", "2025-03-01T12:00:00", 3.0, "completed"),
+            ("c2", "c", "2025-03-01T12:00:00", 4.0, "completed"),
+        ],
+    );
+    run_marts(&ws, "2025-03-31").await;
+    let sales = query_sql(
+        &ws.published("daily_sales", "2025-03-31"),
+        "select cast(order_date as varchar) as day, orders, purchases, cancelled_orders, revenue_usd, buyers, new_customers
+         from t order by order_date",
+    )
+    .await;
+    assert_eq!(
+        lines(&sales),
+        lines(
+            "+------------+--------+-----------+------------------+-------------+--------+---------------+
+             | day        | orders | purchases | cancelled_orders | revenue_usd | buyers | new_customers |
+             +------------+--------+-----------+------------------+-------------+--------+---------------+
+             | 2025-03-01 | 4      | 3         | 1                | 17.0        | 2      | 2             |
+             | 2025-03-02 | 2      | 2         | 0                | 15.0        | 1      | 1             |
+             | 2025-03-03 | 1      | 1         | 0                | 10.0        | 1      | 0             |
+             +------------+--------+-----------+------------------+-------------+--------+---------------+"
+        )
+    );
+}
