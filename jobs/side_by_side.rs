@@ -116,6 +116,23 @@ fn run_peer(
     Ok((measurement, summary["seconds"].clone()))
 }
 
+/// Runs our side (`ours`) and the peer's whole pipeline, the peer first when `peer_first`.
+fn alternated<T>(
+    options: &SideBySideOptions,
+    input: &Path,
+    peer_out: &Path,
+    peer_first: bool,
+    ours: impl FnOnce() -> Result<T>,
+) -> Result<(T, (Measurement, serde_json::Value))> {
+    if peer_first {
+        let peer = run_peer(options, input, peer_out)?;
+        Ok((ours()?, peer))
+    } else {
+        let ours = ours()?;
+        Ok((ours, run_peer(options, input, peer_out)?))
+    }
+}
+
 /// One of our binaries on the compared input, measured.
 fn run_ours(
     options: &SideBySideOptions,
@@ -197,15 +214,10 @@ pub async fn run(options: &SideBySideOptions) -> Result<Vec<Compared>> {
             let peer_out = folder.join("peer");
             if options.comparisons.iter().any(|c| c == "night") {
                 let _ = std::fs::remove_dir_all(&ours_out);
-                let mut peer = None;
-                if peer_first {
-                    peer = Some(run_peer(options, &input, &peer_out)?);
-                }
-                let night = run_ours(options, "nightly", &input, &ours_out, &[])?;
-                let (peer_night, peer_stages) = match peer {
-                    Some(p) => p,
-                    None => run_peer(options, &input, &peer_out)?,
-                };
+                let (night, (peer_night, peer_stages)) =
+                    alternated(options, &input, &peer_out, peer_first, || {
+                        run_ours(options, "nightly", &input, &ours_out, &[])
+                    })?;
                 let stage = |name: &str| peer_stages[name].as_f64().unwrap_or(0.0);
                 for (name, ours) in night_stages(&ours_out, &options.run_date)? {
                     let peer = match name.as_str() {
@@ -220,23 +232,19 @@ pub async fn run(options: &SideBySideOptions) -> Result<Vec<Compared>> {
             }
             if options.comparisons.iter().any(|c| c == "same-work") {
                 let _ = std::fs::remove_dir_all(&ours_out);
-                let mut peer = None;
-                if peer_first {
-                    peer = Some(run_peer(options, &input, &peer_out)?);
-                }
-                let marts = run_ours(
-                    options,
-                    "transform",
-                    &input,
-                    &ours_out,
-                    &["--select", "cohort_retention,rfm_segments,customer_features"],
-                )?;
-                let segment = run_ours(options, "segment", &input, &ours_out, &[])?;
-                let churn = run_ours(options, "churn", &input, &ours_out, &[])?;
-                let (peer_whole, peer_stages) = match peer {
-                    Some(p) => p,
-                    None => run_peer(options, &input, &peer_out)?,
-                };
+                let ((marts, segment, churn), (peer_whole, peer_stages)) =
+                    alternated(options, &input, &peer_out, peer_first, || {
+                        let marts = run_ours(
+                            options,
+                            "transform",
+                            &input,
+                            &ours_out,
+                            &["--select", "cohort_retention,rfm_segments,customer_features"],
+                        )?;
+                        let segment = run_ours(options, "segment", &input, &ours_out, &[])?;
+                        let churn = run_ours(options, "churn", &input, &ours_out, &[])?;
+                        Ok((marts, segment, churn))
+                    })?;
                 let stage = |name: &str| peer_stages[name].as_f64().unwrap_or(0.0);
                 let total = Measurement {
                     seconds: marts.seconds + segment.seconds + churn.seconds,

@@ -491,7 +491,7 @@ fn fit_tree(x: Array2<f64>, churned: &[bool], config: &ChurnConfig) -> Result<De
 /// without replacement), from a seeded generator. linfa-ensemble's bagging drops row weights,
 /// which the trees need to be deterministic (see [`tie_free_weights`]), so the draw is here.
 /// Every draw is made first, in order, so the trees are the same however many threads fit
-/// them: one per core, each taking every n-th tree.
+/// them: one per core, each fitting a run of consecutive draws, joined back in order.
 fn fit_bagged_trees(x: &Array2<f64>, churned: &[bool], config: &ChurnConfig) -> Result<Vec<LeafTree>> {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let (rows, columns) = x.dim();
@@ -511,32 +511,19 @@ fn fit_bagged_trees(x: &Array2<f64>, churned: &[bool], config: &ChurnConfig) -> 
         let tree = fit_tree(sub, &labels, config)?;
         Ok(LeafTree::new(tree, features.clone(), x, churned))
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(draws.len().max(1));
-    let mut fitted: Vec<Option<Result<LeafTree>>> = (0..draws.len()).map(|_| None).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = draws.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|worker| {
-                let (draws, fit) = (&draws, &fit);
-                scope.spawn(move || {
-                    (worker..draws.len())
-                        .step_by(threads)
-                        .map(|i| (i, fit(&draws[i])))
-                        .collect::<Vec<_>>()
-                })
-            })
+        let workers: Vec<_> = draws
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(|| chunk.iter().map(fit).collect::<Result<Vec<_>>>()))
             .collect();
+        let mut trees = Vec::with_capacity(draws.len());
         for worker in workers {
-            for (i, tree) in worker.join().expect("a tree-fitting thread panicked") {
-                fitted[i] = Some(tree);
-            }
+            trees.extend(worker.join().expect("a tree-fitting thread panicked")?);
         }
-    });
-    fitted
-        .into_iter()
-        .map(|tree| tree.expect("every draw is fitted"))
-        .collect()
+        Ok(trees)
+    })
 }
 
 /// Fits one candidate on standardized rows and checks that it ranks its own training rows
