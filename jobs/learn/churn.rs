@@ -39,7 +39,7 @@ use crate::config::{ChurnCandidate, ChurnConfig};
 use crate::error::{Error, Result};
 use crate::input::catalog::RunDate;
 use crate::learn::evaluation::{self, CalibrationBin};
-use crate::learn::features::{self, AsOf, CATEGORICAL, Encoder, NUMERIC};
+use crate::learn::features::{self, AsOf, CATEGORICAL, Encoder, NUMERIC, PURCHASES};
 use crate::learn::model_metrics::{self, MetricRow};
 use crate::learn::outputs::Stage;
 use crate::output::manifest::StageReport;
@@ -389,14 +389,16 @@ pub async fn window(
     config: &ChurnConfig,
 ) -> Result<Window> {
     let cutoff_end = RunDate { date: cutoff }.end_micros();
-    let session = as_of.session(cutoff).await?;
+    let sampling = features::Sampling {
+        seed: config.seed,
+        size: config.sample_size,
+        active_days: config.active_days,
+    };
+    let (session, active) = as_of.sampled_session(cutoff, &sampling).await?;
     let active_days = f64::from(config.active_days);
-    let (sampled, active) = features::sample_eligible(
-        AsOf::features(&session, cutoff).await?,
-        config.seed,
-        config.sample_size,
-        |batch| features::active_within(batch, active_days),
-    )
+    let sampled = features::collect_rows(AsOf::features(&session, cutoff).await?, |batch| {
+        features::active_within(batch, active_days)
+    })
     .await?;
 
     // Who bought in (cutoff, cutoff + H]: seen from the run date, which is at or after it.
@@ -409,7 +411,7 @@ pub async fn window(
     let mut churned = vec![true; ids.len()];
     let mut stream = later
         .sql(&format!(
-            "select distinct customer_id from stg_purchases \
+            "select distinct customer_id from {PURCHASES} \
              where order_ts >= to_timestamp_micros({cutoff_end}) and order_ts < to_timestamp_micros({horizon_end})"
         ))
         .await

@@ -12,11 +12,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Float64Type, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::{col, lit};
 use futures::TryStreamExt;
 use ndarray::Array2;
 use object_store::ObjectStoreExt;
@@ -143,18 +145,58 @@ impl AsOf {
     /// A session for `date` in which every model up to `customer_features` is a view. Build the
     /// latest date's session first: the earlier ones then skip the checks it passed.
     pub async fn session(&self, date: NaiveDate) -> Result<SessionContext> {
+        let ctx = self.checked_session(date).await?;
+        crate::transform::plan_models(&ctx, &self.models, |_, _| Ok(())).await?;
+        Ok(ctx)
+    }
+
+    /// A [`session`](Self::session) for `date` whose input holds only the customers that a
+    /// seeded sample of `sampling.size` of the active ones can draw, and how many were active.
+    ///
+    /// The sample keeps an active customer when its [`sample_key`] is below size / active: the
+    /// sample of the active rows of every customer's features, drawn here before computing any.
+    /// Every feature of a customer comes from that customer's own rows, so the kept customers'
+    /// features are what the whole input gives them, and the active rows of this session's
+    /// features are exactly that sample, computed for a fraction of the customers.
+    pub async fn sampled_session(
+        &self,
+        date: NaiveDate,
+        sampling: &Sampling,
+    ) -> Result<(SessionContext, u64)> {
+        let ctx = self.checked_session(date).await?;
+        let active = count_active(&ctx, self.model(PURCHASES)?, sampling.active_days).await?;
+        let fraction = sampling.size as f64 / active.max(1) as f64;
+        if fraction < 1.0 {
+            keep_customers_below(&ctx, sampling.seed, fraction).await?;
+        }
+        crate::transform::plan_models(&ctx, &self.models, |_, _| Ok(())).await?;
+        Ok((ctx, active))
+    }
+
+    /// A session for `date` with the input registered and checked, and no models yet.
+    async fn checked_session(&self, date: NaiveDate) -> Result<SessionContext> {
         let later = self.lock_checked().range(date..).next().map(|(_, r)| r.clone());
-        let (ctx, report) = crate::transform::session(
-            &self.source,
-            date,
+        let (ctx, report) = crate::input::session::session_for(
+            &self.source.root,
+            &self.source.input,
+            catalog::RunDate { date },
             &self.config,
             later.as_ref(),
-            &self.models,
-            |_, _| Ok(()),
         )
         .await?;
         self.lock_checked().entry(date).or_insert(report);
         Ok(ctx)
+    }
+
+    fn model(&self, name: &str) -> Result<&Model> {
+        self.models
+            .iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| Error::BadModel {
+                model: TABLE.into(),
+                file: TABLE.into(),
+                reason: format!("the churn windows need the model {name}, which {TABLE} does not read"),
+            })
     }
 
     fn lock_checked(&self) -> std::sync::MutexGuard<'_, BTreeMap<NaiveDate, quality::Report>> {
@@ -174,6 +216,100 @@ impl AsOf {
             .await
             .map_err(Error::engine(context))
     }
+}
+
+/// The model of completed purchases: the churn windows count the active customers and label
+/// churn from it.
+pub const PURCHASES: &str = "stg_purchases";
+
+/// Which customers a cut-off's features are computed for: a seeded sample of `size` of those
+/// who bought in the `active_days` before the cut-off's end.
+pub struct Sampling {
+    pub seed: u64,
+    pub size: usize,
+    pub active_days: u32,
+}
+
+/// The input tables keyed by customer, with the column naming the customer. Every other input
+/// (shipments by order, spend by channel) is left whole: a feature computed from it still only
+/// sees the kept customers' rows through its join to their orders.
+const CUSTOMER_KEYS: &[(&str, &str)] = &[
+    ("customers", "customer_id"),
+    ("orders", "customer_id"),
+    ("sessions", "customer_id"),
+    ("invites", "inviter_customer_id"),
+];
+
+/// Customers whose latest completed purchase is within `days` of the end of the session's date:
+/// the rows `active_within` keeps, counted from the purchases alone.
+async fn count_active(ctx: &SessionContext, purchases: &Model, days: u32) -> Result<u64> {
+    let context = "counting the active customers";
+    let planned = ctx.sql(&purchases.sql).await.map_err(Error::engine(context))?;
+    ctx.register_table(PURCHASES, planned.into_view())
+        .map_err(Error::engine(context))?;
+    // The same expression as customer_features.recency_days, so the two agree to the bit.
+    let batches = ctx
+        .sql(&format!(
+            "select count(distinct customer_id) from {PURCHASES} cross join run_context \
+             where (cast(run_end_ts as bigint) - cast(order_ts as bigint)) / 86400000000.0 <= {}",
+            f64::from(days)
+        ))
+        .await
+        .map_err(Error::engine(context))?
+        .collect()
+        .await
+        .map_err(Error::engine(context))?;
+    ctx.deregister_table(PURCHASES).map_err(Error::engine(context))?;
+    let count = batches
+        .first()
+        .map(|b| {
+            b.column(0)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .value(0)
+        })
+        .unwrap_or(0);
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// Re-registers each customer-keyed input as a view of the customers whose [`sample_key`] is
+/// below `fraction`.
+async fn keep_customers_below(ctx: &SessionContext, seed: u64, fraction: f64) -> Result<()> {
+    let key = sample_key_udf(seed);
+    for (table, column) in CUSTOMER_KEYS {
+        let context = format!("keeping the sampled customers of {table}");
+        let kept = ctx
+            .table(*table)
+            .await
+            .and_then(|df| df.filter(key.call(vec![col(*column)]).lt(lit(fraction))))
+            .map_err(Error::engine(context.clone()))?;
+        ctx.deregister_table(*table)
+            .map_err(Error::engine(context.clone()))?;
+        ctx.register_table(*table, kept.into_view())
+            .map_err(Error::engine(context))?;
+    }
+    Ok(())
+}
+
+/// [`sample_key`] as a SQL function of a customer id (null reads as the empty id, as in
+/// [`in_sample`]).
+fn sample_key_udf(seed: u64) -> ScalarUDF {
+    let key = move |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
+        let ids = ColumnarValue::values_to_arrays(args)?;
+        let ids = cast(&ids[0], &DataType::Utf8)?;
+        let keys: Float64Array = ids
+            .as_string::<i32>()
+            .iter()
+            .map(|id| Some(sample_key(seed, id.unwrap_or_default())))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(keys)))
+    };
+    create_udf(
+        "sample_key",
+        vec![DataType::Utf8],
+        DataType::Float64,
+        Volatility::Immutable,
+        Arc::new(key),
+    )
 }
 
 /// A number in [0, 1) fixed by the seed and the customer id: a customer is in a sample of
@@ -252,62 +388,6 @@ pub async fn collect_rows(
         }
     }
     concat_batches(&schema, &kept).map_err(Error::arrow(format!("collecting {TABLE}")))
-}
-
-/// Reads a stream once, keeping a seeded sample of about `size` of the rows `eligible` marks:
-/// an eligible row is in when its [`sample_key`] is below `size / eligible rows`, the fraction
-/// that counting the eligible rows first would give, without a second pass to count them. The
-/// count only grows, so `size / eligible so far` bounds the final fraction from above: rows
-/// over the bound are dropped as they come, and about `size` rows are held at any time.
-/// Returns the sample (rows in stream order) and the number of eligible rows.
-pub async fn sample_eligible(
-    mut stream: SendableRecordBatchStream,
-    seed: u64,
-    size: usize,
-    eligible: impl Fn(&RecordBatch) -> Result<Vec<bool>>,
-) -> Result<(RecordBatch, u64)> {
-    let schema: SchemaRef = stream.schema();
-    let mut kept: Vec<(RecordBatch, Vec<f64>)> = Vec::new();
-    let (mut eligible_rows, mut held) = (0u64, 0usize);
-    let below = |kept: Vec<(RecordBatch, Vec<f64>)>, bound: f64| -> Result<Vec<(RecordBatch, Vec<f64>)>> {
-        kept.into_iter()
-            .map(|(batch, keys)| {
-                let keep: Vec<bool> = keys.iter().map(|k| *k < bound).collect();
-                let keys = keys.into_iter().filter(|k| *k < bound).collect();
-                Ok((filter_rows(&batch, keep)?, keys))
-            })
-            .collect()
-    };
-    while let Some(batch) = stream
-        .try_next()
-        .await
-        .map_err(Error::engine(format!("reading {TABLE}")))?
-    {
-        let marked = eligible(&batch)?;
-        eligible_rows += marked.iter().filter(|m| **m).count() as u64;
-        let bound = size as f64 / eligible_rows.max(1) as f64;
-        let keys: Vec<f64> = customer_ids(&batch)?
-            .iter()
-            .map(|id| sample_key(seed, id.unwrap_or_default()))
-            .collect();
-        let keep: Vec<bool> = marked.iter().zip(&keys).map(|(m, k)| *m && *k < bound).collect();
-        let keys: Vec<f64> = keys
-            .into_iter()
-            .zip(&keep)
-            .filter(|(_, k)| **k)
-            .map(|(key, _)| key)
-            .collect();
-        held += keys.len();
-        kept.push((filter_rows(&batch, keep)?, keys));
-        if held > 2 * size.max(1) {
-            kept = below(kept, bound)?;
-            held = kept.iter().map(|(_, keys)| keys.len()).sum();
-        }
-    }
-    let fraction = size as f64 / eligible_rows.max(1) as f64;
-    let batches: Vec<RecordBatch> = below(kept, fraction)?.into_iter().map(|(b, _)| b).collect();
-    let sample = concat_batches(&schema, &batches).map_err(Error::arrow(format!("collecting {TABLE}")))?;
-    Ok((sample, eligible_rows))
 }
 
 /// One numeric input of the models.
@@ -530,57 +610,5 @@ mod tests {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(median(&mut []), 0.0);
-    }
-
-    /// The one-pass sample equals counting the eligible rows first and keeping those whose key
-    /// is below size / count, in stream order, over batches small enough to tighten the bound
-    /// many times.
-    #[tokio::test]
-    async fn one_pass_sample_equals_count_then_filter() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("customer_id", DataType::Utf8, false),
-            Field::new("recency_days", DataType::Float64, false),
-        ]));
-        let batches: Vec<RecordBatch> = (0..50)
-            .map(|b| {
-                let ids: Vec<String> = (0..200).map(|i| format!("c{b}-{i}")).collect();
-                let recency: Vec<f64> = (0..200).map(|i| ((b * 7 + i * 13) % 400) as f64).collect();
-                RecordBatch::try_new(
-                    schema.clone(),
-                    vec![
-                        Arc::new(StringArray::from(ids)),
-                        Arc::new(Float64Array::from(recency)),
-                    ],
-                )
-                .unwrap()
-            })
-            .collect();
-        let stream = || -> SendableRecordBatchStream {
-            Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-                schema.clone(),
-                futures::stream::iter(batches.clone().into_iter().map(Ok)),
-            ))
-        };
-        let (seed, size) = (7, 300);
-        let eligible = |b: &RecordBatch| active_within(b, 180.0);
-        let count: u64 = batches
-            .iter()
-            .map(|b| eligible(b).unwrap().iter().filter(|e| **e).count() as u64)
-            .sum();
-        let fraction = size as f64 / count as f64;
-        let expected = collect_rows(stream(), |b| {
-            let sampled = in_sample(b, seed, fraction)?;
-            Ok(eligible(b)?.iter().zip(sampled).map(|(e, s)| *e && s).collect())
-        })
-        .await
-        .unwrap();
-        let (sample, counted) = sample_eligible(stream(), seed, size, eligible).await.unwrap();
-        assert_eq!(counted, count);
-        assert!(
-            sample.num_rows() > 200 && sample.num_rows() < 400,
-            "{}",
-            sample.num_rows()
-        );
-        assert_eq!(sample, expected);
     }
 }

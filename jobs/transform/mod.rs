@@ -120,7 +120,7 @@ pub async fn session(
     config: &Config,
     later: Option<&quality::Report>,
     models: &[Model],
-    mut check: impl FnMut(&Model, &DataFrame) -> Result<()>,
+    check: impl FnMut(&Model, &DataFrame) -> Result<()>,
 ) -> Result<(SessionContext, quality::Report)> {
     let (ctx, quality) = crate::input::session::session_for(
         &source.root,
@@ -130,13 +130,24 @@ pub async fn session(
         later,
     )
     .await?;
+    plan_models(&ctx, models, check).await?;
+    Ok((ctx, quality))
+}
+
+/// Plans `models` into a session in order, each registered as a view under its name. `check`
+/// sees each planned model before it is registered.
+pub async fn plan_models(
+    ctx: &SessionContext,
+    models: &[Model],
+    mut check: impl FnMut(&Model, &DataFrame) -> Result<()>,
+) -> Result<()> {
     for model in models {
-        let df = plan_model(&ctx, model).await?;
+        let df = plan_model(ctx, model).await?;
         check(model, &df)?;
         ctx.register_table(model.name.as_str(), df.into_view())
             .map_err(Error::engine(format!("registering model {}", model.name)))?;
     }
-    Ok((ctx, quality))
+    Ok(())
 }
 
 /// A model with a `columns:` header must document exactly the columns it returns, so the data

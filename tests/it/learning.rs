@@ -17,7 +17,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::TryStreamExt;
 use growth_jobs::config::Config;
 use growth_jobs::input::contract::Source;
-use growth_jobs::learn::features::AsOf;
+use growth_jobs::learn::features::{self, AsOf};
 use growth_jobs::sample::{self, SampleOptions};
 use growth_jobs::transform::TransformOptions;
 
@@ -632,4 +632,59 @@ fn a_gaussian_mixture_can_replace_k_means() {
         .collect();
     assert_eq!(segment.len(), 1, "{manifest:#}");
     assert_eq!(segment[0]["summary"]["algorithm"], "gaussian_mixture");
+}
+
+#[tokio::test]
+async fn a_sampled_cutoff_session_gives_the_sample_of_every_customers_features() {
+    // The churn windows compute features only for the customers a seeded sample can draw.
+    // Their active rows must be exactly the sample drawn from every customer's features: the
+    // active customers whose key is below size / active, in the same order, to the byte.
+    let night = night();
+    let cutoff = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    let source = Source::open(night.input.to_str().unwrap()).await.unwrap();
+    let as_of = AsOf::new(source, &repo().join("sql"), Config::default()).unwrap();
+    let (seed, size, days) = (11, 300, 90);
+    let active_only = |b: &RecordBatch| features::active_within(b, f64::from(days));
+
+    let whole = as_of.session(cutoff).await.unwrap();
+    let active_rows = features::collect_rows(AsOf::features(&whole, cutoff).await.unwrap(), active_only)
+        .await
+        .unwrap();
+    let active = active_rows.num_rows();
+    let fraction = size as f64 / active as f64;
+    let keep = features::in_sample(&active_rows, seed, fraction).unwrap();
+    let expected = features::filter_rows(&active_rows, keep).unwrap();
+
+    let sampling = features::Sampling {
+        seed,
+        size,
+        active_days: days,
+    };
+    let (narrowed, counted) = as_of.sampled_session(cutoff, &sampling).await.unwrap();
+    let sample = features::collect_rows(AsOf::features(&narrowed, cutoff).await.unwrap(), active_only)
+        .await
+        .unwrap();
+    assert_eq!(counted as usize, active);
+    assert!(
+        active > 2 * size,
+        "the sample must leave customers out: {active} active"
+    );
+    assert!(expected.num_rows() > size / 2, "{} sampled", expected.num_rows());
+    assert_eq!(
+        pretty_format_batches(&[sample]).unwrap().to_string(),
+        pretty_format_batches(&[expected]).unwrap().to_string()
+    );
+    // The narrowed session computed features for fewer customers than the whole one.
+    let count_rows = async |ctx: &SessionContext| -> usize {
+        AsOf::features(ctx, cutoff)
+            .await
+            .unwrap()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum()
+    };
+    assert!(count_rows(&narrowed).await * 2 < count_rows(&whole).await);
 }
