@@ -124,11 +124,20 @@ impl StageArgs {
     pub async fn open(
         &self,
     ) -> Result<(crate::storage::Root, chrono::NaiveDate, crate::config::Config), Error> {
+        self.open_reading(crate::learn::features::TABLE).await
+    }
+
+    /// [`open`](Self::open) for a stage that reads `table`: the run date defaults to its latest
+    /// published partition.
+    pub async fn open_reading(
+        &self,
+        table: &str,
+    ) -> Result<(crate::storage::Root, chrono::NaiveDate, crate::config::Config), Error> {
         let config = self.common.config()?;
         let output = crate::storage::Root::open(&self.common.output(&config), true)?;
         let date = match self.common.date {
             Some(date) => date,
-            None => crate::learn::outputs::latest_partition(&output, crate::learn::features::TABLE).await?,
+            None => crate::learn::outputs::latest_partition(&output, table).await?,
         };
         Ok((output, date, config))
     }

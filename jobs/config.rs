@@ -59,6 +59,8 @@ pub struct Config {
     pub segment: SegmentConfig,
     /// The churn job's parameters.
     pub churn: ChurnConfig,
+    /// The lifetime-value job's parameters.
+    pub clv: ClvConfig,
     /// Where the night reads and writes, and the memory it may use.
     pub run: RunConfig,
     /// The row rules' policies and limits (README: Row rules and rejects).
@@ -296,6 +298,57 @@ impl Default for ChurnConfig {
     }
 }
 
+/// How the lifetime-value job fits BG/NBD and Gamma-Gamma and values customers (README:
+/// Lifetime value).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClvConfig {
+    /// The models' time unit: `weeks` (as the papers and the CDNOW figures) or `days`. It
+    /// changes alpha's scale only; every published expectation is in days or months.
+    pub time_unit: TimeUnit,
+    /// A market with at least this many buying customers gets its own fit; the others share
+    /// the fit on every customer.
+    pub min_market_customers: usize,
+    /// Fewer customers with a repeat purchase day than this and the stage cannot train (exit 3).
+    pub min_repeat_customers: usize,
+    /// Monthly discount rate of the 12-month CLV.
+    pub monthly_discount_rate: f64,
+    /// The holdout check fits on the history up to this many days before the run date and
+    /// predicts the purchase days after it (`clv_summary` reads it from `settings`; the stage
+    /// takes it from `clv_summary`).
+    pub holdout_days: u32,
+}
+
+/// The time unit of the BG/NBD parameters (`clv.time_unit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeUnit {
+    Days,
+    Weeks,
+}
+
+impl TimeUnit {
+    /// Days in one unit.
+    pub fn days(self) -> f64 {
+        match self {
+            TimeUnit::Days => 1.0,
+            TimeUnit::Weeks => 7.0,
+        }
+    }
+}
+
+impl Default for ClvConfig {
+    fn default() -> Self {
+        ClvConfig {
+            time_unit: TimeUnit::Weeks,
+            min_market_customers: 2_000,
+            min_repeat_customers: 100,
+            monthly_discount_rate: 0.01,
+            holdout_days: 90,
+        }
+    }
+}
+
 fn band(direction: Direction, green: f64, red: f64) -> Threshold {
     Threshold {
         direction,
@@ -337,6 +390,7 @@ impl Default for Config {
             churn_lapse_months: 3,
             segment: SegmentConfig::default(),
             churn: ChurnConfig::default(),
+            clv: ClvConfig::default(),
             run: RunConfig::default(),
             quality: QualityConfig::default(),
         }
@@ -388,6 +442,7 @@ impl Config {
         config.churn_lapse_months = overrides.churn_lapse_months;
         config.segment = overrides.segment;
         config.churn = overrides.churn;
+        config.clv = overrides.clv;
         config.run = overrides.run;
         // A file naming some rules' policies keeps the defaults of the others.
         let policies = overrides.quality.policy.clone();
@@ -487,6 +542,17 @@ impl Config {
                 "churn.candidates must name each model once, from {}",
                 ChurnCandidate::ALL.map(ChurnCandidate::name).join(", ")
             )));
+        }
+        let clv = &self.clv;
+        if clv.holdout_days == 0
+            || clv.min_repeat_customers < 10
+            || !(0.0..1.0).contains(&clv.monthly_discount_rate)
+        {
+            return Err(bad(
+                "clv: holdout_days must be at least 1, min_repeat_customers at least 10, and \
+                 monthly_discount_rate within 0..1"
+                    .into(),
+            ));
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
-//! The whole night for one date: validate the input, run every SQL model (the marts and
-//! `customer_features`), then the segment and churn stages, and write the manifest last.
+//! The whole night for one date: validate the input, run every SQL model (the marts,
+//! `customer_features`, `clv_summary`), then the segment, churn and lifetime-value stages, and
+//! write the manifest last.
 //!
 //! Each stage publishes on its own; when a model stage cannot train, what the earlier stages
 //! published stays, the manifest records the failure, and the run exits with its code.
@@ -12,7 +13,7 @@ use chrono::{NaiveDate, Utc};
 use crate::error::{Error, Result};
 use crate::input::contract::Source;
 use crate::learn::features::AsOf;
-use crate::learn::{churn, segment};
+use crate::learn::{churn, clv, segment};
 use crate::output::manifest::Manifest;
 use crate::output::run::Run;
 use crate::sample::{self, SampleOptions};
@@ -120,6 +121,9 @@ fn stages(plan: &transform::Plan) -> Vec<&'static str> {
         .any(|m| m.name == crate::learn::features::TABLE)
     {
         stages.extend([segment::JOB, churn::JOB]);
+    }
+    if plan.models.iter().any(|m| m.name == clv::SUMMARY) {
+        stages.push(clv::JOB);
     }
     stages
 }
@@ -245,29 +249,37 @@ async fn dry_run(options: &NightlyOptions, source: &Source, date: NaiveDate) -> 
     Ok(())
 }
 
-/// The segment and churn stages, when the SQL stage built `customer_features`; each one done
-/// is recorded in the manifest, written after it, so a killed run resumes after it.
-async fn model_stages(options: &TransformOptions, plan: transform::Plan, run: &mut Run<'_>) -> Result<()> {
-    let features_published = run
-        .manifest()
+/// Whether the SQL stage of this run published `model`.
+fn published(run: &Run<'_>, model: &str) -> bool {
+    run.manifest()
         .models
         .iter()
-        .any(|m| m.model == crate::learn::features::TABLE && m.skipped.is_none());
-    if !features_published {
+        .any(|m| m.model == model && m.skipped.is_none())
+}
+
+/// The segment and churn stages, when the SQL stage built `customer_features`, and the
+/// lifetime-value stage, when it built `clv_summary`; each one done is recorded in the
+/// manifest, written after it, so a killed run resumes after it.
+async fn model_stages(options: &TransformOptions, plan: transform::Plan, run: &mut Run<'_>) -> Result<()> {
+    if published(run, crate::learn::features::TABLE) {
+        let output = run.output();
+        if !run.manifest().has_completed(segment::JOB) {
+            let report = segment::run(output, plan.run_date, &options.config.segment).await?;
+            run.record(report).await?;
+        }
+        if !run.manifest().has_completed(churn::JOB) {
+            // The SQL stage checked the input at this date (a resumed run, with the same
+            // fingerprint): the churn stage's sessions skip what it passed.
+            let as_of = AsOf::new(plan.source, &options.models_dir, options.config.clone())?
+                .with_checked(plan.run_date, run.manifest().quality.clone());
+            let report = churn::run(&as_of, run.output(), plan.run_date, &options.config.churn).await?;
+            run.record(report).await?;
+        }
+    } else {
         tracing::info!("customer_features was not selected, or not published: no segment or churn stage");
-        return Ok(());
     }
-    let output = run.output();
-    if !run.manifest().has_completed(segment::JOB) {
-        let report = segment::run(output, plan.run_date, &options.config.segment).await?;
-        run.record(report).await?;
-    }
-    if !run.manifest().has_completed(churn::JOB) {
-        // The SQL stage checked the input at this date (a resumed run, with the same
-        // fingerprint): the churn stage's sessions skip what it passed.
-        let as_of = AsOf::new(plan.source, &options.models_dir, options.config.clone())?
-            .with_checked(plan.run_date, run.manifest().quality.clone());
-        let report = churn::run(&as_of, output, plan.run_date, &options.config.churn).await?;
+    if published(run, clv::SUMMARY) && !run.manifest().has_completed(clv::JOB) {
+        let report = clv::run(run.output(), plan.run_date, &options.config.clv).await?;
         run.record(report).await?;
     }
     Ok(())

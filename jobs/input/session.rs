@@ -64,6 +64,10 @@ async fn register_config(ctx: &SessionContext, config: &Config) -> Result<()> {
                 lit(ScalarValue::Float64(Some(config.budget_shift_share))).alias("budget_shift_share"),
                 lit(ScalarValue::Float64(Some(config.budget_reserve_share))).alias("budget_reserve_share"),
                 lit(ScalarValue::Int32(Some(config.churn_lapse_months))).alias("churn_lapse_months"),
+                lit(ScalarValue::Int32(Some(
+                    i32::try_from(config.clv.holdout_days).unwrap_or(i32::MAX),
+                )))
+                .alias("clv_holdout_days"),
             ])
         })
         .map_err(Error::engine("building settings"))?;

@@ -17,11 +17,10 @@ use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Float64Type, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::SessionContext;
 use datafusion::prelude::{col, lit};
 use futures::TryStreamExt;
 use ndarray::Array2;
-use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -30,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::input::catalog;
 use crate::input::contract::Source;
 use crate::input::quality;
-use crate::output::publish::{PART_FILE, partition};
+use crate::learn::outputs;
 use crate::storage::Root;
 use crate::transform::sql_models::{self, Model};
 
@@ -63,54 +62,15 @@ pub const NUMERIC: &[(&str, bool)] = &[
 /// The categorical columns, one-hot encoded.
 pub const CATEGORICAL: &[&str] = &["market", "acquisition_channel"];
 
-/// Where the features of a run date are published, relative to the output root.
-pub fn published_path(output: &Root, run_date: NaiveDate) -> object_store::path::Path {
-    output.path(&[TABLE, &partition(run_date), PART_FILE])
-}
-
-/// The error of a stage whose features are not published: names the file and what to run.
-fn missing(output: &Root, run_date: NaiveDate) -> Error {
-    Error::MissingStageInput {
-        stage: "features".into(),
-        location: output.describe(&published_path(output, run_date)),
-        hint: format!("run `transform --select {TABLE} --date {run_date}` (or `nightly`) first"),
-    }
-}
-
 /// How many customers the published features of a run date hold, from the footer; the
 /// stages call it first, to fail before any work when the features are not there.
 pub async fn require_published(output: &Root, run_date: NaiveDate) -> Result<u64> {
-    let (rows, _, _) = crate::output::publish::describe_parquet(output, &published_path(output, run_date))
-        .await
-        .map_err(|_| missing(output, run_date))?;
-    Ok(rows)
+    outputs::require_published(output, TABLE, run_date).await
 }
 
 /// Streams the published features of a run date; a clear error when they are not there.
 pub async fn read_published(output: &Root, run_date: NaiveDate) -> Result<SendableRecordBatchStream> {
-    let path = published_path(output, run_date);
-    output
-        .store
-        .head(&path)
-        .await
-        .map_err(|_| missing(output, run_date))?;
-    let ctx = catalog::new_session();
-    // One partition: the rows come in file order. With several, DataFusion interleaves the
-    // row groups as they finish, and the segment stage's sample (and its silhouette subsample)
-    // then varied from run to run at 10M customers, choosing k = 3 one night and k = 5 the next.
-    ctx.state_ref()
-        .write()
-        .config_mut()
-        .options_mut()
-        .execution
-        .target_partitions = 1;
-    output.register(&ctx);
-    ctx.read_parquet(output.url_of(&path), ParquetReadOptions::default())
-        .await
-        .map_err(Error::engine(format!("reading {}", output.describe(&path))))?
-        .execute_stream()
-        .await
-        .map_err(Error::engine(format!("reading {}", output.describe(&path))))
+    outputs::read_published(output, TABLE, run_date).await
 }
 
 /// Computes `customer_features` as of any date from the input, in a session that sees

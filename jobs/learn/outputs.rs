@@ -7,11 +7,71 @@
 use std::time::Instant;
 
 use chrono::NaiveDate;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::ParquetReadOptions;
+use object_store::ObjectStoreExt;
 
 use crate::error::{Error, Result};
+use crate::input::catalog;
 use crate::output::manifest::StageReport;
-use crate::output::publish::{Draft, DraftFile, DraftTable};
+use crate::output::publish::{Draft, DraftFile, DraftTable, PART_FILE, partition};
 use crate::storage::Root;
+
+/// Where the SQL stage publishes `table` for a run date, relative to the output root.
+pub fn published_path(output: &Root, table: &str, run_date: NaiveDate) -> object_store::path::Path {
+    output.path(&[table, &partition(run_date), PART_FILE])
+}
+
+/// The error of a stage whose input table is not published: names the file and what to run.
+fn missing(output: &Root, table: &str, run_date: NaiveDate) -> Error {
+    Error::MissingStageInput {
+        stage: table.into(),
+        location: output.describe(&published_path(output, table, run_date)),
+        hint: format!("run `transform --select {table} --date {run_date}` (or `nightly`) first"),
+    }
+}
+
+/// How many rows the published `table` of a run date holds, from the footer; the stages call
+/// it first, to fail before any work when their input is not there.
+pub async fn require_published(output: &Root, table: &str, run_date: NaiveDate) -> Result<u64> {
+    let (rows, _, _) =
+        crate::output::publish::describe_parquet(output, &published_path(output, table, run_date))
+            .await
+            .map_err(|_| missing(output, table, run_date))?;
+    Ok(rows)
+}
+
+/// Streams the published `table` of a run date, in file order; a clear error when it is not
+/// there.
+pub async fn read_published(
+    output: &Root,
+    table: &str,
+    run_date: NaiveDate,
+) -> Result<SendableRecordBatchStream> {
+    let path = published_path(output, table, run_date);
+    output
+        .store
+        .head(&path)
+        .await
+        .map_err(|_| missing(output, table, run_date))?;
+    let ctx = catalog::new_session();
+    // One partition: the rows come in file order. With several, DataFusion interleaves the
+    // row groups as they finish, and the segment stage's sample (and its silhouette subsample)
+    // then varied from run to run at 10M customers, choosing k = 3 one night and k = 5 the next.
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .execution
+        .target_partitions = 1;
+    output.register(&ctx);
+    ctx.read_parquet(output.url_of(&path), ParquetReadOptions::default())
+        .await
+        .map_err(Error::engine(format!("reading {}", output.describe(&path))))?
+        .execute_stream()
+        .await
+        .map_err(Error::engine(format!("reading {}", output.describe(&path))))
+}
 
 /// A stage's staging area, published all at once.
 pub struct Stage {

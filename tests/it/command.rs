@@ -180,8 +180,12 @@ fn resume_after_the_sql_stage_alone_runs_the_model_stages() {
     let night = manifest(&ws, RUN_DATE);
     assert_eq!(night["run_id"], sql_only["run_id"], "the SQL stage ran again");
     assert_eq!(night["status"], "succeeded");
-    assert_eq!(night["completed"], serde_json::json!(["sql", "segment", "churn"]));
+    assert_eq!(
+        night["completed"],
+        serde_json::json!(["sql", "segment", "churn", "clv"])
+    );
     assert!(ws.published("churn_scores", RUN_DATE).exists());
+    assert!(ws.published("clv_scores", RUN_DATE).exists());
     assert_eq!(
         std::fs::read(ws.published("customer_features", RUN_DATE)).unwrap(),
         features

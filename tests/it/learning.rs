@@ -622,7 +622,7 @@ fn a_gaussian_mixture_can_replace_k_means() {
     assert_eq!(manifest["status"], "succeeded", "{manifest:#}");
     assert_eq!(
         manifest["completed"],
-        serde_json::json!(["sql", "segment", "churn"])
+        serde_json::json!(["sql", "segment", "churn", "clv"])
     );
     let segment: Vec<&serde_json::Value> = manifest["jobs"]
         .as_array()

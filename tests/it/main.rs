@@ -8,6 +8,7 @@ mod history;
 mod hostile;
 mod kpis;
 mod learning;
+mod lifetime;
 mod logs;
 mod marts;
 mod outside_reader;

@@ -1,0 +1,31 @@
+//! `clv`: the lifetime-value stage alone.
+
+use clap::Parser;
+use growth_jobs::cli;
+use growth_jobs::learn::clv;
+use growth_jobs::output::run::stage_alone;
+use growth_jobs::storage::Root;
+
+/// Fits BG/NBD (purchase days, P(alive)) and Gamma-Gamma (spend) on the published clv_summary
+/// of one run date, per market when a market has enough buyers, checks BG/NBD on a holdout,
+/// and publishes clv_scores, the clv part of model_metrics, and the fitted models with a model
+/// card under <output>/_models/clv/. Settings are the [clv] section of the config. Exit codes:
+/// 0 success, 1 internal failure, 2 bad command line, 3 cannot train or clv_summary missing,
+/// 4 bad config.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    stage: cli::StageArgs,
+}
+
+fn main() {
+    let args = Args::parse();
+    cli::run_stage(async {
+        let (output, date, config) = args.stage.open_reading(clv::SUMMARY).await?;
+        stage_alone(&output, date, "clv", async |output: &Root| {
+            clv::run(output, date, &config.clv).await
+        })
+        .await
+    })
+}

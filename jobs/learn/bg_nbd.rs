@@ -1,0 +1,413 @@
+//! BG/NBD (Fader, Hardie and Lee 2005, "Counting your customers the easy way"): how many times
+//! a customer will buy again, and whether they are still "alive", from three numbers each:
+//! `x` repeat purchases (days with a purchase after the first), `t_x` the time from the first
+//! to the last purchase, and `T` the time from the first purchase to the end of the run date.
+//!
+//! While alive, a customer buys as a Poisson process with rate lambda ~ Gamma(r, alpha); after
+//! each purchase they drop out with probability p ~ Beta(a, b). The parameters are fitted by
+//! maximum likelihood ([`crate::learn::likelihood`]); `x` is a whole number, so every gamma
+//! function ratio in the likelihood and its gradient is a finite product (no special functions).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::learn::likelihood::{self, Maximum};
+
+/// One customer's purchase history, in the model's time unit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct History {
+    /// Repeat purchases: purchase days after the first.
+    pub x: u32,
+    /// Time from the first purchase to the last.
+    pub t_x: f64,
+    /// Time from the first purchase to the end of the observation.
+    pub t: f64,
+}
+
+/// The fitted parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BgNbd {
+    pub r: f64,
+    pub alpha: f64,
+    pub a: f64,
+    pub b: f64,
+}
+
+/// Histories to fit on, identical ones counted once with their number as a weight: at 10M
+/// customers a few hundred thousand distinct (x, t_x, T) in days, whatever the customer count.
+#[derive(Clone, Debug, Default)]
+pub struct Histories {
+    counts: HashMap<(u32, u64, u64), f64>,
+    customers: u64,
+}
+
+impl Histories {
+    pub fn add(&mut self, h: History) {
+        *self
+            .counts
+            .entry((h.x, h.t_x.to_bits(), h.t.to_bits()))
+            .or_default() += 1.0;
+        self.customers += 1;
+    }
+
+    /// How many histories were added.
+    pub fn customers(&self) -> u64 {
+        self.customers
+    }
+
+    /// The distinct histories with their counts, in a fixed order, so the sums (and the fit)
+    /// are the same bytes on every run.
+    fn weighted(&self) -> Vec<(History, f64)> {
+        let mut weighted: Vec<(History, f64)> = self
+            .counts
+            .iter()
+            .map(|(&(x, t_x, t), &w)| {
+                let h = History {
+                    x,
+                    t_x: f64::from_bits(t_x),
+                    t: f64::from_bits(t),
+                };
+                (h, w)
+            })
+            .collect();
+        weighted.sort_by(|(p, _), (q, _)| {
+            p.x.cmp(&q.x)
+                .then(p.t_x.total_cmp(&q.t_x))
+                .then(p.t.total_cmp(&q.t))
+        });
+        weighted
+    }
+}
+
+impl FromIterator<History> for Histories {
+    fn from_iter<I: IntoIterator<Item = History>>(iter: I) -> Self {
+        let mut histories = Histories::default();
+        for h in iter {
+            histories.add(h);
+        }
+        histories
+    }
+}
+
+/// `sums[k] = sum over i < k of ln(c + i)` and `inverses[k] = sum over i < k of 1 / (c + i)`:
+/// ln(Gamma(c + k) / Gamma(c)) and its derivative in c, for every whole k up to `max`.
+fn rising(c: f64, max: usize) -> (Vec<f64>, Vec<f64>) {
+    let (mut sums, mut inverses) = (vec![0.0; max + 1], vec![0.0; max + 1]);
+    for k in 1..=max {
+        let v = c + (k - 1) as f64;
+        sums[k] = sums[k - 1] + v.ln();
+        inverses[k] = inverses[k - 1] + 1.0 / v;
+    }
+    (sums, inverses)
+}
+
+impl BgNbd {
+    /// The weighted mean log-likelihood of the histories and its gradient in
+    /// (ln r, ln alpha, ln a, ln b).
+    fn mean_log_likelihood(&self, histories: &[(History, f64)]) -> (f64, Vec<f64>) {
+        let BgNbd { r, alpha, a, b } = *self;
+        let max_x = histories.iter().map(|(h, _)| h.x as usize).max().unwrap_or(0);
+        let (ln_r, d_r) = rising(r, max_x);
+        let (ln_b, d_b) = rising(b, max_x);
+        let (ln_ab, d_ab) = rising(a + b, max_x);
+        let (mut total, mut weights) = (0.0, 0.0);
+        let mut g = [0.0; 4];
+        for &(h, w) in histories {
+            let x = h.x as usize;
+            let rx = r + f64::from(h.x);
+            let a1 = ln_r[x] + r * alpha.ln();
+            let a2 = ln_b[x] - ln_ab[x];
+            let a3 = -rx * (alpha + h.t).ln();
+            // The second term: dropped out right after the last purchase (only with x > 0).
+            let (lse, w3, w4) = if h.x > 0 {
+                let a4 = a.ln() - (b + f64::from(h.x) - 1.0).ln() - rx * (alpha + h.t_x).ln();
+                let m = a3.max(a4);
+                let lse = m + ((a3 - m).exp() + (a4 - m).exp()).ln();
+                (lse, (a3 - lse).exp(), (a4 - lse).exp())
+            } else {
+                (a3, 1.0, 0.0)
+            };
+            total += w * (a1 + a2 + lse);
+            weights += w;
+            g[0] += w * (d_r[x] + alpha.ln() - w3 * (alpha + h.t).ln() - w4 * (alpha + h.t_x).ln());
+            g[1] += w * (r / alpha - rx * (w3 / (alpha + h.t) + w4 / (alpha + h.t_x)));
+            g[2] += w * (-d_ab[x] + w4 / a);
+            g[3] += w
+                * (d_b[x]
+                    - d_ab[x]
+                    - if h.x > 0 {
+                        w4 / (b + f64::from(h.x) - 1.0)
+                    } else {
+                        0.0
+                    });
+        }
+        let scale = [r, alpha, a, b];
+        let gradient = g.iter().zip(scale).map(|(g, s)| g * s / weights).collect();
+        (total / weights, gradient)
+    }
+
+    /// Fits the parameters by maximum likelihood.
+    pub fn fit(histories: &Histories) -> Result<(BgNbd, Maximum), String> {
+        let weighted = histories.weighted();
+        let log_likelihood = |p: &[f64]| {
+            let model = BgNbd {
+                r: p[0].exp(),
+                alpha: p[1].exp(),
+                a: p[2].exp(),
+                b: p[3].exp(),
+            };
+            model.mean_log_likelihood(&weighted)
+        };
+        let found = likelihood::maximize(&[0.0; 4], &log_likelihood)?;
+        let p = &found.parameters;
+        Ok((
+            BgNbd {
+                r: p[0],
+                alpha: p[1],
+                a: p[2],
+                b: p[3],
+            },
+            found,
+        ))
+    }
+
+    /// The log-likelihood of one history (for checks against the closed form).
+    pub fn log_likelihood(&self, h: History) -> f64 {
+        self.mean_log_likelihood(&[(h, 1.0)]).0
+    }
+
+    /// `a / (b + x - 1) * ((alpha + T) / (alpha + t_x))^(r + x)` for x > 0, else 0: the odds of
+    /// having dropped out against being alive.
+    fn dropout_odds(&self, h: History) -> f64 {
+        if h.x == 0 {
+            return 0.0;
+        }
+        let x = f64::from(h.x);
+        self.a / (self.b + x - 1.0) * ((self.alpha + h.t) / (self.alpha + h.t_x)).powf(self.r + x)
+    }
+
+    /// P(alive at the end of the observation | history).
+    pub fn p_alive(&self, h: History) -> f64 {
+        1.0 / (1.0 + self.dropout_odds(h))
+    }
+
+    /// Expected purchases in the `t` after the end of the observation, given the history
+    /// (the paper's equation 10).
+    pub fn expected_purchases(&self, h: History, t: f64) -> f64 {
+        if t <= 0.0 {
+            return 0.0;
+        }
+        let BgNbd { r, alpha, a, b } = *self;
+        let x = f64::from(h.x);
+        let (pa, pb, pc) = (r + x, b + x, a + b + x - 1.0);
+        let z = t / (alpha + h.t + t);
+        let hyp = hypergeometric_2f1(pa, pb, pc, z);
+        let first = (a + b + x - 1.0) / (a - 1.0);
+        let second = 1.0 - ((alpha + h.t) / (alpha + h.t + t)).powf(r + x) * hyp;
+        first * second / (1.0 + self.dropout_odds(h))
+    }
+
+    /// Expected purchases of a new customer in their first `t` (the paper's equation 9): what
+    /// a cohort acquired now is expected to buy, for the forecast.
+    pub fn expected_purchases_new(&self, t: f64) -> f64 {
+        let BgNbd { r, alpha, a, b } = *self;
+        let hyp = hypergeometric_2f1(r, b, a + b - 1.0, t / (alpha + t));
+        (a + b - 1.0) / (a - 1.0) * (1.0 - (alpha / (alpha + t)).powf(r) * hyp)
+    }
+}
+
+/// The Gauss hypergeometric function 2F1(a, b; c; z) for 0 <= z < 1, by its series; when the
+/// series is slow (z near 1), through Euler's transformation
+/// 2F1(a, b; c; z) = (1 - z)^(c - a - b) 2F1(c - a, c - b; c; z), whose terms shrink faster
+/// when c - a - b < 0.
+pub fn hypergeometric_2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
+    fn series(a: f64, b: f64, c: f64, z: f64) -> Option<f64> {
+        let (mut term, mut sum) = (1.0, 1.0);
+        for k in 0..100_000 {
+            let k = f64::from(k);
+            term *= (a + k) * (b + k) / ((c + k) * (k + 1.0)) * z;
+            sum += term;
+            if term.abs() <= 1e-16 * sum.abs() {
+                return Some(sum);
+            }
+        }
+        None
+    }
+    series(a, b, c, z)
+        .filter(|s| s.is_finite())
+        .or_else(|| series(c - a, c - b, c, z).map(|s| (1.0 - z).powf(c - a - b) * s))
+        .unwrap_or(f64::NAN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CDNOW: BgNbd = BgNbd {
+        r: 0.243,
+        alpha: 4.414,
+        a: 0.793,
+        b: 2.426,
+    };
+
+    fn ln_beta(a: f64, b: f64) -> f64 {
+        statrs::function::gamma::ln_gamma(a) + statrs::function::gamma::ln_gamma(b)
+            - statrs::function::gamma::ln_gamma(a + b)
+    }
+
+    #[test]
+    fn the_likelihood_is_the_papers_closed_form() {
+        // Equation 6 of the paper, with gamma and beta functions, against the products above.
+        use statrs::function::gamma::ln_gamma;
+        let m = CDNOW;
+        for (x, t_x, t) in [
+            (0, 0.0, 38.86),
+            (2, 30.43, 38.86),
+            (1, 1.71, 38.86),
+            (7, 29.0, 32.0),
+        ] {
+            let h = History { x, t_x, t };
+            let xf = f64::from(x);
+            let common = ln_gamma(m.r + xf) - ln_gamma(m.r) + m.r * m.alpha.ln();
+            let alive = (ln_beta(m.a, m.b + xf) - ln_beta(m.a, m.b) - (m.r + xf) * (m.alpha + t).ln()).exp();
+            let gone = if x > 0 {
+                (ln_beta(m.a + 1.0, m.b + xf - 1.0) - ln_beta(m.a, m.b) - (m.r + xf) * (m.alpha + t_x).ln())
+                    .exp()
+            } else {
+                0.0
+            };
+            let expected = common + (alive + gone).ln();
+            assert!((m.log_likelihood(h) - expected).abs() < 1e-10, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn the_gradient_is_the_likelihoods_slope() {
+        let histories = [
+            (
+                History {
+                    x: 0,
+                    t_x: 0.0,
+                    t: 38.86,
+                },
+                3.0,
+            ),
+            (
+                History {
+                    x: 2,
+                    t_x: 30.43,
+                    t: 38.86,
+                },
+                1.0,
+            ),
+            (
+                History {
+                    x: 5,
+                    t_x: 12.0,
+                    t: 35.0,
+                },
+                2.0,
+            ),
+        ];
+        let at = |p: &[f64]| {
+            BgNbd {
+                r: p[0].exp(),
+                alpha: p[1].exp(),
+                a: p[2].exp(),
+                b: p[3].exp(),
+            }
+            .mean_log_likelihood(&histories)
+        };
+        let p = [CDNOW.r.ln(), CDNOW.alpha.ln(), CDNOW.a.ln(), CDNOW.b.ln()];
+        crate::learn::likelihood::assert_gradient_is_slope(&at, &p, 1e-7);
+    }
+
+    #[test]
+    fn p_alive_and_expectations_follow_the_closed_forms() {
+        // Worked by hand from the paper's equations 11 and 10 with the CDNOW parameters.
+        let m = CDNOW;
+        // No repeat purchase: alive for sure (the model only drops out after a purchase).
+        assert_eq!(
+            m.p_alive(History {
+                x: 0,
+                t_x: 0.0,
+                t: 38.86
+            }),
+            1.0
+        );
+        // x = 2, t_x = 30.43, T = 38.86: odds = 0.793 / 3.426 * (43.274 / 34.844)^2.243
+        let h = History {
+            x: 2,
+            t_x: 30.43,
+            t: 38.86,
+        };
+        let odds = 0.793 / 3.426 * (43.274_f64 / 34.844).powf(2.243);
+        assert!((m.p_alive(h) - 1.0 / (1.0 + odds)).abs() < 1e-12);
+        // ... and to scipy: 1 / (1 + odds) = 0.726579
+        assert!((m.p_alive(h) - 0.726579).abs() < 1e-6, "{}", m.p_alive(h));
+        // Bought often and recently: more expected purchases than one who stopped long ago.
+        let busy = History {
+            x: 10,
+            t_x: 37.0,
+            t: 38.86,
+        };
+        let lapsed = History {
+            x: 10,
+            t_x: 5.0,
+            t: 38.86,
+        };
+        assert!(m.expected_purchases(busy, 39.0) > 5.0 * m.expected_purchases(lapsed, 39.0));
+        // Equation 10 by its series, summed here independently for x = 2 over 39 weeks.
+        let (t, x) = (39.0, 2.0);
+        let z = t / (m.alpha + h.t + t);
+        let (pa, pb, pc) = (m.r + x, m.b + x, m.a + m.b + x - 1.0);
+        let mut hyp = 0.0;
+        let mut term = 1.0;
+        for k in 0..2000 {
+            hyp += term;
+            let k = f64::from(k);
+            term *= (pa + k) * (pb + k) / ((pc + k) * (k + 1.0)) * z;
+        }
+        let by_hand = (m.a + m.b + x - 1.0) / (m.a - 1.0)
+            * (1.0 - ((m.alpha + h.t) / (m.alpha + h.t + t)).powf(m.r + x) * hyp)
+            / (1.0 + odds);
+        assert!((m.expected_purchases(h, t) - by_hand).abs() < 1e-10);
+        // scipy.special.hyp2f1 in the same formula gives 1.226028
+        assert!((m.expected_purchases(h, t) - 1.226028).abs() < 1e-6);
+        // Over no time, nothing; over more time, more.
+        assert_eq!(m.expected_purchases(h, 0.0), 0.0);
+        assert!(m.expected_purchases(h, 78.0) > m.expected_purchases(h, 39.0));
+    }
+
+    #[test]
+    fn a_new_customer_buys_what_the_population_does() {
+        // Equation 9 with the CDNOW parameters; scipy.special.hyp2f1 in the same formula gives
+        // 1.860519 repeat purchases in a new customer's first 78 weeks.
+        let m = CDNOW;
+        let e78 = m.expected_purchases_new(78.0);
+        assert!((e78 - 1.860519).abs() < 1e-6, "{e78}");
+        // And it is the expectation of a history with x = 0 observed for no time.
+        let h = History {
+            x: 0,
+            t_x: 0.0,
+            t: 0.0,
+        };
+        assert!((m.expected_purchases(h, 78.0) - e78).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_hypergeometric_function_matches_known_values() {
+        // 2F1(1, 1; 2; z) = -ln(1 - z) / z; 2F1(a, b; b; z) = (1 - z)^-a
+        for z in [0.1, 0.5, 0.9, 0.99] {
+            assert!(
+                (hypergeometric_2f1(1.0, 1.0, 2.0, z) + (1.0 - z).ln() / z).abs() < 1e-9,
+                "{z}"
+            );
+            assert!(
+                (hypergeometric_2f1(0.7, 2.5, 2.5, z) - (1.0 - z).powf(-0.7)).abs() < 1e-8,
+                "{z}"
+            );
+        }
+    }
+}

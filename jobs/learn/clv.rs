@@ -1,0 +1,553 @@
+//! The lifetime-value job: BG/NBD ([`crate::learn::bg_nbd`]) for how often each customer will
+//! buy and whether they are still alive, Gamma-Gamma ([`crate::learn::gamma_gamma`]) for how
+//! much, fitted on the published `clv_summary` of the run date, per market when the market has
+//! enough buyers; every customer scored into `clv_scores`.
+//!
+//! Two streamed passes over `clv_summary`: the first tallies the distinct histories of each
+//! market (a few hundred thousand at any customer count) and the repeat customers' spend, the
+//! second scores customer by customer. Every night it also checks itself: BG/NBD fitted on the
+//! history up to `clv.holdout_days` before the run date predicts each customer's purchase days
+//! since, and the predicted and actual totals and the per-customer error go to
+//! `model_metrics`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use futures::TryStreamExt;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::config::ClvConfig;
+use crate::error::{Error, Result};
+use crate::learn::bg_nbd::{BgNbd, Histories, History};
+use crate::learn::features::numeric_column;
+use crate::learn::gamma_gamma::{self, GammaGamma};
+use crate::learn::likelihood::Maximum;
+use crate::learn::model_metrics::{self, MetricRow};
+use crate::learn::outputs::{self, Stage};
+use crate::output::manifest::StageReport;
+use crate::output::publish::{Draft, DraftFile, DraftTable, PART_FILE, partition};
+use crate::storage::Root;
+
+pub const JOB: &str = "clv";
+/// The SQL model the job reads.
+pub const SUMMARY: &str = "clv_summary";
+/// The table it writes.
+pub const SCORES: &str = "clv_scores";
+/// The fit on every customer, used by markets too small for their own.
+pub const ALL: &str = "all";
+/// Days in the CLV's month: a twelfth of a mean Gregorian year.
+pub const MONTH_DAYS: f64 = 365.25 / 12.0;
+
+/// One customer's row of `clv_summary`, times in days.
+struct Customer<'a> {
+    id: &'a str,
+    market: &'a str,
+    x: u32,
+    recency_days: f64,
+    age_days: f64,
+    /// Mean revenue per repeat purchase day; None without one.
+    repeat_spend: Option<f64>,
+    /// (x, t_x, T) in days at the holdout cut-off, and the purchase days since.
+    calibration: Option<(History, u32)>,
+}
+
+/// Reads the customers of a `clv_summary` batch and hands each to `each`.
+fn for_each_customer(batch: &RecordBatch, mut each: impl FnMut(Customer<'_>) -> Result<()>) -> Result<()> {
+    let text = |name: &str| -> Result<StringArray> {
+        let column = batch
+            .column_by_name(name)
+            .ok_or_else(|| bad_column(name, "is missing"))?;
+        let values =
+            cast(column, &DataType::Utf8).map_err(Error::arrow(format!("reading {SUMMARY}.{name}")))?;
+        Ok(values.as_string::<i32>().clone())
+    };
+    let (ids, markets) = (text("customer_id")?, text("market")?);
+    let [x, recency, age, spend, cal_x, cal_recency, cal_age, holdout] = [
+        "repeat_days",
+        "recency_days",
+        "age_days",
+        "repeat_spend_usd",
+        "calibration_repeat_days",
+        "calibration_recency_days",
+        "calibration_age_days",
+        "holdout_purchase_days",
+    ]
+    .map(|name| numeric_column(batch, name));
+    let (x, recency, age, spend) = (x?, recency?, age?, spend?);
+    let (cal_x, cal_recency, cal_age, holdout) = (cal_x?, cal_recency?, cal_age?, holdout?);
+    for row in 0..batch.num_rows() {
+        let (Some(xr), Some(recency_days), Some(age_days)) = (x[row], recency[row], age[row]) else {
+            return Err(bad_column("repeat_days", "has a null (the data tests forbid it)"));
+        };
+        let calibration = match (cal_x[row], cal_recency[row], cal_age[row], holdout[row]) {
+            (Some(x), Some(t_x), Some(t), Some(after)) => {
+                Some((History { x: x as u32, t_x, t }, after as u32))
+            }
+            _ => None,
+        };
+        each(Customer {
+            id: ids.value(row),
+            market: markets.value(row),
+            x: xr as u32,
+            recency_days,
+            age_days,
+            repeat_spend: spend[row],
+            calibration,
+        })?;
+    }
+    Ok(())
+}
+
+fn bad_column(column: &str, problem: &str) -> Error {
+    Error::BadColumn {
+        table: SUMMARY.into(),
+        column: column.into(),
+        problem: problem.into(),
+    }
+}
+
+/// What the first pass gathers for one scope (a market, or all customers).
+#[derive(Default)]
+struct Tally {
+    histories: Histories,
+    /// (repeat purchase days, mean revenue per repeat day) of the repeat customers.
+    repeat: Vec<(u32, f64)>,
+}
+
+/// The fitted models of one scope.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScopeFit {
+    pub bg_nbd: BgNbd,
+    pub gamma_gamma: GammaGamma,
+    pub customers: u64,
+    pub repeat_customers: usize,
+    pub mean_log_likelihood: f64,
+    pub iterations: u64,
+    pub gamma_gamma_mean_log_likelihood: f64,
+    /// Pearson correlation of repeat purchase days and mean spend: Gamma-Gamma assumes none.
+    pub frequency_spend_correlation: f64,
+}
+
+fn cannot_train(reason: String) -> Error {
+    Error::CannotTrain {
+        job: JOB.into(),
+        reason,
+    }
+}
+
+fn fit_scope(scope: &str, tally: &Tally) -> Result<ScopeFit> {
+    let (
+        bg_nbd,
+        Maximum {
+            mean_log_likelihood,
+            iterations,
+            ..
+        },
+    ) = BgNbd::fit(&tally.histories).map_err(|e| cannot_train(format!("BG/NBD on {scope}: {e}")))?;
+    let (gamma_gamma, spend) =
+        GammaGamma::fit(&tally.repeat).map_err(|e| cannot_train(format!("Gamma-Gamma on {scope}: {e}")))?;
+    Ok(ScopeFit {
+        bg_nbd,
+        gamma_gamma,
+        customers: tally.histories.customers(),
+        repeat_customers: tally.repeat.len(),
+        mean_log_likelihood,
+        iterations,
+        gamma_gamma_mean_log_likelihood: spend.mean_log_likelihood,
+        frequency_spend_correlation: gamma_gamma::frequency_spend_correlation(&tally.repeat),
+    })
+}
+
+/// A customer's history in the models' unit.
+fn history(x: u32, recency_days: f64, age_days: f64, unit_days: f64) -> History {
+    History {
+        x,
+        t_x: recency_days / unit_days,
+        t: age_days / unit_days,
+    }
+}
+
+/// The models the night fitted: per scope, and the holdout check's.
+#[derive(Clone, Debug, Serialize)]
+pub struct Fitted {
+    pub run_date: NaiveDate,
+    pub time_unit_days: f64,
+    pub monthly_discount_rate: f64,
+    /// `all`, and each market with at least `clv.min_market_customers` buyers.
+    pub scopes: BTreeMap<String, ScopeFit>,
+    pub holdout: Holdout,
+}
+
+impl Fitted {
+    fn scope_of(&self, market: &str) -> (&str, &ScopeFit) {
+        match self.scopes.get_key_value(market) {
+            Some((name, fit)) if name != ALL => (name, fit),
+            _ => (ALL, &self.scopes[ALL]),
+        }
+    }
+}
+
+/// The holdout check: BG/NBD fitted as of the cut-off, against the purchase days since.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Holdout {
+    pub days: u32,
+    pub bg_nbd: Option<BgNbd>,
+    pub customers: u64,
+    pub predicted_purchase_days: f64,
+    pub actual_purchase_days: f64,
+    pub mean_absolute_error: f64,
+    /// The same error of predicting each customer's calibration-period rate carried forward:
+    /// what the model is to beat.
+    pub naive_mean_absolute_error: f64,
+}
+
+/// The 12-month CLV: each month's expected purchase days times the expected spend per day,
+/// discounted monthly.
+pub fn clv_12m(model: &BgNbd, h: History, spend: f64, unit_days: f64, discount: f64) -> f64 {
+    let mut previous = 0.0;
+    let mut total = 0.0;
+    for month in 1..=12 {
+        let cumulative = model.expected_purchases(h, f64::from(month) * MONTH_DAYS / unit_days);
+        total += (cumulative - previous) * spend / (1.0 + discount).powi(month);
+        previous = cumulative;
+    }
+    total
+}
+
+fn scores_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("market", DataType::Utf8, false),
+        Field::new("model_scope", DataType::Utf8, false),
+        Field::new("repeat_days", DataType::Int64, false),
+        Field::new("recency_days", DataType::Int64, false),
+        Field::new("age_days", DataType::Int64, false),
+        Field::new("p_alive", DataType::Float64, false),
+        Field::new("expected_purchases_90d", DataType::Float64, false),
+        Field::new("expected_purchases_365d", DataType::Float64, false),
+        Field::new("expected_order_value_usd", DataType::Float64, false),
+        Field::new("clv_12m_usd", DataType::Float64, false),
+    ]))
+}
+
+/// Scores one `clv_summary` batch.
+fn score_batch(fitted: &Fitted, batch: &RecordBatch) -> Result<RecordBatch> {
+    let n = batch.num_rows();
+    let (mut ids, mut markets, mut scopes) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let mut ints: [Vec<i64>; 3] = Default::default();
+    let mut floats: [Vec<f64>; 5] = Default::default();
+    let unit = fitted.time_unit_days;
+    for_each_customer(batch, |c| {
+        let (scope, fit) = fitted.scope_of(c.market);
+        let h = history(c.x, c.recency_days, c.age_days, unit);
+        let spend = fit.gamma_gamma.expected_spend(c.x, c.repeat_spend.unwrap_or(0.0));
+        ids.push(c.id.to_string());
+        markets.push(c.market.to_string());
+        scopes.push(scope.to_string());
+        ints[0].push(i64::from(c.x));
+        ints[1].push(c.recency_days as i64);
+        ints[2].push(c.age_days as i64);
+        floats[0].push(fit.bg_nbd.p_alive(h));
+        floats[1].push(fit.bg_nbd.expected_purchases(h, 90.0 / unit));
+        floats[2].push(fit.bg_nbd.expected_purchases(h, 365.0 / unit));
+        floats[3].push(spend);
+        floats[4].push(clv_12m(&fit.bg_nbd, h, spend, unit, fitted.monthly_discount_rate));
+        Ok(())
+    })?;
+    let [x, recency, age] = ints.map(|v| Arc::new(Int64Array::from(v)) as _);
+    let [alive, e90, e365, spend, clv] = floats.map(|v| Arc::new(Float64Array::from(v)) as _);
+    RecordBatch::try_new(
+        scores_schema(),
+        vec![
+            Arc::new(StringArray::from(ids)),
+            Arc::new(StringArray::from(markets)),
+            Arc::new(StringArray::from(scopes)),
+            x,
+            recency,
+            age,
+            alive,
+            e90,
+            e365,
+            spend,
+            clv,
+        ],
+    )
+    .map_err(Error::arrow(format!("building {SCORES}")))
+}
+
+/// First pass: the tallies of every market and of all customers, the holdout's, and the
+/// holdout's length in days (read from the data, so it is the one `clv_summary` was built
+/// with, whatever the config says now).
+async fn tally(
+    output: &Root,
+    run_date: NaiveDate,
+    unit: f64,
+) -> Result<(BTreeMap<String, Tally>, Histories, u32)> {
+    let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut calibration = Histories::default();
+    let mut holdout_days = 0;
+    let mut stream = outputs::read_published(output, SUMMARY, run_date).await?;
+    while let Some(batch) = stream
+        .try_next()
+        .await
+        .map_err(Error::engine(format!("reading {SUMMARY}")))?
+    {
+        for_each_customer(&batch, |c| {
+            let h = history(c.x, c.recency_days, c.age_days, unit);
+            for scope in [ALL, c.market] {
+                let tally = tallies.entry(scope.to_string()).or_default();
+                tally.histories.add(h);
+                if let (true, Some(m)) = (c.x > 0, c.repeat_spend) {
+                    tally.repeat.push((c.x, m));
+                }
+            }
+            if let Some((h, _)) = c.calibration {
+                calibration.add(history(h.x, h.t_x, h.t, unit));
+                holdout_days = (c.age_days - h.t) as u32;
+            }
+            Ok(())
+        })?;
+    }
+    Ok((tallies, calibration, holdout_days))
+}
+
+/// Fits `all` and every market with enough buyers; `all` must have enough repeat customers.
+fn fit_scopes(tallies: &BTreeMap<String, Tally>, config: &ClvConfig) -> Result<BTreeMap<String, ScopeFit>> {
+    let all = tallies
+        .get(ALL)
+        .ok_or_else(|| cannot_train(format!("{SUMMARY} has no customers")))?;
+    if all.repeat.len() < config.min_repeat_customers {
+        return Err(cannot_train(format!(
+            "{} customers with a repeat purchase day in {SUMMARY}; the spend model needs at least \
+             {} (clv.min_repeat_customers)",
+            all.repeat.len(),
+            config.min_repeat_customers
+        )));
+    }
+    let mut scopes = BTreeMap::new();
+    for (scope, tally) in tallies {
+        let own = scope == ALL
+            || (tally.histories.customers() >= config.min_market_customers as u64
+                && tally.repeat.len() >= config.min_repeat_customers);
+        if own {
+            scopes.insert(scope.clone(), fit_scope(scope, tally)?);
+        }
+    }
+    Ok(scopes)
+}
+
+/// Second pass: scores every customer into `clv_scores`, and measures the holdout model
+/// against the purchase days each customer made since the cut-off.
+async fn score_all(fitted: &mut Fitted, output: &Root, draft: &Draft) -> Result<DraftTable> {
+    let mut writer = draft.writer(SCORES, PART_FILE, scores_schema())?;
+    let mut stream = outputs::read_published(output, SUMMARY, fitted.run_date).await?;
+    let unit = fitted.time_unit_days;
+    let horizon = f64::from(fitted.holdout.days) / unit;
+    let (mut predicted, mut actual, mut error, mut naive, mut customers) = (0.0, 0.0, 0.0, 0.0, 0u64);
+    while let Some(batch) = stream
+        .try_next()
+        .await
+        .map_err(Error::engine(format!("reading {SUMMARY}")))?
+    {
+        if let Some(model) = fitted.holdout.bg_nbd {
+            for_each_customer(&batch, |c| {
+                if let Some((h, after)) = c.calibration {
+                    let h = history(h.x, h.t_x, h.t, unit);
+                    let expected = model.expected_purchases(h, horizon);
+                    // The naive forecast: the customer's repeat rate so far, carried forward.
+                    let rate = if h.t > 0.0 { f64::from(h.x) / h.t } else { 0.0 };
+                    predicted += expected;
+                    actual += f64::from(after);
+                    error += (expected - f64::from(after)).abs();
+                    naive += (rate * horizon - f64::from(after)).abs();
+                    customers += 1;
+                }
+                Ok(())
+            })?;
+        }
+        writer.write(&score_batch(fitted, &batch)?).await?;
+    }
+    let holdout = &mut fitted.holdout;
+    holdout.customers = customers;
+    holdout.predicted_purchase_days = predicted;
+    holdout.actual_purchase_days = actual;
+    holdout.mean_absolute_error = error / customers.max(1) as f64;
+    holdout.naive_mean_absolute_error = naive / customers.max(1) as f64;
+    writer.finish(draft).await
+}
+
+fn metric_rows(fitted: &Fitted) -> Vec<MetricRow> {
+    let mut rows = Vec::new();
+    let row = |model: &str, scope: &str, on: &str, metric: &str, value: f64| {
+        let mut row = MetricRow::new(JOB, model, on, metric, value).with_parameter(scope);
+        row.chosen = true;
+        row
+    };
+    for (scope, fit) in &fitted.scopes {
+        let BgNbd { r, alpha, a, b } = fit.bg_nbd;
+        for (metric, value) in [
+            ("r", r),
+            ("alpha", alpha),
+            ("a", a),
+            ("b", b),
+            ("customers", fit.customers as f64),
+            ("mean_log_likelihood", fit.mean_log_likelihood),
+            ("iterations", fit.iterations as f64),
+        ] {
+            rows.push(row("bg_nbd", scope, "fitting", metric, value));
+        }
+        let GammaGamma { p, q, v } = fit.gamma_gamma;
+        for (metric, value) in [
+            ("p", p),
+            ("q", q),
+            ("v", v),
+            ("repeat_customers", fit.repeat_customers as f64),
+            ("mean_log_likelihood", fit.gamma_gamma_mean_log_likelihood),
+            ("frequency_spend_correlation", fit.frequency_spend_correlation),
+        ] {
+            rows.push(row("gamma_gamma", scope, "fitting", metric, value));
+        }
+    }
+    let h = &fitted.holdout;
+    if let Some(BgNbd { r, alpha, a, b }) = h.bg_nbd {
+        for (metric, value) in [
+            ("r", r),
+            ("alpha", alpha),
+            ("a", a),
+            ("b", b),
+            ("holdout_days", f64::from(h.days)),
+            ("customers", h.customers as f64),
+            ("predicted_purchase_days", h.predicted_purchase_days),
+            ("actual_purchase_days", h.actual_purchase_days),
+            ("mean_absolute_error", h.mean_absolute_error),
+            ("naive_mean_absolute_error", h.naive_mean_absolute_error),
+        ] {
+            rows.push(row("bg_nbd", ALL, "holdout", metric, value));
+        }
+    }
+    rows
+}
+
+/// The model card: what the models are, how they were fitted and checked, and their limits.
+pub fn model_card(fitted: &Fitted) -> serde_json::Value {
+    let all = &fitted.scopes[ALL];
+    json!({
+        "job": JOB,
+        "run_date": fitted.run_date,
+        "purpose": "expected purchases, P(alive), expected order value and 12-month CLV of every buying customer",
+        "models": {
+            "bg_nbd": "Fader, Hardie and Lee (2005): Poisson purchases while alive, Gamma(r, alpha) rates, Beta(a, b) dropout after each purchase; fitted by maximum likelihood (L-BFGS on log-parameters)",
+            "gamma_gamma": "Fader, Hardie and Lee (2005) / Colombo and Jiang (1999): Gamma(p, nu) spend per purchase day, nu ~ Gamma(q, v); fitted on repeat customers",
+        },
+        "time_unit_days": fitted.time_unit_days,
+        "purchase": "a UTC day with at least one completed order",
+        "clv_12m": format!(
+            "sum over 12 months of {MONTH_DAYS} days of expected purchase days times expected order value, discounted at {} a month",
+            fitted.monthly_discount_rate
+        ),
+        "scopes": fitted.scopes,
+        "holdout": fitted.holdout,
+        "checks": {
+            "frequency_spend_correlation": all.frequency_spend_correlation,
+            "frequency_spend_independent": all.frequency_spend_correlation.abs() < 0.3,
+        },
+        "limits": [
+            "non-contractual, continuous-time buying: a subscription or a fixed purchase calendar breaks the model",
+            "Gamma-Gamma assumes a customer's spend does not depend on how often they buy; the correlation above says how far that holds",
+            "customers acquired after the holdout cut-off are not in the holdout check",
+        ],
+    })
+}
+
+/// Runs the lifetime-value job for a run date from the published `clv_summary`.
+pub async fn run(output: &Root, run_date: NaiveDate, config: &ClvConfig) -> Result<StageReport> {
+    outputs::require_published(output, SUMMARY, run_date).await?;
+    let unit = config.time_unit.days();
+    let stage = Stage::begin(JOB, output, run_date);
+    stage
+        .run(async |draft: &Draft| {
+            let (tallies, calibration, holdout_days) = tally(output, run_date, unit).await?;
+            let scopes = fit_scopes(&tallies, config)?;
+            drop(tallies);
+            // The holdout check is a report: a history too short to fit at the cut-off leaves
+            // it out, and says so, rather than failing the night.
+            let holdout_model = match BgNbd::fit(&calibration) {
+                Ok((model, _)) if calibration.customers() > 0 => Some(model),
+                Ok(_) => None,
+                Err(reason) => {
+                    tracing::warn!(%reason, "no holdout check: BG/NBD could not be fitted at the cut-off");
+                    None
+                }
+            };
+            let mut fitted = Fitted {
+                run_date,
+                time_unit_days: unit,
+                monthly_discount_rate: config.monthly_discount_rate,
+                scopes,
+                holdout: Holdout {
+                    days: holdout_days,
+                    bg_nbd: holdout_model,
+                    ..Holdout::default()
+                },
+            };
+            let scores = score_all(&mut fitted, output, draft).await?;
+            let metrics = draft
+                .write_batch(
+                    model_metrics::TABLE,
+                    &model_metrics::part_file(JOB),
+                    &model_metrics::batch(&metric_rows(&fitted))?,
+                )
+                .await?;
+            let card = model_card(&fitted);
+            let files = save(draft, &fitted, &card).await?;
+            let all = &fitted.scopes[ALL];
+            let summary = json!({
+                "scored_customers": scores.rows,
+                "scopes": fitted.scopes.keys().collect::<Vec<_>>(),
+                "r": all.bg_nbd.r, "alpha": all.bg_nbd.alpha, "a": all.bg_nbd.a, "b": all.bg_nbd.b,
+                "p": all.gamma_gamma.p, "q": all.gamma_gamma.q, "v": all.gamma_gamma.v,
+                "holdout_predicted_purchase_days": fitted.holdout.predicted_purchase_days,
+                "holdout_actual_purchase_days": fitted.holdout.actual_purchase_days,
+            });
+            tracing::info!(
+                scopes = fitted.scopes.len(),
+                holdout_predicted = format!("{:.0}", fitted.holdout.predicted_purchase_days),
+                holdout_actual = format!("{:.0}", fitted.holdout.actual_purchase_days),
+                "lifetime value fitted"
+            );
+            Ok((vec![scores, metrics], files, summary))
+        })
+        .await
+}
+
+/// Stages the fitted parameters and the card for `_models/clv/run_date=D/`.
+async fn save(draft: &Draft, fitted: &Fitted, card: &serde_json::Value) -> Result<Vec<DraftFile>> {
+    use crate::learn::churn::{CARD_FILE, MODEL_FILE, MODELS};
+    let date = partition(fitted.run_date);
+    let json = |value: serde_json::Result<Vec<u8>>| {
+        value.map_err(|e| Error::Internal(format!("serializing the lifetime-value models: {e}")))
+    };
+    Ok(vec![
+        draft
+            .put(
+                &[MODELS, JOB, &date, MODEL_FILE],
+                json(serde_json::to_vec(fitted))?,
+            )
+            .await?,
+        draft
+            .put(
+                &[MODELS, JOB, &date, CARD_FILE],
+                json(serde_json::to_vec_pretty(card))?,
+            )
+            .await?,
+    ])
+}

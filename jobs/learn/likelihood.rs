@@ -1,0 +1,123 @@
+//! Maximum likelihood for the lifetime-value models: L-BFGS (argmin, More-Thuente line search)
+//! over the logs of strictly positive parameters, so the search is unconstrained and every
+//! step stays in the model's domain. The caller gives the mean log-likelihood and its gradient
+//! in the log-parameters; the fit is refused unless the gradient has vanished at the end.
+
+use argmin::core::{CostFunction, Executor, Gradient, State};
+use argmin::solver::linesearch::MoreThuenteLineSearch;
+use argmin::solver::quasinewton::LBFGS;
+use ndarray::Array1;
+
+/// The largest gradient entry (of the mean log-likelihood, in log-parameters) a fit may end
+/// with: far below what moves a parameter's third significant digit.
+const GRADIENT_TOLERANCE: f64 = 1e-6;
+
+/// A mean log-likelihood with its gradient, both in the log-parameters.
+pub type LogLikelihood<'a> = dyn Fn(&[f64]) -> (f64, Vec<f64>) + Sync + 'a;
+
+struct Negated<'a> {
+    log_likelihood: &'a LogLikelihood<'a>,
+}
+
+impl CostFunction for Negated<'_> {
+    type Param = Array1<f64>;
+    type Output = f64;
+
+    fn cost(&self, p: &Self::Param) -> Result<f64, argmin::core::Error> {
+        let (value, _) = (self.log_likelihood)(p.as_slice().expect("a contiguous parameter vector"));
+        Ok(if value.is_finite() { -value } else { f64::INFINITY })
+    }
+}
+
+impl Gradient for Negated<'_> {
+    type Param = Array1<f64>;
+    type Gradient = Array1<f64>;
+
+    fn gradient(&self, p: &Self::Param) -> Result<Array1<f64>, argmin::core::Error> {
+        let (_, gradient) = (self.log_likelihood)(p.as_slice().expect("a contiguous parameter vector"));
+        Ok(gradient.into_iter().map(|g| -g).collect())
+    }
+}
+
+/// A maximum: the parameters (back from logs), the mean log-likelihood there, the iterations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Maximum {
+    pub parameters: Vec<f64>,
+    pub mean_log_likelihood: f64,
+    pub iterations: u64,
+}
+
+/// Maximizes `log_likelihood` over log-parameters from `start` (the logs of the parameters).
+/// The error says why, in words a model card can carry: did not converge, or left the domain.
+pub fn maximize(start: &[f64], log_likelihood: &LogLikelihood<'_>) -> Result<Maximum, String> {
+    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
+        .with_tolerance_grad(GRADIENT_TOLERANCE / 10.0)
+        .and_then(|s| s.with_tolerance_cost(0.0))
+        .map_err(|e| e.to_string())?;
+    let result = Executor::new(Negated { log_likelihood }, solver)
+        .configure(|state| state.param(Array1::from(start.to_vec())).max_iters(500))
+        .run()
+        .map_err(|e| format!("the optimizer failed: {e}"))?;
+    let state = result.state();
+    let best = state
+        .get_best_param()
+        .ok_or("the optimizer returned no parameters")?;
+    let (value, gradient) = log_likelihood(best.as_slice().expect("a contiguous parameter vector"));
+    let steepest = gradient.iter().fold(0.0_f64, |m, g| m.max(g.abs()));
+    if !value.is_finite() || gradient.iter().any(|g| !g.is_finite()) || steepest > GRADIENT_TOLERANCE {
+        return Err(format!(
+            "did not converge after {} iterations (mean log-likelihood {value}, largest gradient {steepest:e})",
+            state.get_iter()
+        ));
+    }
+    Ok(Maximum {
+        parameters: best.iter().map(|p| p.exp()).collect(),
+        mean_log_likelihood: value,
+        iterations: state.get_iter(),
+    })
+}
+
+/// Asserts that a log-likelihood's gradient at `at` is its slope, by central differences.
+#[cfg(test)]
+pub fn assert_gradient_is_slope(log_likelihood: &LogLikelihood<'_>, at: &[f64], tolerance: f64) {
+    let (_, gradient) = log_likelihood(at);
+    for i in 0..at.len() {
+        let h = 1e-6;
+        let (mut up, mut down) = (at.to_vec(), at.to_vec());
+        up[i] += h;
+        down[i] -= h;
+        let slope = (log_likelihood(&up).0 - log_likelihood(&down).0) / (2.0 * h);
+        assert!(
+            (gradient[i] - slope).abs() < tolerance,
+            "parameter {i}: gradient {} against slope {slope}",
+            gradient[i]
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_maximum_of_a_known_likelihood() {
+        // Exponential waiting times with mean 4: the maximum-likelihood rate is 1 / mean.
+        let times = [1.0, 3.0, 4.0, 8.0];
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        let log_likelihood = |p: &[f64]| {
+            let rate = p[0].exp();
+            // mean of ln(rate) - rate * t, and its derivative in ln(rate)
+            (rate.ln() - rate * mean, vec![1.0 - rate * mean])
+        };
+        let found = maximize(&[3.0], &log_likelihood).unwrap();
+        assert!((found.parameters[0] - 0.25).abs() < 1e-7, "{found:?}");
+    }
+
+    #[test]
+    fn a_likelihood_without_a_maximum_is_refused() {
+        // Increasing without bound in the parameter: no maximum to converge to.
+        let log_likelihood = |p: &[f64]| (p[0], vec![1.0]);
+        let error = maximize(&[0.0], &log_likelihood).unwrap_err();
+        assert!(error.contains("converge") || error.contains("failed"), "{error}");
+    }
+}
