@@ -333,16 +333,20 @@ fn fit_scopes(tallies: &BTreeMap<String, Tally>, config: &ClvConfig) -> Result<B
             config.min_repeat_customers
         )));
     }
-    let mut scopes = BTreeMap::new();
-    for (scope, tally) in tallies {
-        let own = scope == ALL
+    let own = tallies.iter().filter(|(scope, tally)| {
+        *scope == ALL
             || (tally.histories.customers() >= config.min_market_customers as u64
-                && tally.repeat.len() >= config.min_repeat_customers);
-        if own {
-            scopes.insert(scope.clone(), fit_scope(scope, tally)?);
-        }
-    }
-    Ok(scopes)
+                && tally.repeat.len() >= config.min_repeat_customers)
+    });
+    // Each scope's fit on its own thread: independent, so the same parameters on any core count.
+    std::thread::scope(|threads| {
+        let fits: Vec<_> = own
+            .map(|(scope, tally)| (scope, threads.spawn(|| fit_scope(scope, tally))))
+            .collect();
+        fits.into_iter()
+            .map(|(scope, fit)| Ok((scope.clone(), fit.join().expect("a fitting thread panicked")?)))
+            .collect()
+    })
 }
 
 /// Second pass: scores every customer into `clv_scores`, and measures the holdout model
@@ -550,4 +554,44 @@ async fn save(draft: &Draft, fitted: &Fitted, card: &serde_json::Value) -> Resul
             )
             .await?,
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CDNOW: BgNbd = BgNbd {
+        r: 0.243,
+        alpha: 4.414,
+        a: 0.793,
+        b: 2.426,
+    };
+
+    #[test]
+    fn undiscounted_clv_is_a_years_expected_purchases_times_spend() {
+        // The monthly increments telescope: with no discount, the 12 months sum to the
+        // expected purchase days over 365.25 days times the spend per day.
+        let h = History {
+            x: 3,
+            t_x: 20.0,
+            t: 30.0,
+        };
+        let year = CDNOW.expected_purchases(h, 365.25 / 7.0);
+        let clv = clv_12m(&CDNOW, h, 40.0, 7.0, 0.0);
+        assert!((clv - 40.0 * year).abs() < 1e-9, "{clv} against {}", 40.0 * year);
+        // Discounting takes something off, and never more than a year at the 12th month's rate.
+        let discounted = clv_12m(&CDNOW, h, 40.0, 7.0, 0.01);
+        assert!(discounted < clv && discounted > clv / 1.01_f64.powi(12));
+        // The same customer in days gives the same money (alpha scales with the unit).
+        let in_days = BgNbd {
+            alpha: CDNOW.alpha * 7.0,
+            ..CDNOW
+        };
+        let h_days = History {
+            x: 3,
+            t_x: 140.0,
+            t: 210.0,
+        };
+        assert!((clv_12m(&in_days, h_days, 40.0, 1.0, 0.01) - discounted).abs() < 1e-9);
+    }
 }
