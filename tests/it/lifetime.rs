@@ -200,3 +200,37 @@ fn too_few_repeat_customers_exit_3_and_publish_nothing() {
     assert!(!ws.output().join("clv_scores").exists());
     assert!(!ws.output().join("model_metrics").exists());
 }
+
+#[tokio::test]
+async fn days_instead_of_weeks_scale_alpha_only() {
+    // The time unit is a scale: in days, alpha is seven times the weekly one and r, a, b, the
+    // spend model and every published expectation stay the same.
+    let (weeks, days) = (Workspace::new(), Workspace::new());
+    cdnow_input(&weeks.input());
+    cdnow_input(&days.input());
+    assert!(run_clv(&weeks, "1997-09-30", &[]).status.success());
+    let done = run_clv(&days, "1997-09-30", &["clv.time_unit=\"days\""]);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let (w, d) = (
+        metrics(&weeks, "1997-09-30").await,
+        metrics(&days, "1997-09-30").await,
+    );
+    let fitted = |m: &std::collections::HashMap<(String, String, String), f64>, metric: &str| {
+        m[&("bg_nbd".to_string(), "fitting".to_string(), metric.to_string())]
+    };
+    assert!((fitted(&d, "alpha") / fitted(&w, "alpha") - 7.0).abs() < 1e-4);
+    for metric in ["r", "a", "b"] {
+        assert!(
+            (fitted(&d, metric) / fitted(&w, metric) - 1.0).abs() < 1e-4,
+            "{metric}"
+        );
+    }
+    let total = async |ws: &Workspace| {
+        support::query_sql(
+            &ws.published("clv_scores", "1997-09-30"),
+            "select round(sum(expected_purchases_365d), 1) as e, round(sum(clv_12m_usd), 0) as clv from t",
+        )
+        .await
+    };
+    assert_eq!(total(&weeks).await, total(&days).await);
+}
