@@ -266,14 +266,19 @@ fn learned_outputs(output: &Path) -> Vec<(String, Vec<u8>)> {
         ("churn_scores", "part-0.parquet"),
         ("model_metrics", "part-segment.parquet"),
         ("model_metrics", "part-churn.parquet"),
+        ("clv_scores", "part-0.parquet"),
+        ("model_metrics", "part-clv.parquet"),
     ]
     .iter()
     .map(|(table, file)| published(output, table, file))
-    .chain(["model.json", "model_card.json"].map(|f| {
-        output
-            .join("_models/churn")
-            .join(format!("run_date={RUN_DATE}"))
-            .join(f)
+    .chain(["churn", "clv"].into_iter().flat_map(|stage| {
+        ["model.json", "model_card.json"].map(|f| {
+            output
+                .join("_models")
+                .join(stage)
+                .join(format!("run_date={RUN_DATE}"))
+                .join(f)
+        })
     }))
     .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
     .collect()
