@@ -41,25 +41,14 @@ use crate::input::catalog::RunDate;
 use crate::learn::evaluation::{self, CalibrationBin};
 use crate::learn::features::{self, AsOf, CATEGORICAL, Encoder, NUMERIC, PURCHASES};
 use crate::learn::model_metrics::{self, MetricRow};
-use crate::learn::outputs::Stage;
+use crate::learn::outputs::{self, Stage};
 use crate::output::manifest::StageReport;
-use crate::output::publish::{Draft, DraftFile, DraftTable, PART_FILE, partition};
+use crate::output::publish::{Draft, DraftTable, PART_FILE};
 use crate::storage::Root;
 
 pub const JOB: &str = "churn";
-/// The folder of saved models below the output root.
-pub const MODELS: &str = "_models";
-/// The saved model's file name in `_models/churn/run_date=D/`.
-pub const MODEL_FILE: &str = "model.json";
-/// The model card's file name beside it.
-pub const CARD_FILE: &str = "model_card.json";
 /// How many features `top_churn_drivers` names.
 const DRIVERS: usize = 3;
-
-/// Where the model of a run date is saved, relative to the output root.
-pub fn model_parts(run_date: NaiveDate) -> [String; 4] {
-    [MODELS.into(), JOB.into(), partition(run_date), MODEL_FILE.into()]
-}
 
 /// A decision tree with the churn rate of the training rows in each of its leaves.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -717,7 +706,7 @@ pub async fn run(
             let trained = train(&training, &validation, run_date, config)?;
             let scores = score_all(&trained.model, output, run_date, draft).await?;
             let card = model_card(&trained, config);
-            let (model_file, card_file) = save(draft, &trained.model, &card).await?;
+            let files = outputs::save_model(draft, JOB, run_date, &trained.model, &card).await?;
             let mut rows = Vec::new();
             for (name, on_training, on_validation) in &trained.candidates {
                 let chosen = name == trained.model.classifier.name();
@@ -741,7 +730,7 @@ pub async fn run(
                 "validation_top_decile_lift": m.top_decile_lift,
                 "scored_customers": scores.rows,
             });
-            Ok((vec![scores, metrics_table], vec![model_file, card_file], summary))
+            Ok((vec![scores, metrics_table], files, summary))
         })
         .await
 }
@@ -779,27 +768,6 @@ pub fn model_card(trained: &Trained, config: &ChurnConfig) -> serde_json::Value 
     })
 }
 
-/// Stages the model and its card for `_models/churn/run_date=D/`.
-async fn save(draft: &Draft, model: &ChurnModel, card: &serde_json::Value) -> Result<(DraftFile, DraftFile)> {
-    let folder = [MODELS, JOB, &partition(model.run_date)];
-    let json = |value: serde_json::Result<Vec<u8>>| {
-        value.map_err(|e| Error::Internal(format!("serializing the churn model: {e}")))
-    };
-    let model_file = draft
-        .put(
-            &[folder[0], folder[1], folder[2], MODEL_FILE],
-            json(serde_json::to_vec(model))?,
-        )
-        .await?;
-    let card_file = draft
-        .put(
-            &[folder[0], folder[1], folder[2], CARD_FILE],
-            json(serde_json::to_vec_pretty(card))?,
-        )
-        .await?;
-    Ok((model_file, card_file))
-}
-
 /// Loads a saved model: from `path` when given, else the one saved for the run date.
 pub async fn load(output: &Root, run_date: NaiveDate, path: Option<&std::path::Path>) -> Result<ChurnModel> {
     let (shown, bytes) = match path {
@@ -808,7 +776,7 @@ pub async fn load(output: &Root, run_date: NaiveDate, path: Option<&std::path::P
             std::fs::read(path).map_err(Error::io(format!("reading the churn model {}", path.display())))?,
         ),
         None => {
-            let parts = model_parts(run_date);
+            let parts = outputs::model_parts(JOB, run_date);
             let location = output.path(&parts.each_ref().map(String::as_str));
             let shown = output.describe(&location);
             let bytes = output

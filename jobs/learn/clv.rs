@@ -30,7 +30,7 @@ use crate::learn::likelihood::Maximum;
 use crate::learn::model_metrics::{self, MetricRow};
 use crate::learn::outputs::{self, Stage};
 use crate::output::manifest::StageReport;
-use crate::output::publish::{Draft, DraftFile, DraftTable, PART_FILE, partition};
+use crate::output::publish::{Draft, DraftTable, PART_FILE};
 use crate::storage::Root;
 
 pub const JOB: &str = "clv";
@@ -512,7 +512,7 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &ClvConfig) -> Resu
                 )
                 .await?;
             let card = model_card(&fitted);
-            let files = save(draft, &fitted, &card).await?;
+            let files = outputs::save_model(draft, JOB, run_date, &fitted, &card).await?;
             let all = &fitted.scopes[ALL];
             let summary = json!({
                 "scored_customers": scores.rows,
@@ -531,29 +531,6 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &ClvConfig) -> Resu
             Ok((vec![scores, metrics], files, summary))
         })
         .await
-}
-
-/// Stages the fitted parameters and the card for `_models/clv/run_date=D/`.
-async fn save(draft: &Draft, fitted: &Fitted, card: &serde_json::Value) -> Result<Vec<DraftFile>> {
-    use crate::learn::churn::{CARD_FILE, MODEL_FILE, MODELS};
-    let date = partition(fitted.run_date);
-    let json = |value: serde_json::Result<Vec<u8>>| {
-        value.map_err(|e| Error::Internal(format!("serializing the lifetime-value models: {e}")))
-    };
-    Ok(vec![
-        draft
-            .put(
-                &[MODELS, JOB, &date, MODEL_FILE],
-                json(serde_json::to_vec(fitted))?,
-            )
-            .await?,
-        draft
-            .put(
-                &[MODELS, JOB, &date, CARD_FILE],
-                json(serde_json::to_vec_pretty(card))?,
-            )
-            .await?,
-    ])
 }
 
 #[cfg(test)]

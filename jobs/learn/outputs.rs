@@ -17,6 +17,46 @@ use crate::output::manifest::StageReport;
 use crate::output::publish::{Draft, DraftFile, DraftTable, PART_FILE, partition};
 use crate::storage::Root;
 
+/// The folder of saved models below the output root.
+pub const MODELS: &str = "_models";
+/// A saved model's file name in `_models/<job>/run_date=D/`.
+pub const MODEL_FILE: &str = "model.json";
+/// The model card's file name beside it.
+pub const CARD_FILE: &str = "model_card.json";
+
+/// Where a job's model of a run date is saved, relative to the output root.
+pub fn model_parts(job: &str, run_date: NaiveDate) -> [String; 4] {
+    [MODELS.into(), job.into(), partition(run_date), MODEL_FILE.into()]
+}
+
+/// Stages a job's fitted model and its card for `_models/<job>/run_date=D/`.
+pub async fn save_model(
+    draft: &Draft,
+    job: &str,
+    run_date: NaiveDate,
+    model: &impl serde::Serialize,
+    card: &serde_json::Value,
+) -> Result<Vec<DraftFile>> {
+    let date = partition(run_date);
+    let json = |value: serde_json::Result<Vec<u8>>| {
+        value.map_err(|e| Error::Internal(format!("serializing the {job} model: {e}")))
+    };
+    Ok(vec![
+        draft
+            .put(
+                &[MODELS, job, &date, MODEL_FILE],
+                json(serde_json::to_vec(model))?,
+            )
+            .await?,
+        draft
+            .put(
+                &[MODELS, job, &date, CARD_FILE],
+                json(serde_json::to_vec_pretty(card))?,
+            )
+            .await?,
+    ])
+}
+
 /// Where the SQL stage publishes `table` for a run date, relative to the output root.
 pub fn published_path(output: &Root, table: &str, run_date: NaiveDate) -> object_store::path::Path {
     output.path(&[table, &partition(run_date), PART_FILE])
