@@ -272,10 +272,11 @@ pub fn hypergeometric_2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const CDNOW: BgNbd = BgNbd {
+    /// Fader, Hardie and Lee's (2005) CDNOW estimates, in weeks.
+    pub(crate) const CDNOW: BgNbd = BgNbd {
         r: 0.243,
         alpha: 4.414,
         a: 0.793,

@@ -537,12 +537,7 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &ClvConfig) -> Resu
 mod tests {
     use super::*;
 
-    const CDNOW: BgNbd = BgNbd {
-        r: 0.243,
-        alpha: 4.414,
-        a: 0.793,
-        b: 2.426,
-    };
+    use crate::learn::bg_nbd::tests::CDNOW;
 
     #[test]
     fn undiscounted_clv_is_a_years_expected_purchases_times_spend() {
