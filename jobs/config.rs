@@ -317,6 +317,16 @@ pub struct ClvConfig {
     /// predicts the purchase days after it (`clv_summary` reads it from `settings`; the stage
     /// takes it from `clv_summary`).
     pub holdout_days: u32,
+    /// Calendar months the growth forecast (`growth_forecast`) looks ahead, after the run
+    /// date's month.
+    pub forecast_months: u32,
+    /// The backtest makes the same forecast from the end of the month this many whole months
+    /// before the run date's last complete month, and measures it against what happened
+    /// (`clv_summary` reads it from `settings`).
+    pub backtest_months: u32,
+    /// The acquisition trend and the cohort curves come from the last this many complete
+    /// months before the forecast's origin.
+    pub trend_months: u32,
 }
 
 /// The time unit of the BG/NBD parameters (`clv.time_unit`).
@@ -345,6 +355,9 @@ impl Default for ClvConfig {
             min_repeat_customers: 100,
             monthly_discount_rate: 0.01,
             holdout_days: 90,
+            forecast_months: 12,
+            backtest_months: 6,
+            trend_months: 12,
         }
     }
 }
@@ -547,10 +560,14 @@ impl Config {
         if clv.holdout_days == 0
             || clv.min_repeat_customers < 10
             || !(0.0..1.0).contains(&clv.monthly_discount_rate)
+            || !(1..=60).contains(&clv.forecast_months)
+            || !(1..=clv.forecast_months).contains(&clv.backtest_months)
+            || !(3..=120).contains(&clv.trend_months)
         {
             return Err(bad(
-                "clv: holdout_days must be at least 1, min_repeat_customers at least 10, and \
-                 monthly_discount_rate within 0..1"
+                "clv: holdout_days must be at least 1, min_repeat_customers at least 10, \
+                 monthly_discount_rate within 0..1, forecast_months within 1..=60, \
+                 backtest_months within 1..=forecast_months and trend_months within 3..=120"
                     .into(),
             ));
         }

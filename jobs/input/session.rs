@@ -68,6 +68,10 @@ async fn register_config(ctx: &SessionContext, config: &Config) -> Result<()> {
                     i32::try_from(config.clv.holdout_days).unwrap_or(i32::MAX),
                 )))
                 .alias("clv_holdout_days"),
+                lit(ScalarValue::Int32(Some(
+                    i32::try_from(config.clv.backtest_months).unwrap_or(i32::MAX),
+                )))
+                .alias("clv_backtest_months"),
             ])
         })
         .map_err(Error::engine("building settings"))?;

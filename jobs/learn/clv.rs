@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::TryStreamExt;
 use serde::Serialize;
@@ -25,6 +24,7 @@ use crate::config::ClvConfig;
 use crate::error::{Error, Result};
 use crate::learn::bg_nbd::{BgNbd, Histories, History};
 use crate::learn::features::numeric_column;
+use crate::learn::forecast::{self, Existing, Horizon};
 use crate::learn::gamma_gamma::{self, GammaGamma};
 use crate::learn::likelihood::Maximum;
 use crate::learn::model_metrics::{self, MetricRow};
@@ -47,6 +47,8 @@ pub const MONTH_DAYS: f64 = 365.25 / 12.0;
 struct Customer<'a> {
     id: &'a str,
     market: &'a str,
+    /// Days since 1970-01-01 of the first purchase.
+    first_day: i32,
     x: u32,
     recency_days: f64,
     age_days: f64,
@@ -54,20 +56,34 @@ struct Customer<'a> {
     repeat_spend: Option<f64>,
     /// (x, t_x, T) in days at the holdout cut-off, and the purchase days since.
     calibration: Option<(History, u32)>,
+    /// (x, t_x, T) in days at the forecast backtest's origin, and the repeat spend by then.
+    backtest: Option<(History, Option<f64>)>,
 }
 
 /// Reads the customers of a `clv_summary` batch and hands each to `each`.
 fn for_each_customer(batch: &RecordBatch, mut each: impl FnMut(Customer<'_>) -> Result<()>) -> Result<()> {
     let text = |name: &str| -> Result<StringArray> {
-        let column = batch
-            .column_by_name(name)
-            .ok_or_else(|| bad_column(name, "is missing"))?;
-        let values =
-            cast(column, &DataType::Utf8).map_err(Error::arrow(format!("reading {SUMMARY}.{name}")))?;
-        Ok(values.as_string::<i32>().clone())
+        Ok(forecast::column_as(batch, SUMMARY, name, &DataType::Utf8)?
+            .as_string::<i32>()
+            .clone())
     };
     let (ids, markets) = (text("customer_id")?, text("market")?);
-    let [x, recency, age, spend, cal_x, cal_recency, cal_age, holdout] = [
+    let [
+        first,
+        x,
+        recency,
+        age,
+        spend,
+        cal_x,
+        cal_recency,
+        cal_age,
+        holdout,
+        back_x,
+        back_recency,
+        back_age,
+        back_spend,
+    ] = [
+        "first_purchase_day",
         "repeat_days",
         "recency_days",
         "age_days",
@@ -76,12 +92,19 @@ fn for_each_customer(batch: &RecordBatch, mut each: impl FnMut(Customer<'_>) -> 
         "calibration_recency_days",
         "calibration_age_days",
         "holdout_purchase_days",
+        "backtest_repeat_days",
+        "backtest_recency_days",
+        "backtest_age_days",
+        "backtest_repeat_spend_usd",
     ]
     .map(|name| numeric_column(batch, name));
-    let (x, recency, age, spend) = (x?, recency?, age?, spend?);
+    let (first, x, recency, age, spend) = (first?, x?, recency?, age?, spend?);
     let (cal_x, cal_recency, cal_age, holdout) = (cal_x?, cal_recency?, cal_age?, holdout?);
+    let (back_x, back_recency, back_age, back_spend) = (back_x?, back_recency?, back_age?, back_spend?);
     for row in 0..batch.num_rows() {
-        let (Some(xr), Some(recency_days), Some(age_days)) = (x[row], recency[row], age[row]) else {
+        let (Some(first_day), Some(xr), Some(recency_days), Some(age_days)) =
+            (first[row], x[row], recency[row], age[row])
+        else {
             return Err(bad_column("repeat_days", "has a null (the data tests forbid it)"));
         };
         let calibration = match (cal_x[row], cal_recency[row], cal_age[row], holdout[row]) {
@@ -90,14 +113,20 @@ fn for_each_customer(batch: &RecordBatch, mut each: impl FnMut(Customer<'_>) -> 
             }
             _ => None,
         };
+        let backtest = match (back_x[row], back_recency[row], back_age[row]) {
+            (Some(x), Some(t_x), Some(t)) => Some((History { x: x as u32, t_x, t }, back_spend[row])),
+            _ => None,
+        };
         each(Customer {
             id: ids.value(row),
             market: markets.value(row),
+            first_day: first_day as i32,
             x: xr as u32,
             recency_days,
             age_days,
             repeat_spend: spend[row],
             calibration,
+            backtest,
         })?;
     }
     Ok(())
@@ -181,14 +210,16 @@ pub struct Fitted {
     /// `all`, and each market with at least `clv.min_market_customers` buyers.
     pub scopes: BTreeMap<String, ScopeFit>,
     pub holdout: Holdout,
+    /// The same fits as of the forecast backtest's origin (empty without a backtest).
+    #[serde(skip)]
+    pub backtest_scopes: BTreeMap<String, ScopeFit>,
 }
 
-impl Fitted {
-    fn scope_of(&self, market: &str) -> (&str, &ScopeFit) {
-        match self.scopes.get_key_value(market) {
-            Some((name, fit)) if name != ALL => (name, fit),
-            _ => (ALL, &self.scopes[ALL]),
-        }
+/// The fit a market's customers are scored with: their market's, else `all`'s.
+fn scope_of<'a>(scopes: &'a BTreeMap<String, ScopeFit>, market: &str) -> (&'a str, &'a ScopeFit) {
+    match scopes.get_key_value(market) {
+        Some((name, fit)) if name != ALL => (name, fit),
+        _ => (ALL, &scopes[ALL]),
     }
 }
 
@@ -235,8 +266,35 @@ fn scores_schema() -> SchemaRef {
     ]))
 }
 
-/// Scores one `clv_summary` batch.
-fn score_batch(fitted: &Fitted, batch: &RecordBatch) -> Result<RecordBatch> {
+/// What the scoring pass adds up besides the scores: the holdout check's sums and the
+/// existing customers' part of the growth forecast and of its backtest.
+struct Sums {
+    holdout_horizon: f64,
+    predicted: f64,
+    actual: f64,
+    error: f64,
+    naive: f64,
+    holdout_customers: u64,
+    forecast: Option<Existing>,
+    backtest: Option<Existing>,
+}
+
+impl Sums {
+    /// Adds one customer's holdout figures: predicted against actual purchase days after the
+    /// cut-off, and the naive forecast's (the customer's repeat rate so far, carried forward).
+    fn add_holdout(&mut self, model: &BgNbd, h: History, after: u32) {
+        let expected = model.expected_purchases(h, self.holdout_horizon);
+        let rate = if h.t > 0.0 { f64::from(h.x) / h.t } else { 0.0 };
+        self.predicted += expected;
+        self.actual += f64::from(after);
+        self.error += (expected - f64::from(after)).abs();
+        self.naive += (rate * self.holdout_horizon - f64::from(after)).abs();
+        self.holdout_customers += 1;
+    }
+}
+
+/// Scores one `clv_summary` batch, adding each customer to `sums` on the way.
+fn score_batch(fitted: &Fitted, batch: &RecordBatch, sums: &mut Sums) -> Result<RecordBatch> {
     let n = batch.num_rows();
     let (mut ids, mut markets, mut scopes) = (
         Vec::with_capacity(n),
@@ -247,7 +305,7 @@ fn score_batch(fitted: &Fitted, batch: &RecordBatch) -> Result<RecordBatch> {
     let mut floats: [Vec<f64>; 5] = Default::default();
     let unit = fitted.time_unit_days;
     for_each_customer(batch, |c| {
-        let (scope, fit) = fitted.scope_of(c.market);
+        let (scope, fit) = scope_of(&fitted.scopes, c.market);
         let h = history(c.x, c.recency_days, c.age_days, unit);
         let spend = fit.gamma_gamma.expected_spend(c.x, c.repeat_spend.unwrap_or(0.0));
         ids.push(c.id.to_string());
@@ -261,6 +319,22 @@ fn score_batch(fitted: &Fitted, batch: &RecordBatch) -> Result<RecordBatch> {
         floats[2].push(fit.bg_nbd.expected_purchases(h, 365.0 / unit));
         floats[3].push(spend);
         floats[4].push(clv_12m(&fit.bg_nbd, h, spend, unit, fitted.monthly_discount_rate));
+        if let Some(existing) = sums.forecast.as_mut() {
+            existing.add(c.market, &fit.bg_nbd, h, spend);
+        }
+        if let (Some(existing), Some((then, spend_then))) = (sums.backtest.as_mut(), c.backtest) {
+            let (_, fit) = scope_of(&fitted.backtest_scopes, c.market);
+            let spend = fit.gamma_gamma.expected_spend(then.x, spend_then.unwrap_or(0.0));
+            existing.add(
+                c.market,
+                &fit.bg_nbd,
+                history(then.x, then.t_x, then.t, unit),
+                spend,
+            );
+        }
+        if let (Some(model), Some((then, after))) = (fitted.holdout.bg_nbd, c.calibration) {
+            sums.add_holdout(&model, history(then.x, then.t_x, then.t, unit), after);
+        }
         Ok(())
     })?;
     let [x, recency, age] = ints.map(|v| Arc::new(Int64Array::from(v)) as _);
@@ -284,17 +358,38 @@ fn score_batch(fitted: &Fitted, batch: &RecordBatch) -> Result<RecordBatch> {
     .map_err(Error::arrow(format!("building {SCORES}")))
 }
 
-/// First pass: the tallies of every market and of all customers, the holdout's, and the
-/// holdout's length in days (read from the data, so it is the one `clv_summary` was built
-/// with, whatever the config says now).
-async fn tally(
-    output: &Root,
-    run_date: NaiveDate,
-    unit: f64,
-) -> Result<(BTreeMap<String, Tally>, Histories, u32)> {
-    let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
-    let mut calibration = Histories::default();
-    let mut holdout_days = 0;
+/// What the first pass gathers.
+#[derive(Default)]
+struct Tallies {
+    /// Per scope (every market, and `all`), as of the run date.
+    now: BTreeMap<String, Tally>,
+    /// Per scope, as of the growth forecast's backtest origin.
+    backtest: BTreeMap<String, Tally>,
+    /// The backtest origin, read from the data like the holdout's length.
+    backtest_origin: Option<NaiveDate>,
+    /// The histories at the holdout cut-off.
+    calibration: Histories,
+    /// The holdout's length in days.
+    holdout_days: u32,
+}
+
+impl Tallies {
+    fn add(scopes: &mut BTreeMap<String, Tally>, market: &str, h: History, spend: Option<f64>) {
+        for scope in [ALL, market] {
+            let tally = scopes.entry(scope.to_string()).or_default();
+            tally.histories.add(h);
+            if let (true, Some(m)) = (h.x > 0, spend) {
+                tally.repeat.push((h.x, m));
+            }
+        }
+    }
+}
+
+/// First pass: the tallies of every market and of all customers at the run date and at the
+/// backtest origin, the holdout's, and the holdout's length in days (read from the data, so it
+/// is the one `clv_summary` was built with, whatever the config says now).
+async fn tally(output: &Root, run_date: NaiveDate, unit: f64) -> Result<Tallies> {
+    let mut tallies = Tallies::default();
     let mut stream = outputs::read_published(output, SUMMARY, run_date).await?;
     while let Some(batch) = stream
         .try_next()
@@ -303,21 +398,29 @@ async fn tally(
     {
         for_each_customer(&batch, |c| {
             let h = history(c.x, c.recency_days, c.age_days, unit);
-            for scope in [ALL, c.market] {
-                let tally = tallies.entry(scope.to_string()).or_default();
-                tally.histories.add(h);
-                if let (true, Some(m)) = (c.x > 0, c.repeat_spend) {
-                    tally.repeat.push((c.x, m));
-                }
+            Tallies::add(&mut tallies.now, c.market, h, c.repeat_spend);
+            if let Some((h, spend)) = c.backtest {
+                Tallies::add(
+                    &mut tallies.backtest,
+                    c.market,
+                    history(h.x, h.t_x, h.t, unit),
+                    spend,
+                );
+                tallies.backtest_origin = epoch_day(c.first_day + h.t as i32);
             }
             if let Some((h, _)) = c.calibration {
-                calibration.add(history(h.x, h.t_x, h.t, unit));
-                holdout_days = (c.age_days - h.t) as u32;
+                tallies.calibration.add(history(h.x, h.t_x, h.t, unit));
+                tallies.holdout_days = (c.age_days - h.t) as u32;
             }
             Ok(())
         })?;
     }
-    Ok((tallies, calibration, holdout_days))
+    Ok(tallies)
+}
+
+/// A day number (days since 1970-01-01) as a date.
+fn epoch_day(day: i32) -> Option<NaiveDate> {
+    NaiveDate::default().checked_add_signed(chrono::TimeDelta::days(i64::from(day)))
 }
 
 /// Fits `all` and every market with enough buyers; `all` must have enough repeat customers.
@@ -349,44 +452,32 @@ fn fit_scopes(tallies: &BTreeMap<String, Tally>, config: &ClvConfig) -> Result<B
     })
 }
 
-/// Second pass: scores every customer into `clv_scores`, and measures the holdout model
-/// against the purchase days each customer made since the cut-off.
-async fn score_all(fitted: &mut Fitted, output: &Root, draft: &Draft) -> Result<DraftTable> {
+/// Second pass: scores every customer into `clv_scores`, measures the holdout model against
+/// the purchase days each customer made since the cut-off, and sums the existing customers'
+/// part of the forecasts (`sums` says which).
+async fn score_all(
+    fitted: &mut Fitted,
+    output: &Root,
+    draft: &Draft,
+    mut sums: Sums,
+) -> Result<(DraftTable, Sums)> {
     let mut writer = draft.writer(SCORES, PART_FILE, scores_schema())?;
     let mut stream = outputs::read_published(output, SUMMARY, fitted.run_date).await?;
-    let unit = fitted.time_unit_days;
-    let horizon = f64::from(fitted.holdout.days) / unit;
-    let (mut predicted, mut actual, mut error, mut naive, mut customers) = (0.0, 0.0, 0.0, 0.0, 0u64);
     while let Some(batch) = stream
         .try_next()
         .await
         .map_err(Error::engine(format!("reading {SUMMARY}")))?
     {
-        if let Some(model) = fitted.holdout.bg_nbd {
-            for_each_customer(&batch, |c| {
-                if let Some((h, after)) = c.calibration {
-                    let h = history(h.x, h.t_x, h.t, unit);
-                    let expected = model.expected_purchases(h, horizon);
-                    // The naive forecast: the customer's repeat rate so far, carried forward.
-                    let rate = if h.t > 0.0 { f64::from(h.x) / h.t } else { 0.0 };
-                    predicted += expected;
-                    actual += f64::from(after);
-                    error += (expected - f64::from(after)).abs();
-                    naive += (rate * horizon - f64::from(after)).abs();
-                    customers += 1;
-                }
-                Ok(())
-            })?;
-        }
-        writer.write(&score_batch(fitted, &batch)?).await?;
+        writer.write(&score_batch(fitted, &batch, &mut sums)?).await?;
     }
     let holdout = &mut fitted.holdout;
+    let customers = sums.holdout_customers;
     holdout.customers = customers;
-    holdout.predicted_purchase_days = predicted;
-    holdout.actual_purchase_days = actual;
-    holdout.mean_absolute_error = error / customers.max(1) as f64;
-    holdout.naive_mean_absolute_error = naive / customers.max(1) as f64;
-    writer.finish(draft).await
+    holdout.predicted_purchase_days = sums.predicted;
+    holdout.actual_purchase_days = sums.actual;
+    holdout.mean_absolute_error = sums.error / customers.max(1) as f64;
+    holdout.naive_mean_absolute_error = sums.naive / customers.max(1) as f64;
+    Ok((writer.finish(draft).await?, sums))
 }
 
 fn metric_rows(fitted: &Fitted) -> Vec<MetricRow> {
@@ -479,18 +570,25 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &ClvConfig) -> Resu
     let stage = Stage::begin(JOB, output, run_date);
     stage
         .run(async |draft: &Draft| {
-            let (tallies, calibration, holdout_days) = tally(output, run_date, unit).await?;
-            let scopes = fit_scopes(&tallies, config)?;
-            drop(tallies);
-            // The holdout check is a report: a history too short to fit at the cut-off leaves
-            // it out, and says so, rather than failing the night.
-            let holdout_model = match BgNbd::fit(&calibration) {
-                Ok((model, _)) if calibration.customers() > 0 => Some(model),
+            let tallies = tally(output, run_date, unit).await?;
+            let scopes = fit_scopes(&tallies.now, config)?;
+            // The holdout check and the backtest are reports: a history too short to fit at
+            // their cut-offs leaves them out, and says so, rather than failing the night.
+            let holdout_model = match BgNbd::fit(&tallies.calibration) {
+                Ok((model, _)) if tallies.calibration.customers() > 0 => Some(model),
                 Ok(_) => None,
                 Err(reason) => {
                     tracing::warn!(%reason, "no holdout check: BG/NBD could not be fitted at the cut-off");
                     None
                 }
+            };
+            let history = forecast::read_history(output, run_date).await?;
+            let backtest_scopes = match (&history, tallies.backtest_origin) {
+                (Some(_), Some(_)) => fit_scopes(&tallies.backtest, config).unwrap_or_else(|reason| {
+                    tracing::warn!(%reason, "no forecast backtest: the models could not be fitted at its origin");
+                    BTreeMap::new()
+                }),
+                _ => BTreeMap::new(),
             };
             let mut fitted = Fitted {
                 run_date,
@@ -498,29 +596,70 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &ClvConfig) -> Resu
                 monthly_discount_rate: config.monthly_discount_rate,
                 scopes,
                 holdout: Holdout {
-                    days: holdout_days,
+                    days: tallies.holdout_days,
                     bg_nbd: holdout_model,
                     ..Holdout::default()
                 },
+                backtest_scopes,
             };
-            let scores = score_all(&mut fitted, output, draft).await?;
-            let metrics = draft
-                .write_batch(
-                    model_metrics::TABLE,
-                    &model_metrics::part_file(JOB),
-                    &model_metrics::batch(&metric_rows(&fitted))?,
-                )
-                .await?;
+            let forecast_horizon = Horizon::new(run_date, config.forecast_months as usize);
+            let backtest_horizon = tallies.backtest_origin.map(|origin| {
+                let months = Horizon::new(run_date, 0).last_complete_month() - forecast::month_index(origin);
+                Horizon::new(origin, months.max(0) as usize)
+            });
+            drop(tallies);
+            let sums = Sums {
+                holdout_horizon: f64::from(fitted.holdout.days) / unit,
+                predicted: 0.0,
+                actual: 0.0,
+                error: 0.0,
+                naive: 0.0,
+                holdout_customers: 0,
+                forecast: history.as_ref().map(|_| Existing::new(&forecast_horizon, unit)),
+                backtest: backtest_horizon
+                    .filter(|_| !fitted.backtest_scopes.is_empty())
+                    .map(|horizon| Existing::new(&horizon, unit)),
+            };
+            let (scores, sums) = score_all(&mut fitted, output, draft, sums).await?;
+            let mut tables = vec![scores];
+            let mut metrics = metric_rows(&fitted);
+            if let (Some(history), Some(existing)) = (&history, &sums.forecast) {
+                let settings = forecast::Settings {
+                    trend_months: config.trend_months as usize,
+                    model_error: model_error(&fitted.holdout),
+                };
+                let mut rows = forecast::forecast("forecast", &forecast_horizon, existing, history, &settings, false);
+                if let (Some(horizon), Some(existing)) = (&backtest_horizon, &sums.backtest) {
+                    let backtest = forecast::forecast("backtest", horizon, existing, history, &settings, true);
+                    metrics.extend(forecast::backtest_metrics(JOB, &backtest));
+                    rows.extend(backtest);
+                }
+                tables.push(
+                    draft
+                        .write_batch(forecast::TABLE, PART_FILE, &forecast::batch(&rows)?)
+                        .await?,
+                );
+            }
+            tables.push(
+                draft
+                    .write_batch(
+                        model_metrics::TABLE,
+                        &model_metrics::part_file(JOB),
+                        &model_metrics::batch(&metrics)?,
+                    )
+                    .await?,
+            );
             let card = model_card(&fitted);
             let files = outputs::save_model(draft, JOB, run_date, &fitted, &card).await?;
             let all = &fitted.scopes[ALL];
             let summary = json!({
-                "scored_customers": scores.rows,
+                "scored_customers": tables[0].rows,
                 "scopes": fitted.scopes.keys().collect::<Vec<_>>(),
                 "r": all.bg_nbd.r, "alpha": all.bg_nbd.alpha, "a": all.bg_nbd.a, "b": all.bg_nbd.b,
                 "p": all.gamma_gamma.p, "q": all.gamma_gamma.q, "v": all.gamma_gamma.v,
                 "holdout_predicted_purchase_days": fitted.holdout.predicted_purchase_days,
                 "holdout_actual_purchase_days": fitted.holdout.actual_purchase_days,
+                "growth_forecast": history.is_some(),
             });
             tracing::info!(
                 scopes = fitted.scopes.len(),
@@ -528,9 +667,21 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &ClvConfig) -> Resu
                 holdout_actual = format!("{:.0}", fitted.holdout.actual_purchase_days),
                 "lifetime value fitted"
             );
-            Ok((vec![scores, metrics], files, summary))
+            Ok((tables, files, summary))
         })
         .await
+}
+
+/// The existing customers' relative error the forecast's intervals use: the holdout check's
+/// (predicted against actual purchase days), at least [`forecast::MIN_MODEL_ERROR`]; without a
+/// check, [`forecast::UNCHECKED_MODEL_ERROR`].
+fn model_error(holdout: &Holdout) -> f64 {
+    if holdout.bg_nbd.is_none() || holdout.actual_purchase_days <= 0.0 {
+        return forecast::UNCHECKED_MODEL_ERROR;
+    }
+    (holdout.predicted_purchase_days / holdout.actual_purchase_days - 1.0)
+        .abs()
+        .max(forecast::MIN_MODEL_ERROR)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod churn;
 pub mod clv;
 pub mod evaluation;
 pub mod features;
+pub mod forecast;
 pub mod gamma_gamma;
 pub mod likelihood;
 pub mod model_metrics;

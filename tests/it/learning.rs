@@ -267,6 +267,7 @@ fn learned_outputs(output: &Path) -> Vec<(String, Vec<u8>)> {
         ("model_metrics", "part-segment.parquet"),
         ("model_metrics", "part-churn.parquet"),
         ("clv_scores", "part-0.parquet"),
+        ("growth_forecast", "part-0.parquet"),
         ("model_metrics", "part-clv.parquet"),
     ]
     .iter()

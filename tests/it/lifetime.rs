@@ -43,8 +43,13 @@ fn cdnow_input(input: &Path) {
 
 /// `transform --select clv_summary` then `clv`, for `date`, with `--set` overrides.
 fn run_clv(ws: &Workspace, date: &str, sets: &[&str]) -> Output {
+    run_clv_after(ws, "clv_summary", date, sets)
+}
+
+/// `transform --select <select>` then `clv`, for `date`, with `--set` overrides.
+fn run_clv_after(ws: &Workspace, select: &str, date: &str, sets: &[&str]) -> Output {
     let mut transform = ws.command(env!("CARGO_BIN_EXE_transform"));
-    transform.args(["--select", "clv_summary", "--date", date]);
+    transform.args(["--select", select, "--date", date]);
     for set in sets {
         transform.args(["--set", set]);
     }
@@ -73,7 +78,7 @@ async fn metrics(ws: &Workspace, date: &str) -> std::collections::HashMap<(Strin
         .unwrap();
     let batches = ctx
         .sql("select arrow_cast(model, 'Utf8'), arrow_cast(evaluated_on, 'Utf8'), arrow_cast(metric, 'Utf8'), value \
-             from t where parameter = 'all'")
+             from t where parameter in ('all', '(all)')")
         .await
         .unwrap()
         .collect()
@@ -233,4 +238,150 @@ async fn days_instead_of_weeks_scale_alpha_only() {
         .await
     };
     assert_eq!(total(&weeks).await, total(&days).await);
+}
+
+/// The growth forecast's rows of a kind as (market, month, [value, lower, upper, actual] per
+/// measure), the actual NaN where there is none.
+async fn forecast_rows(ws: &Workspace, date: &str, kind: &str) -> Vec<(String, String, Vec<[f64; 4]>)> {
+    let file = ws.published("growth_forecast", date);
+    let ctx = datafusion::prelude::SessionContext::new();
+    ctx.register_parquet("t", file.to_str().unwrap(), Default::default())
+        .await
+        .unwrap();
+    let mut columns = vec!["market".to_string(), "cast(month_start as varchar) as month".to_string()];
+    for measure in ["new_customers", "active_customers", "orders", "revenue_usd"] {
+        for suffix in ["", "_lower", "_upper", "_actual"] {
+            columns.push(format!("coalesce({measure}{suffix}, 'NaN'::double)"));
+        }
+    }
+    let sql = format!(
+        "select {} from t where kind = '{kind}' order by market, month_start",
+        columns.join(", ")
+    );
+    let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    let mut rows = Vec::new();
+    for b in &batches {
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::Float64Type;
+        for row in 0..b.num_rows() {
+            let text = |i: usize| {
+                datafusion::arrow::compute::cast(b.column(i), &datafusion::arrow::datatypes::DataType::Utf8)
+                    .unwrap()
+                    .as_string::<i32>()
+                    .value(row)
+                    .to_string()
+            };
+            let number = |i: usize| b.column(i).as_primitive::<Float64Type>().value(row);
+            let measures = (0..4)
+                .map(|m| [0, 1, 2, 3].map(|j| number(2 + m * 4 + j)))
+                .collect();
+            rows.push((text(0), text(1), measures));
+        }
+    }
+    rows
+}
+
+#[tokio::test]
+async fn the_growth_forecast_backtest_covers_what_the_planted_sample_did() {
+    // The embedded sample is planted: seasonal signups growing through two years, seasonal
+    // Poisson buying until dropout. On 2026-06-30 the backtest forecasts January to June 2026
+    // from 2025-12-31; what happened is in the data.
+    let ws = Workspace::new();
+    support::copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample"),
+        &ws.input(),
+    );
+    let select = "clv_summary,kpi_monthly,cohort_retention";
+    let done = run_clv_after(&ws, select, "2026-06-30", &[]);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let backtest = forecast_rows(&ws, "2026-06-30", "backtest").await;
+    let all: Vec<_> = backtest.iter().filter(|(market, ..)| market == "(all)").collect();
+    let months: Vec<&str> = all.iter().map(|(_, month, _)| month.as_str()).collect();
+    assert_eq!(
+        months,
+        [
+            "2026-01-01",
+            "2026-02-01",
+            "2026-03-01",
+            "2026-04-01",
+            "2026-05-01",
+            "2026-06-01"
+        ]
+    );
+    let m = metrics(&ws, "2026-06-30").await;
+    for (i, measure) in ["new_customers", "active_customers", "orders", "revenue_usd"]
+        .iter()
+        .enumerate()
+    {
+        // Every month of every-market total inside its 80% interval, and off by under 20%.
+        for (_, month, values) in &all {
+            let [value, lower, upper, actual] = values[i];
+            assert!(
+                actual > 0.0 && lower <= value && value <= upper,
+                "{measure} {month}: {values:?}"
+            );
+            assert!(
+                lower <= actual && actual <= upper,
+                "{measure} {month}: {actual} outside {lower}..{upper}"
+            );
+        }
+        let key = |metric: String| ("growth_forecast".to_string(), "backtest".to_string(), metric);
+        let mape = m[&key(format!("mape_{measure}"))];
+        assert!(mape < 0.2, "{measure}: MAPE {mape}");
+        assert_eq!(m[&key(format!("coverage_{measure}"))], 1.0);
+    }
+    // Market by market (a few hundred customers each), the 80% intervals hold the truth about
+    // as often as they should: not never, not always.
+    let markets: Vec<_> = backtest.iter().filter(|(market, ..)| market != "(all)").collect();
+    let covered = markets
+        .iter()
+        .flat_map(|(_, _, values)| values.iter())
+        .filter(|[_, lower, upper, actual]| lower <= actual && actual <= upper)
+        .count();
+    let share = covered as f64 / (markets.len() * 4) as f64;
+    assert!(
+        (0.6..0.95).contains(&share),
+        "market intervals held the truth {share:.2} of the time"
+    );
+
+    // The backtest is the forecast the night of 2025-12-31 made, value for value.
+    let before = Workspace::new();
+    support::copy_dir(&ws.input(), &before.input());
+    let done = run_clv_after(&before, select, "2025-12-31", &[]);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let forecast = forecast_rows(&before, "2025-12-31", "forecast").await;
+    assert_eq!(
+        forecast.len(),
+        backtest.len() * 2,
+        "12 months forecast, 6 backtested"
+    );
+    for (market, month, values) in &backtest {
+        let (_, _, then) = forecast
+            .iter()
+            .find(|(m, mo, _)| m == market && mo == month)
+            .unwrap_or_else(|| panic!("{market} {month} not forecast on 2025-12-31"));
+        for i in 0..4 {
+            let (now, then) = (values[i][0], then[i][0]);
+            assert!(
+                (now - then).abs() <= 1e-9 * then.abs().max(1.0),
+                "{market} {month} {i}: {now} vs {then}"
+            );
+            assert!(then.is_finite());
+        }
+    }
+    // The 12 months of a forecast add up over markets, and start the month after the run date.
+    let sum_of_markets: f64 = forecast
+        .iter()
+        .filter(|(market, month, _)| market != "(all)" && month == "2026-12-01")
+        .map(|(_, _, values)| values[3][0])
+        .sum();
+    let (_, _, total) = forecast
+        .iter()
+        .find(|(market, month, _)| market == "(all)" && month == "2026-12-01")
+        .unwrap();
+    assert!((total[3][0] - sum_of_markets).abs() < 1e-6 * sum_of_markets);
+    assert_eq!(
+        forecast.iter().find(|(m, ..)| m == "(all)").unwrap().1,
+        "2026-01-01"
+    );
 }
