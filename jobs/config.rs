@@ -34,6 +34,24 @@ pub struct Threshold {
     pub red: f64,
 }
 
+impl Threshold {
+    /// `green`, `yellow` or `red` for a value: the rule of sql/intermediate/stg_kpi_statuses.sql,
+    /// for the figures the model stages compute.
+    pub fn status(&self, value: f64) -> &'static str {
+        let (good, fair) = match self.direction {
+            Direction::AtMost => (value <= self.green, value <= self.red),
+            Direction::AtLeast => (value >= self.green, value >= self.red),
+        };
+        if good {
+            "green"
+        } else if fair {
+            "yellow"
+        } else {
+            "red"
+        }
+    }
+}
+
 /// Everything the models read from config.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -602,6 +620,16 @@ fn apply_override(table: &mut toml::Table, assignment: &str) -> std::result::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_follow_the_bands_with_the_bounds_inside() {
+        let at_least = band(Direction::AtLeast, 4.0, 3.0);
+        let statuses = [5.0, 4.0, 3.5, 3.0, 2.9].map(|v| at_least.status(v));
+        assert_eq!(statuses, ["green", "green", "yellow", "yellow", "red"]);
+        let at_most = band(Direction::AtMost, 5.0, 10.0);
+        let statuses = [4.0, 5.0, 7.0, 10.0, 10.1].map(|v| at_most.status(v));
+        assert_eq!(statuses, ["green", "green", "yellow", "yellow", "red"]);
+    }
 
     fn load_text(text: &str) -> Result<Config> {
         let dir = tempfile::tempdir().unwrap();

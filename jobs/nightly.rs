@@ -279,7 +279,7 @@ async fn model_stages(options: &TransformOptions, plan: transform::Plan, run: &m
         tracing::info!("customer_features was not selected, or not published: no segment or churn stage");
     }
     if published(run, clv::SUMMARY) && !run.manifest().has_completed(clv::JOB) {
-        let report = clv::run(run.output(), plan.run_date, &options.config.clv).await?;
+        let report = clv::run(run.output(), plan.run_date, &options.config).await?;
         run.record(report).await?;
     }
     Ok(())

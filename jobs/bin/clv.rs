@@ -8,8 +8,10 @@ use growth_jobs::storage::Root;
 
 /// Fits BG/NBD (purchase days, P(alive)) and Gamma-Gamma (spend) on the published clv_summary
 /// of one run date, per market when a market has enough buyers, checks BG/NBD on a holdout,
-/// and publishes clv_scores, the clv part of model_metrics, and the fitted models with a model
-/// card under <output>/_models/clv/. Settings are the [clv] section of the config. Exit codes:
+/// and publishes clv_scores, predicted_ltv, growth_forecast (with its backtest; when the run
+/// date's kpi_monthly and cohort_retention are published), the clv part of model_metrics, and
+/// the fitted models with a model card under <output>/_models/clv/. Settings are the [clv]
+/// section of the config (and the ltv_to_cac thresholds). Exit codes:
 /// 0 success, 1 internal failure, 2 bad command line, 3 cannot train or clv_summary missing,
 /// 4 bad config.
 #[derive(Parser, Debug)]
@@ -24,7 +26,7 @@ fn main() {
     cli::run_stage(async {
         let (output, date, config) = args.stage.open_reading(clv::SUMMARY).await?;
         stage_alone(&output, date, "clv", async |output: &Root| {
-            clv::run(output, date, &config.clv).await
+            clv::run(output, date, &config).await
         })
         .await
     })

@@ -20,7 +20,7 @@ use futures::TryStreamExt;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::config::ClvConfig;
+use crate::config::{ClvConfig, Config};
 use crate::error::{Error, Result};
 use crate::learn::bg_nbd::{BgNbd, Histories, History};
 use crate::learn::features::numeric_column;
@@ -29,6 +29,7 @@ use crate::learn::gamma_gamma::{self, GammaGamma};
 use crate::learn::likelihood::Maximum;
 use crate::learn::model_metrics::{self, MetricRow};
 use crate::learn::outputs::{self, Stage};
+use crate::learn::predicted_ltv::{self, Cohorts};
 use crate::output::manifest::StageReport;
 use crate::output::publish::{Draft, DraftTable, PART_FILE};
 use crate::storage::Root;
@@ -47,6 +48,9 @@ pub const MONTH_DAYS: f64 = 365.25 / 12.0;
 struct Customer<'a> {
     id: &'a str,
     market: &'a str,
+    channel: &'a str,
+    /// Revenue of every completed order to the run date.
+    revenue: f64,
     /// Days since 1970-01-01 of the first purchase.
     first_day: i32,
     x: u32,
@@ -67,8 +71,13 @@ fn for_each_customer(batch: &RecordBatch, mut each: impl FnMut(Customer<'_>) -> 
             .as_string::<i32>()
             .clone())
     };
-    let (ids, markets) = (text("customer_id")?, text("market")?);
+    let (ids, markets, channels) = (
+        text("customer_id")?,
+        text("market")?,
+        text("acquisition_channel")?,
+    );
     let [
+        revenue,
         first,
         x,
         recency,
@@ -83,6 +92,7 @@ fn for_each_customer(batch: &RecordBatch, mut each: impl FnMut(Customer<'_>) -> 
         back_age,
         back_spend,
     ] = [
+        "revenue_usd",
         "first_purchase_day",
         "repeat_days",
         "recency_days",
@@ -98,7 +108,7 @@ fn for_each_customer(batch: &RecordBatch, mut each: impl FnMut(Customer<'_>) -> 
         "backtest_repeat_spend_usd",
     ]
     .map(|name| numeric_column(batch, name));
-    let (first, x, recency, age, spend) = (first?, x?, recency?, age?, spend?);
+    let (revenue, first, x, recency, age, spend) = (revenue?, first?, x?, recency?, age?, spend?);
     let (cal_x, cal_recency, cal_age, holdout) = (cal_x?, cal_recency?, cal_age?, holdout?);
     let (back_x, back_recency, back_age, back_spend) = (back_x?, back_recency?, back_age?, back_spend?);
     for row in 0..batch.num_rows() {
@@ -120,6 +130,8 @@ fn for_each_customer(batch: &RecordBatch, mut each: impl FnMut(Customer<'_>) -> 
         each(Customer {
             id: ids.value(row),
             market: markets.value(row),
+            channel: channels.value(row),
+            revenue: revenue[row].unwrap_or(0.0),
             first_day: first_day as i32,
             x: xr as u32,
             recency_days,
@@ -277,6 +289,7 @@ struct Sums {
     holdout_customers: u64,
     forecast: Option<Existing>,
     backtest: Option<Existing>,
+    cohorts: Cohorts,
 }
 
 impl Sums {
@@ -322,6 +335,8 @@ fn score_batch(fitted: &Fitted, batch: &RecordBatch, sums: &mut Sums) -> Result<
         if let Some(existing) = sums.forecast.as_mut() {
             existing.add(c.market, &fit.bg_nbd, h, spend);
         }
+        sums.cohorts
+            .add(c.market, c.channel, c.first_day, &fit.bg_nbd, h, c.revenue, spend);
         if let (Some(existing), Some((then, spend_then))) = (sums.backtest.as_mut(), c.backtest) {
             let (_, fit) = scope_of(&fitted.backtest_scopes, c.market);
             let spend = fit.gamma_gamma.expected_spend(then.x, spend_then.unwrap_or(0.0));
@@ -564,7 +579,8 @@ pub fn model_card(fitted: &Fitted) -> serde_json::Value {
 }
 
 /// Runs the lifetime-value job for a run date from the published `clv_summary`.
-pub async fn run(output: &Root, run_date: NaiveDate, config: &ClvConfig) -> Result<StageReport> {
+pub async fn run(output: &Root, run_date: NaiveDate, config: &Config) -> Result<StageReport> {
+    let (config, thresholds) = (&config.clv, &config.kpi_thresholds);
     outputs::require_published(output, SUMMARY, run_date).await?;
     let unit = config.time_unit.days();
     let stage = Stage::begin(JOB, output, run_date);
@@ -619,9 +635,15 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &ClvConfig) -> Resu
                 backtest: backtest_horizon
                     .filter(|_| !fitted.backtest_scopes.is_empty())
                     .map(|horizon| Existing::new(&horizon, unit)),
+                cohorts: Cohorts::new(run_date, unit),
             };
             let (scores, sums) = score_all(&mut fitted, output, draft, sums).await?;
-            let mut tables = vec![scores];
+            let threshold = thresholds.get(predicted_ltv::KPI);
+            let cohorts = predicted_ltv::batch(&sums.cohorts, output, threshold).await?;
+            let mut tables = vec![
+                scores,
+                draft.write_batch(predicted_ltv::TABLE, PART_FILE, &cohorts).await?,
+            ];
             let mut metrics = metric_rows(&fitted);
             if let (Some(history), Some(existing)) = (&history, &sums.forecast) {
                 let settings = forecast::Settings {

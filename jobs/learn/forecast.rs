@@ -57,6 +57,13 @@ pub fn month_index(day: NaiveDate) -> i32 {
     day.year() * 12 + day.month0() as i32
 }
 
+/// The month index of a day number (days since 1970-01-01, as Arrow's Date32).
+pub fn month_of_day(day: i32) -> i32 {
+    NaiveDate::default()
+        .checked_add_signed(chrono::TimeDelta::days(i64::from(day)))
+        .map_or(i32::MIN, month_index)
+}
+
 /// The first day of a month index.
 pub fn month_start(index: i32) -> NaiveDate {
     NaiveDate::from_ymd_opt(index.div_euclid(12), index.rem_euclid(12) as u32 + 1, 1).expect("a valid month")
@@ -718,10 +725,7 @@ async fn for_each_row(
         let months: Vec<i32> = days
             .as_primitive::<Date32Type>()
             .iter()
-            .map(|d| {
-                d.and_then(|d| NaiveDate::default().checked_add_signed(chrono::TimeDelta::days(i64::from(d))))
-                    .map_or(i32::MIN, month_index)
-            })
+            .map(|d| d.map_or(i32::MIN, month_of_day))
             .collect();
         each(&batch, keep, &months)?;
     }

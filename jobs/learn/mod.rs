@@ -12,4 +12,5 @@ pub mod gamma_gamma;
 pub mod likelihood;
 pub mod model_metrics;
 pub mod outputs;
+pub mod predicted_ltv;
 pub mod segment;

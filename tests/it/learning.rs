@@ -268,6 +268,7 @@ fn learned_outputs(output: &Path) -> Vec<(String, Vec<u8>)> {
         ("model_metrics", "part-churn.parquet"),
         ("clv_scores", "part-0.parquet"),
         ("growth_forecast", "part-0.parquet"),
+        ("predicted_ltv", "part-0.parquet"),
         ("model_metrics", "part-clv.parquet"),
     ]
     .iter()

@@ -248,7 +248,10 @@ async fn forecast_rows(ws: &Workspace, date: &str, kind: &str) -> Vec<(String, S
     ctx.register_parquet("t", file.to_str().unwrap(), Default::default())
         .await
         .unwrap();
-    let mut columns = vec!["market".to_string(), "cast(month_start as varchar) as month".to_string()];
+    let mut columns = vec![
+        "market".to_string(),
+        "cast(month_start as varchar) as month".to_string(),
+    ];
     for measure in ["new_customers", "active_customers", "orders", "revenue_usd"] {
         for suffix in ["", "_lower", "_upper", "_actual"] {
             columns.push(format!("coalesce({measure}{suffix}, 'NaN'::double)"));
@@ -282,7 +285,7 @@ async fn forecast_rows(ws: &Workspace, date: &str, kind: &str) -> Vec<(String, S
 }
 
 #[tokio::test]
-async fn the_growth_forecast_backtest_covers_what_the_planted_sample_did() {
+async fn the_forecast_and_the_predicted_ltv_match_what_the_planted_sample_did() {
     // The embedded sample is planted: seasonal signups growing through two years, seasonal
     // Poisson buying until dropout. On 2026-06-30 the backtest forecasts January to June 2026
     // from 2025-12-31; what happened is in the data.
@@ -383,5 +386,81 @@ async fn the_growth_forecast_backtest_covers_what_the_planted_sample_did() {
     assert_eq!(
         forecast.iter().find(|(m, ..)| m == "(all)").unwrap().1,
         "2026-01-01"
+    );
+
+    // The predicted LTV of the cohorts acquired in 2025, made on 2025-12-31, against what
+    // they turned out to bring in their first year (kpi_monthly of 2026-06-30, 12 months on).
+    let ctx = datafusion::prelude::SessionContext::new();
+    for (name, file) in [
+        ("then", before.published("predicted_ltv", "2025-12-31")),
+        ("now", ws.published("predicted_ltv", "2026-06-30")),
+        ("kpi", ws.published("kpi_monthly", "2026-06-30")),
+    ] {
+        ctx.register_parquet(name, file.to_str().unwrap(), Default::default())
+            .await
+            .unwrap();
+    }
+    let numbers = async |sql: &str| -> Vec<Vec<f64>> {
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let mut rows = Vec::new();
+        for b in &batches {
+            use datafusion::arrow::array::AsArray;
+            use datafusion::arrow::datatypes::{DataType, Float64Type};
+            for row in 0..b.num_rows() {
+                rows.push(
+                    (0..b.num_columns())
+                        .map(|c| {
+                            let v =
+                                datafusion::arrow::compute::cast(b.column(c), &DataType::Float64).unwrap();
+                            v.as_primitive::<Float64Type>().value(row)
+                        })
+                        .collect(),
+                );
+            }
+        }
+        rows
+    };
+    let ltv = numbers(
+        "select then.predicted_ltv_12m_usd, kpi.ltv_12m_usd from then join kpi \
+         on kpi.month_start = then.month_start + interval '12 months' \
+         and kpi.market = then.market and kpi.channel = then.channel \
+         where then.market = '(all)' and then.channel = '(all)' order by then.month_start",
+    )
+    .await;
+    assert_eq!(
+        ltv.len(),
+        6,
+        "the cohorts of January to June 2025 have a full year by 2026-06-30"
+    );
+    // January 2025's year ended with the origin: nothing left to predict.
+    assert!((ltv[0][0] - ltv[0][1]).abs() < 1e-6 * ltv[0][1], "{:?}", ltv[0]);
+    for row in &ltv[1..] {
+        assert!(
+            (row[0] / row[1] - 1.0).abs() < 0.1,
+            "predicted {} against {} observed",
+            row[0],
+            row[1]
+        );
+    }
+    // Row for row with the scorecard: the same new customers, the last 12 acquisition months,
+    // the ratio over the month's spend, and the status from the ltv_to_cac thresholds.
+    let joined = numbers(
+        "select count(*), sum(case when now.new_customers = kpi.new_customers then 1 else 0 end), \
+         count(distinct now.month_start), min(now.predicted_first_year_revenue_usd - now.revenue_to_date_usd), \
+         sum(case when abs(now.predicted_ltv_to_cac - now.predicted_first_year_revenue_usd / now.marketing_spend_usd) < 1e-9 then 1 else 0 end), \
+         count(now.predicted_ltv_to_cac), \
+         sum(case when (now.predicted_ltv_to_cac >= 4) = (now.predicted_ltv_to_cac_status = 'green') then 1 else 0 end) \
+         from now join kpi using (month_start, market, channel)",
+    )
+    .await;
+    let [rows, same, months, least_ahead, ratio, ratios, statuses] = joined[0][..] else {
+        panic!("{joined:?}")
+    };
+    assert!(rows > 100.0 && same == rows, "{joined:?}");
+    assert_eq!(months, 12.0);
+    assert!(least_ahead >= 0.0);
+    assert!(
+        ratios > 0.0 && ratio == ratios && statuses == ratios,
+        "{joined:?}"
     );
 }
