@@ -13,6 +13,7 @@ pub mod input;
 pub mod learn;
 pub mod nightly;
 pub mod output;
+pub mod report;
 pub mod sample;
 pub mod side_by_side;
 pub mod storage;

@@ -1,6 +1,6 @@
 //! The whole night for one date: validate the input, run every SQL model (the marts,
-//! `customer_features`, `clv_summary`), then the segment, churn and lifetime-value stages, and
-//! write the manifest last.
+//! `customer_features`, `clv_summary`), then the segment, churn and lifetime-value stages, then
+//! the morning report (`_reports/run_date=D/report.html`), and write the manifest last.
 //!
 //! Each stage publishes on its own; when a model stage cannot train, what the earlier stages
 //! published stays, the manifest records the failure, and the run exits with its code.
@@ -16,6 +16,7 @@ use crate::learn::features::AsOf;
 use crate::learn::{churn, clv, segment};
 use crate::output::manifest::Manifest;
 use crate::output::run::Run;
+use crate::report;
 use crate::sample::{self, SampleOptions};
 use crate::storage::Root;
 use crate::transform::{self, TransformOptions};
@@ -125,6 +126,7 @@ fn stages(plan: &transform::Plan) -> Vec<&'static str> {
     if plan.models.iter().any(|m| m.name == clv::SUMMARY) {
         stages.push(clv::JOB);
     }
+    stages.push(report::JOB);
     stages
 }
 
@@ -281,6 +283,10 @@ async fn model_stages(options: &TransformOptions, plan: transform::Plan, run: &m
     if published(run, clv::SUMMARY) && !run.manifest().has_completed(clv::JOB) {
         let report = clv::run(run.output(), plan.run_date, &options.config).await?;
         run.record(report).await?;
+    }
+    if !run.manifest().has_completed(report::JOB) {
+        let done = report::run(run.output(), plan.run_date, &options.config).await?;
+        run.record(done).await?;
     }
     Ok(())
 }

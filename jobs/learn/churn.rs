@@ -38,7 +38,7 @@ use serde_json::json;
 use crate::config::{ChurnCandidate, ChurnConfig};
 use crate::error::{Error, Result};
 use crate::input::catalog::RunDate;
-use crate::learn::evaluation::{self, CalibrationBin};
+use crate::learn::evaluation::{self, CalibrationBin, Decile};
 use crate::learn::features::{self, AsOf, CATEGORICAL, Encoder, NUMERIC, PURCHASES};
 use crate::learn::model_metrics::{self, MetricRow};
 use crate::learn::outputs::{self, Stage};
@@ -302,6 +302,9 @@ pub struct Metrics {
     pub top_decile_lift: f64,
     pub top_decile_capture: f64,
     pub calibration: Vec<CalibrationBin>,
+    /// Absent from model files saved before it existed.
+    #[serde(default)]
+    pub deciles: Vec<Decile>,
 }
 
 impl Metrics {
@@ -321,6 +324,7 @@ impl Metrics {
             top_decile_lift,
             top_decile_capture,
             calibration: evaluation::calibration(probability, churned),
+            deciles: evaluation::deciles(probability, churned),
         }
     }
 
@@ -347,6 +351,18 @@ impl Metrics {
                 ("calibration_customers", bin.customers as f64),
                 ("calibration_mean_probability", bin.mean_probability),
                 ("calibration_observed_churn_rate", bin.observed_churn_rate),
+            ] {
+                rows.push(
+                    MetricRow::new(JOB, model, evaluated_on, metric, value).with_parameter(parameter.clone()),
+                );
+            }
+        }
+        for decile in &self.deciles {
+            let parameter = format!("{:.1}", decile.share);
+            for (metric, value) in [
+                ("roc_false_positive_rate", decile.false_positive_rate),
+                ("roc_true_positive_rate", decile.true_positive_rate),
+                ("cumulative_lift", decile.cumulative_lift),
             ] {
                 rows.push(
                     MetricRow::new(JOB, model, evaluated_on, metric, value).with_parameter(parameter.clone()),

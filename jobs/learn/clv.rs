@@ -457,13 +457,25 @@ fn fit_scopes(tallies: &BTreeMap<String, Tally>, config: &ClvConfig) -> Result<B
                 && tally.repeat.len() >= config.min_repeat_customers)
     });
     // Each scope's fit on its own thread: independent, so the same parameters on any core count.
+    // A market whose fit fails is scored with `all`'s, as a market too small for its own;
+    // only `all` failing stops the stage.
     std::thread::scope(|threads| {
         let fits: Vec<_> = own
             .map(|(scope, tally)| (scope, threads.spawn(|| fit_scope(scope, tally))))
             .collect();
-        fits.into_iter()
-            .map(|(scope, fit)| Ok((scope.clone(), fit.join().expect("a fitting thread panicked")?)))
-            .collect()
+        let mut fitted = BTreeMap::new();
+        for (scope, fit) in fits {
+            match fit.join().expect("a fitting thread panicked") {
+                Ok(fit) => {
+                    fitted.insert(scope.clone(), fit);
+                }
+                Err(error) if scope != ALL => {
+                    tracing::warn!(market = scope, %error, "the market's customers are scored with the fit on all");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(fitted)
     })
 }
 

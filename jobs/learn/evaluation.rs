@@ -108,6 +108,40 @@ pub fn top_decile(probability: &[f64], churned: &[bool]) -> (f64, f64) {
     (lift, caught / churners)
 }
 
+/// The customers ranked by score, top first, cut after each tenth: the points of the ROC curve
+/// and the cumulative gains (lift) chart a model card draws.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Decile {
+    /// Share of the customers, top-scored first: 0.1 to 1.0.
+    pub share: f64,
+    /// Stayers among them over all stayers (the ROC curve's x).
+    pub false_positive_rate: f64,
+    /// Churners among them over all churners (the ROC curve's y, and the capture rate).
+    pub true_positive_rate: f64,
+    /// Their churn rate over the base rate.
+    pub cumulative_lift: f64,
+}
+
+/// The ten [`Decile`] cuts of the ranking (each cut rounded up; ties broken by position).
+pub fn deciles(probability: &[f64], churned: &[bool]) -> Vec<Decile> {
+    let order = descending(probability);
+    let churners = churned.iter().filter(|&&c| c).count() as f64;
+    let stayers = churned.len() as f64 - churners;
+    let base = base_rate(churned);
+    (1..=10)
+        .map(|k| {
+            let top = (order.len() * k).div_ceil(10);
+            let caught = order[..top].iter().filter(|&&i| churned[i]).count() as f64;
+            Decile {
+                share: k as f64 / 10.0,
+                false_positive_rate: (top as f64 - caught) / stayers,
+                true_positive_rate: caught / churners,
+                cumulative_lift: (caught / top.max(1) as f64) / base,
+            }
+        })
+        .collect()
+}
+
 /// One row of a calibration table: customers whose probability fell in `[lower, upper)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationBin {
@@ -226,6 +260,25 @@ mod tests {
         let (lift, capture) = top_decile(&P, &Y);
         assert!((lift - 2.0).abs() < 1e-12);
         assert!((capture - 1.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn deciles_walk_the_roc_curve_to_its_corner() {
+        // Ten customers, the top three churners, then one more at the bottom.
+        let probability: Vec<f64> = (0..10).map(|i| 1.0 - i as f64 / 10.0).collect();
+        let churned = [true, true, true, false, false, false, false, false, false, true];
+        let d = deciles(&probability, &churned);
+        assert_eq!(d.len(), 10);
+        assert_eq!((d[0].true_positive_rate, d[0].false_positive_rate), (0.25, 0.0));
+        assert_eq!((d[2].true_positive_rate, d[2].false_positive_rate), (0.75, 0.0));
+        assert_eq!(
+            (d[3].true_positive_rate, d[3].false_positive_rate),
+            (0.75, 1.0 / 6.0)
+        );
+        assert_eq!((d[9].true_positive_rate, d[9].false_positive_rate), (1.0, 1.0));
+        // Lift: the top tenth churns at 100% against a 40% base rate; everyone, at the base.
+        assert!((d[0].cumulative_lift - 2.5).abs() < 1e-12);
+        assert!((d[9].cumulative_lift - 1.0).abs() < 1e-12);
     }
 
     #[test]

@@ -167,23 +167,29 @@ impl Stage {
     }
 }
 
-/// The latest run date for which `table` has a published partition.
-pub async fn latest_partition(output: &Root, table: &str) -> Result<NaiveDate> {
+/// The run dates for which `table` has a published partition (none when it has no folder).
+pub async fn partitions(output: &Root, table: &str) -> Vec<NaiveDate> {
     let folder = output.path(&[table]);
-    let listing = output
-        .store
-        .list_with_delimiter(Some(&folder))
-        .await
-        .map_err(Error::store(format!("listing {}", output.describe(&folder))));
-    let dates = match listing {
+    match output.store.list_with_delimiter(Some(&folder)).await {
         Ok(listing) => listing
             .common_prefixes
             .iter()
             .filter_map(|p| p.filename()?.strip_prefix("run_date=")?.parse::<NaiveDate>().ok())
-            .collect::<Vec<_>>(),
+            .collect(),
         Err(_) => Vec::new(),
-    };
-    dates.into_iter().max().ok_or_else(|| Error::NoRunDate {
-        reason: format!("{} has no published partition", output.describe(&folder)),
-    })
+    }
+}
+
+/// The latest run date for which `table` has a published partition.
+pub async fn latest_partition(output: &Root, table: &str) -> Result<NaiveDate> {
+    partitions(output, table)
+        .await
+        .into_iter()
+        .max()
+        .ok_or_else(|| Error::NoRunDate {
+            reason: format!(
+                "{} has no published partition",
+                output.describe(&output.path(&[table]))
+            ),
+        })
 }

@@ -182,7 +182,7 @@ fn resume_after_the_sql_stage_alone_runs_the_model_stages() {
     assert_eq!(night["status"], "succeeded");
     assert_eq!(
         night["completed"],
-        serde_json::json!(["sql", "segment", "churn", "clv"])
+        serde_json::json!(["sql", "segment", "churn", "clv", "report"])
     );
     assert!(ws.published("churn_scores", RUN_DATE).exists());
     assert!(ws.published("clv_scores", RUN_DATE).exists());

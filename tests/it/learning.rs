@@ -282,6 +282,7 @@ fn learned_outputs(output: &Path) -> Vec<(String, Vec<u8>)> {
                 .join(f)
         })
     }))
+    .chain([output.join(format!("_reports/run_date={RUN_DATE}/report.html"))])
     .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
     .collect()
 }
@@ -629,7 +630,7 @@ fn a_gaussian_mixture_can_replace_k_means() {
     assert_eq!(manifest["status"], "succeeded", "{manifest:#}");
     assert_eq!(
         manifest["completed"],
-        serde_json::json!(["sql", "segment", "churn", "clv"])
+        serde_json::json!(["sql", "segment", "churn", "clv", "report"])
     );
     let segment: Vec<&serde_json::Value> = manifest["jobs"]
         .as_array()

@@ -14,6 +14,7 @@ mod marts;
 mod outside_reader;
 mod publish;
 mod readme;
+mod report;
 mod runner;
 mod s3;
 mod sample;

@@ -1,0 +1,31 @@
+//! `report`: the morning report alone.
+
+use clap::Parser;
+use growth_jobs::cli;
+use growth_jobs::output::run::stage_alone;
+use growth_jobs::report;
+use growth_jobs::storage::Root;
+
+/// Builds the morning report of one run date from the tables published for it (the KPI
+/// scorecard with statuses, alerts since the previous run, cohorts, RFM, clusters, the churn
+/// model card, channel ROI, referrals, the forecast) and publishes it as one self-contained
+/// page, <output>/_reports/run_date=D/report.html, replacing the date's earlier one atomically.
+/// Sections whose tables are not published say so. Exit codes: 0 success, 1 internal failure,
+/// 2 bad command line, 3 no published kpi_monthly to date the report by, 4 bad config.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    stage: cli::StageArgs,
+}
+
+fn main() {
+    let args = Args::parse();
+    cli::run_stage(async {
+        let (output, date, config) = args.stage.open_reading("kpi_monthly").await?;
+        stage_alone(&output, date, report::JOB, async |output: &Root| {
+            report::run(output, date, &config).await
+        })
+        .await
+    })
+}
