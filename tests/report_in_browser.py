@@ -28,7 +28,7 @@ for flag in [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--window-size=1280,6000",
+    "--window-size=1280,2000",
     f"--user-data-dir={profile}",
 ]:
     options.add_argument(flag)
@@ -68,6 +68,9 @@ try:
     sections = driver.execute_script(
         "return Array.from(document.querySelectorAll('section')).map(s => s.id + ': ' + s.innerText.slice(0, 20000))"
     )
+    # The whole page in one picture: the window made as tall as the document.
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, height + 120)
     driver.save_screenshot(screenshot)
     print(json.dumps({
         "title": driver.title,

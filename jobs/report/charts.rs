@@ -102,9 +102,15 @@ pub fn lines(id: &str, title: &str, axes: &Axes, series: &[Series]) -> String {
         );
     }
     for (x, label) in &axes.x_ticks {
+        // A label at either end of the axis is anchored inside the chart, not cut by its edge.
+        let anchor = match sx(*x) {
+            at if at < LEFT + 20.0 => "start",
+            at if at > WIDTH - RIGHT - 20.0 => "end",
+            _ => "middle",
+        };
         let _ = write!(
             out,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle" font-size="11">{}</text>"#,
+            r#"<text x="{:.1}" y="{}" text-anchor="{anchor}" font-size="11">{}</text>"#,
             sx(*x),
             HEIGHT - BOTTOM + 16.0,
             escape(label)

@@ -290,10 +290,8 @@ async fn the_forecast_and_the_predicted_ltv_match_what_the_planted_sample_did() 
     // Poisson buying until dropout. On 2026-06-30 the backtest forecasts January to June 2026
     // from 2025-12-31; what happened is in the data.
     let ws = Workspace::new();
-    support::copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample"),
-        &ws.input(),
-    );
+    // The embedded sample (10,000 customers, seed 42), generated: a clean clone has none.
+    support::generate_into(&ws.input(), 10_000, 42);
     let select = "clv_summary,kpi_monthly,cohort_retention";
     let done = run_clv_after(&ws, select, "2026-06-30", &[]);
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));

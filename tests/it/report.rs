@@ -17,10 +17,8 @@ const RUN_DATE: &str = "2026-06-30";
 #[tokio::test]
 async fn the_report_loads_offline_draws_every_chart_and_shows_the_marts_figures() {
     let ws = Workspace::new();
-    support::copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample"),
-        &ws.input(),
-    );
+    // The embedded sample (10,000 customers, seed 42), generated: a clean clone has none.
+    support::generate_into(&ws.input(), 10_000, 42);
     // A month earlier, the scorecard and RFM: what the alerts and the migration compare with.
     let earlier = ws
         .command(env!("CARGO_BIN_EXE_transform"))
