@@ -421,7 +421,7 @@ async fn tally(output: &Root, run_date: NaiveDate, unit: f64) -> Result<Tallies>
                     history(h.x, h.t_x, h.t, unit),
                     spend,
                 );
-                tallies.backtest_origin = epoch_day(c.first_day + h.t as i32);
+                tallies.backtest_origin = forecast::epoch_day(c.first_day + h.t as i32);
             }
             if let Some((h, _)) = c.calibration {
                 tallies.calibration.add(history(h.x, h.t_x, h.t, unit));
@@ -431,11 +431,6 @@ async fn tally(output: &Root, run_date: NaiveDate, unit: f64) -> Result<Tallies>
         })?;
     }
     Ok(tallies)
-}
-
-/// A day number (days since 1970-01-01) as a date.
-fn epoch_day(day: i32) -> Option<NaiveDate> {
-    NaiveDate::default().checked_add_signed(chrono::TimeDelta::days(i64::from(day)))
 }
 
 /// Fits `all` and every market with enough buyers; `all` must have enough repeat customers.

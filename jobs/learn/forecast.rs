@@ -57,11 +57,14 @@ pub fn month_index(day: NaiveDate) -> i32 {
     day.year() * 12 + day.month0() as i32
 }
 
-/// The month index of a day number (days since 1970-01-01, as Arrow's Date32).
+/// A day number (days since 1970-01-01, as Arrow's Date32 and `clv_summary`) as a date.
+pub fn epoch_day(day: i32) -> Option<NaiveDate> {
+    NaiveDate::default().checked_add_signed(chrono::TimeDelta::days(i64::from(day)))
+}
+
+/// The month index of a day number.
 pub fn month_of_day(day: i32) -> i32 {
-    NaiveDate::default()
-        .checked_add_signed(chrono::TimeDelta::days(i64::from(day)))
-        .map_or(i32::MIN, month_index)
+    epoch_day(day).map_or(i32::MIN, month_index)
 }
 
 /// The first day of a month index.
@@ -628,7 +631,6 @@ pub async fn read_history(
         }
     }
     let mut markets: BTreeMap<String, MarketHistory> = BTreeMap::new();
-    let measures = ["new_customers", "active_customers", "orders", "revenue_usd"];
     for_each_row(
         output,
         run_date,
@@ -638,7 +640,7 @@ pub async fn read_history(
         |batch, keep, month| {
             let complete = column_as(batch, KPI_TABLE, "period_complete", &DataType::Boolean)?;
             let complete = complete.as_boolean();
-            let values = measures
+            let values = MEASURES
                 .iter()
                 .map(|m| column_as(batch, KPI_TABLE, m, &DataType::Float64))
                 .collect::<Result<Vec<_>>>()?;

@@ -75,9 +75,7 @@ impl Cohorts {
         revenue: f64,
         spend: f64,
     ) {
-        let Some(first) =
-            NaiveDate::default().checked_add_signed(chrono::TimeDelta::days(i64::from(first_day)))
-        else {
+        let Some(first) = forecast::epoch_day(first_day) else {
             return;
         };
         let cohort = month_index(first);

@@ -10,7 +10,7 @@ pub mod page;
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Datelike, NaiveDate};
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -65,32 +65,51 @@ struct Published {
     last_month_run: Option<NaiveDate>,
 }
 
-/// A query's rows, concatenated, read by (row, column).
+/// A query's rows, read by (row, column): each column cast once to text and to a number
+/// (None where it has no numeric reading).
 struct Rows {
-    batch: Option<RecordBatch>,
+    rows: usize,
+    texts: Vec<ArrayRef>,
+    numbers: Vec<Option<ArrayRef>>,
 }
 
 impl Rows {
+    fn new(batch: Option<RecordBatch>) -> Self {
+        let Some(batch) = batch else {
+            return Rows {
+                rows: 0,
+                texts: Vec::new(),
+                numbers: Vec::new(),
+            };
+        };
+        Rows {
+            rows: batch.num_rows(),
+            texts: batch
+                .columns()
+                .iter()
+                .map(|c| cast(c, &DataType::Utf8).expect("any column casts to text"))
+                .collect(),
+            numbers: batch
+                .columns()
+                .iter()
+                .map(|c| cast(c, &DataType::Float64).ok())
+                .collect(),
+        }
+    }
+
     fn len(&self) -> usize {
-        self.batch.as_ref().map_or(0, |b| b.num_rows())
+        self.rows
     }
 
     fn text(&self, row: usize, column: usize) -> String {
-        let Some(batch) = &self.batch else {
-            return String::new();
-        };
-        let values = cast(batch.column(column), &DataType::Utf8).expect("any column casts to text");
-        if values.is_null(row) {
-            String::new()
-        } else {
-            values.as_string::<i32>().value(row).to_string()
+        match self.texts.get(column) {
+            Some(values) if !values.is_null(row) => values.as_string::<i32>().value(row).to_string(),
+            _ => String::new(),
         }
     }
 
     fn number(&self, row: usize, column: usize) -> Option<f64> {
-        let batch = self.batch.as_ref()?;
-        let values = cast(batch.column(column), &DataType::Float64).ok()?;
-        let values = values.as_primitive::<Float64Type>();
+        let values = self.numbers.get(column)?.as_ref()?.as_primitive::<Float64Type>();
         (!values.is_null(row)).then(|| values.value(row))
     }
 
@@ -176,7 +195,7 @@ impl Published {
             ),
             None => None,
         };
-        Ok(Rows { batch })
+        Ok(Rows::new(batch))
     }
 }
 
@@ -826,7 +845,7 @@ async fn forecast(data: &Published) -> Result<String> {
             ))
             .await?
         } else {
-            Rows { batch: None }
+            Rows::new(None)
         };
         let ahead = data
             .rows(&format!(
