@@ -60,6 +60,16 @@ pub struct CommonArgs {
     pub memory_limit: Option<String>,
 }
 
+/// Where the SQL models run, for the binaries that run them.
+#[derive(clap::Args, Debug)]
+pub struct EngineArgs {
+    /// Where the SQL models run: local (this process) or ballista://HOST:PORT, a Ballista
+    /// scheduler whose executors see the input and output roots at the same paths. Default:
+    /// [run] engine in the config, else local.
+    #[arg(long, env = "GROWTH_ENGINE", value_name = "ENGINE")]
+    pub engine: Option<String>,
+}
+
 impl CommonArgs {
     /// Loads the config with every override applied, and caps this process's memory.
     pub fn config(&self) -> Result<crate::config::Config, Error> {
@@ -94,12 +104,20 @@ pub struct RunArgs {
     /// Run only these models (comma-separated) and the models they read.
     #[arg(long, value_delimiter = ',')]
     pub select: Vec<String>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 impl RunArgs {
     /// The transform's options; `input` is the flag's, else the config's (absent: empty).
     pub fn options(&self, input: Option<String>) -> Result<crate::transform::TransformOptions, Error> {
-        let config = self.common.config()?;
+        let mut config = self.common.config()?;
+        if let Some(engine) = &self.engine.engine {
+            engine
+                .parse::<crate::engine::Engine>()
+                .map_err(|e| Error::Usage(format!("--engine: {e}")))?;
+            config.run.engine = Some(engine.clone());
+        }
         Ok(crate::transform::TransformOptions {
             input: input.or_else(|| config.run.input.clone()).unwrap_or_default(),
             output: self.common.output(&config),

@@ -134,7 +134,8 @@ impl QualityConfig {
 }
 
 /// Paths and resources of a run. Flags and environment variables override each
-/// (`--input`/`GROWTH_INPUT`, `--output`/`GROWTH_OUTPUT`, `--memory-limit`/`GROWTH_MEMORY_LIMIT`).
+/// (`--input`/`GROWTH_INPUT`, `--output`/`GROWTH_OUTPUT`, `--memory-limit`/`GROWTH_MEMORY_LIMIT`,
+/// `--engine`/`GROWTH_ENGINE`).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
@@ -145,9 +146,17 @@ pub struct RunConfig {
     /// Memory for DataFusion's sorts, aggregations and joins, such as `3GiB`; beyond it they
     /// spill to the temp folder. Absent means no cap.
     pub memory_limit: Option<String>,
+    /// Where the SQL models run: `local` (absent) or `ballista://HOST:PORT`, a Ballista
+    /// scheduler (README: Running on a Ballista cluster).
+    pub engine: Option<String>,
 }
 
 impl RunConfig {
+    /// The engine the SQL models run on.
+    pub fn engine(&self) -> std::result::Result<crate::engine::Engine, String> {
+        self.engine.as_deref().map_or(Ok(Default::default()), str::parse)
+    }
+
     /// The memory cap in bytes, when one is set.
     pub fn memory_limit_bytes(&self) -> std::result::Result<Option<usize>, String> {
         self.memory_limit.as_deref().map(parse_size).transpose()
@@ -528,6 +537,7 @@ impl Config {
         self.run
             .memory_limit_bytes()
             .map_err(|e| bad(format!("run.memory_limit: {e}")))?;
+        self.run.engine().map_err(|e| bad(format!("run.engine: {e}")))?;
         let quality = &self.quality;
         if !(0.0..=1.0).contains(&quality.max_reject_share)
             || quality

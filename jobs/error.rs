@@ -202,6 +202,9 @@ pub enum Error {
         problem: String,
     },
 
+    #[error("cannot run on {engine}: {reason}")]
+    EngineUnavailable { engine: String, reason: String },
+
     #[error("{0}")]
     Usage(String),
 
@@ -239,6 +242,7 @@ impl Error {
             OutOfResources { .. } | OutputUnwritable { .. } => exit_code::RESOURCES,
             Locked { .. } => exit_code::LOCKED,
             Engine { .. }
+            | EngineUnavailable { .. }
             | Store { .. }
             | Io { .. }
             | Arrow { .. }

@@ -7,7 +7,10 @@
 
 pub mod benchmark;
 pub mod cli;
+#[cfg(feature = "ballista")]
+pub mod cluster;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod input;
 pub mod learn;

@@ -108,7 +108,7 @@ pub async fn register_views(ctx: &SessionContext, input: &Input, run_date: RunDa
         let view = match input.tables.get(spec.name) {
             Some(table) => as_of_view(ctx, table, run_date).await?,
             None if spec.name == "customers" => customers_from_orders(ctx).await?,
-            None => empty_view(ctx, spec)?,
+            None => empty_view(ctx, spec).await?,
         };
         ctx.register_table(spec.name, view.into_view())
             .map_err(Error::engine(format!("registering view {}", spec.name)))?;
@@ -199,15 +199,24 @@ async fn as_of_view(ctx: &SessionContext, table: &InputTable, run_date: RunDate)
         .map_err(Error::engine(format!("building view {}", spec.name)))
 }
 
-fn empty_view(ctx: &SessionContext, spec: &Table) -> Result<DataFrame> {
+/// An absent table's view: its columns, typed, and no rows. The rows are filtered out of a
+/// one-row `values` on a column, not with `where false`: the optimizer turns a constant false
+/// filter into an empty relation, and an empty relation's columns lose their table name on the
+/// way to a Ballista scheduler, which then cannot resolve `sessions.session_start_ts` in the
+/// models that read the view.
+async fn empty_view(ctx: &SessionContext, spec: &Table) -> Result<DataFrame> {
     let exprs = spec
         .columns
         .iter()
         .map(|c| null_of(c.kind).map(|e| e.alias(c.name)))
         .collect::<Result<Vec<_>>>()?;
-    ctx.read_empty()
+    let one_row = ctx
+        .sql("select column1 as no_rows from (values (1))")
+        .await
+        .map_err(Error::engine(format!("building empty view {}", spec.name)))?;
+    one_row
+        .filter(col("no_rows").gt(lit(1)))
         .and_then(|df| df.select(exprs))
-        .and_then(|df| df.filter(lit(false)))
         .map_err(Error::engine(format!("building empty view {}", spec.name)))
 }
 

@@ -6,6 +6,7 @@ use datafusion::logical_expr::lit;
 use datafusion::prelude::SessionContext;
 
 use crate::config::{Config, Direction};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::input::catalog::{self, RunDate};
 use crate::input::contract::Input;
@@ -14,15 +15,17 @@ use crate::storage::Root;
 
 /// A session with the inputs registered as of the run date, and the config's tables: what
 /// every model runs in. `later` is a report of the same input at a later date, whose clean
-/// results spare checks here (see [`crate::input::quality::apply`]).
+/// results spare checks here (see [`crate::input::quality::apply`]). `engine` runs the
+/// session's queries: the SQL stage's `[run] engine`, or local for a model stage.
 pub async fn session_for(
     root: &Root,
     input: &Input,
     run_date: RunDate,
     config: &Config,
     later: Option<&quality::Report>,
+    engine: &Engine,
 ) -> Result<(SessionContext, quality::Report)> {
-    let ctx = catalog::new_session();
+    let ctx = engine.session().await?;
     catalog::register_raw(&ctx, root, input).await?;
     catalog::register_views(&ctx, input, run_date).await?;
     register_config(&ctx, config).await?;

@@ -142,6 +142,8 @@ impl AsOf {
             catalog::RunDate { date },
             &self.config,
             later.as_ref(),
+            // Local: the sample key is a function of ours, which a cluster does not know.
+            &crate::engine::Engine::Local,
         )
         .await?;
         self.lock_checked().entry(date).or_insert(report);

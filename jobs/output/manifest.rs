@@ -107,6 +107,9 @@ pub struct Manifest {
     pub finished_at: DateTime<Utc>,
     pub input_root: String,
     pub output_root: String,
+    /// Where the SQL models ran: `local` or `ballista://HOST:PORT`.
+    #[serde(default = "local_engine")]
+    pub engine: String,
     pub versions: Versions,
     pub inputs: BTreeMap<String, InputSummary>,
     /// Optional input tables not given: models saw them empty.
@@ -122,6 +125,11 @@ pub struct Manifest {
     /// Why the run stopped, when it did; the tables listed were published before that.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// What manifests written before the engine was recorded ran on.
+fn local_engine() -> String {
+    crate::engine::Engine::Local.to_string()
 }
 
 impl Manifest {

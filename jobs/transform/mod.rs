@@ -128,6 +128,7 @@ pub async fn session(
         RunDate { date: run_date },
         config,
         later,
+        &config.run.engine().map_err(Error::Usage)?,
     )
     .await?;
     plan_models(&ctx, models, check).await?;
@@ -288,6 +289,7 @@ pub async fn build_planned(
         completed: Vec::new(),
         input_root: plan.source.root.display.clone(),
         output_root: output.display.clone(),
+        engine: options.config.run.engine().map_err(Error::Usage)?.to_string(),
         versions: Versions::current(),
         inputs: plan.source.summaries(),
         absent_inputs: plan.source.input.absent().iter().map(|s| s.to_string()).collect(),

@@ -1,0 +1,22 @@
+//! `growth-scheduler`: the Ballista scheduler the SQL models run on with
+//! `--engine ballista://HOST:PORT` (README: Running on a Ballista cluster).
+
+use clap::Parser;
+use growth_jobs::{cli, cluster};
+
+/// Runs an Apache DataFusion Ballista scheduler, built with the same DataFusion as growth-jobs,
+/// until stopped. Executors (growth-executor) register with it; nightly and transform send it
+/// their queries with --engine ballista://HOST:PORT.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    scheduler: cluster::SchedulerArgs,
+}
+
+fn main() {
+    let args = Args::parse();
+    growth_jobs::telemetry::init_logging();
+    let result = cluster::runtime().and_then(|rt| rt.block_on(cluster::run_scheduler(&args.scheduler)));
+    cli::exit(result)
+}

@@ -1,0 +1,144 @@
+//! Our Ballista scheduler and executor (`growth-scheduler`, `growth-executor`): the stock
+//! Apache DataFusion Ballista servers, built from the `ballista-scheduler` and
+//! `ballista-executor` library crates in this project's one dependency graph, so a cluster runs
+//! the same DataFusion, with the same functions, as the client that plans the SQL models.
+//! Installing the stock binaries instead takes about 40 minutes on 2 cores (each brings its own
+//! DataFusion build). Only behind the `ballista` cargo feature.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+
+use crate::error::{Error, Result};
+
+/// How a scheduler listens and when it gives up on an executor.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SchedulerArgs {
+    /// The address to listen on; 0.0.0.0 for every interface.
+    #[arg(long, env = "GROWTH_SCHEDULER_BIND", default_value = "127.0.0.1")]
+    pub bind: String,
+    /// The port clients (`--engine ballista://HOST:PORT`) and executors connect to.
+    #[arg(long, env = "GROWTH_SCHEDULER_PORT", default_value_t = 50050)]
+    pub port: u16,
+    /// The host name executors and clients reach this scheduler at.
+    #[arg(long, default_value = "localhost")]
+    pub external_host: String,
+    /// Seconds without a heartbeat after which an executor counts as lost: its running tasks
+    /// are scheduled again on the others, and the stages whose shuffle output it held rerun.
+    #[arg(long, default_value_t = 180)]
+    pub executor_timeout_seconds: u64,
+    /// Seconds a finished query's shuffle files stay on the executors before they are removed;
+    /// 0 keeps them (to measure the shuffle volume of a night).
+    #[arg(long, default_value_t = 300)]
+    pub keep_shuffle_seconds: u64,
+}
+
+/// How an executor listens, where it finds its scheduler, and what it may use.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExecutorArgs {
+    /// The scheduler, as HOST:PORT.
+    #[arg(long, env = "GROWTH_SCHEDULER", default_value = "localhost:50050")]
+    pub scheduler: String,
+    /// The address to listen on; 0.0.0.0 for every interface.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// The Arrow Flight port other executors and the client fetch results from; the gRPC
+    /// port the scheduler pushes tasks to is the next one.
+    #[arg(long, default_value_t = 50051)]
+    pub port: u16,
+    /// The host name the scheduler and other executors reach this executor at.
+    #[arg(long)]
+    pub external_host: Option<String>,
+    /// Tasks run at once; 0 for every core.
+    #[arg(long, default_value_t = 0)]
+    pub concurrent_tasks: usize,
+    /// The folder for shuffle files (default: a new temporary folder).
+    #[arg(long)]
+    pub work_dir: Option<String>,
+    /// Memory for the sorts, aggregations and joins of all tasks together, such as 4GiB;
+    /// beyond it they spill to the work folder. Default: Ballista's share of the machine.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<String>,
+    /// Seconds between heartbeats to the scheduler (keep it below the scheduler's
+    /// --executor-timeout-seconds).
+    #[arg(long, default_value_t = 60)]
+    pub heartbeat_seconds: u64,
+}
+
+/// The runtime of a scheduler or an executor: decoding and planning a deep plan recurses once
+/// per node, so threads get 32 MiB stacks (as Ballista's own binaries do), not 2 MiB.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(32 << 20)
+        .build()
+        .map_err(Error::io("starting the async runtime"))
+}
+
+fn cluster_error(what: &str) -> impl FnOnce(ballista_core::error::BallistaError) -> Error + '_ {
+    move |e| Error::Internal(format!("{what}: {e}"))
+}
+
+/// Runs a scheduler until the process is stopped.
+pub async fn run_scheduler(args: &SchedulerArgs) -> Result<()> {
+    let address: SocketAddr = format!("{}:{}", args.bind, args.port)
+        .parse()
+        .map_err(|e| Error::Usage(format!("--bind {} --port {}: {e}", args.bind, args.port)))?;
+    let mut config = SchedulerConfig::default()
+        .with_hostname(args.external_host.clone())
+        .with_port(args.port);
+    config.bind_host = args.bind.clone();
+    config.executor_timeout_seconds = args.executor_timeout_seconds;
+    config.finished_job_data_clean_up_interval_seconds = args.keep_shuffle_seconds;
+    // Look for silent executors often enough to notice one within the timeout.
+    config.expire_dead_executor_interval_seconds = (args.executor_timeout_seconds / 3).clamp(1, 15);
+    config.no_executors_grace_period_seconds = args.executor_timeout_seconds;
+    let cluster = BallistaCluster::new_from_config(&config)
+        .await
+        .map_err(cluster_error("starting the scheduler's state"))?;
+    tracing::info!(%address, "growth-scheduler listening");
+    ballista_scheduler::scheduler_process::start_server(cluster, address, Arc::new(config))
+        .await
+        .map_err(cluster_error("running the scheduler"))
+}
+
+/// Runs an executor until the process is stopped or its scheduler tells it to stop.
+pub async fn run_executor(args: &ExecutorArgs) -> Result<()> {
+    let (host, port) = args
+        .scheduler
+        .rsplit_once(':')
+        .and_then(|(host, port)| Some((host.to_string(), port.parse::<u16>().ok()?)))
+        .ok_or_else(|| Error::Usage(format!("--scheduler {}: expected HOST:PORT", args.scheduler)))?;
+    let memory_pool_size = args
+        .memory_limit
+        .as_deref()
+        .map(crate::config::parse_size)
+        .transpose()
+        .map_err(|e| Error::Usage(format!("--memory-limit: {e}")))?
+        .map(|bytes| bytes as u64);
+    let config = ExecutorProcessConfig {
+        bind_host: args.bind.clone(),
+        external_host: args.external_host.clone(),
+        port: args.port,
+        grpc_port: args.port + 1,
+        scheduler_host: host,
+        scheduler_port: port,
+        vcores: args.concurrent_tasks,
+        work_dir: args.work_dir.clone(),
+        executor_heartbeat_interval_seconds: args.heartbeat_seconds,
+        memory_pool_size,
+        print_thread_info: false,
+        ..Default::default()
+    };
+    tracing::info!(
+        scheduler = args.scheduler,
+        port = args.port,
+        "growth-executor starting"
+    );
+    start_executor_process(Arc::new(config))
+        .await
+        .map_err(cluster_error("running the executor"))
+}

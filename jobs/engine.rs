@@ -1,0 +1,182 @@
+//! Where the SQL models run: in this process (`local`, the default) or on an Apache DataFusion
+//! Ballista cluster (`ballista://HOST:PORT`, the scheduler's address).
+//!
+//! On a cluster the session in this process still plans every model, registers the inputs and
+//! the drafts, and publishes; Ballista's query planner sends each query's plan to the scheduler,
+//! and its executors read and write the files. So the input and output roots must be the same
+//! path on every executor (a shared folder) or an object store. The model stages (segment,
+//! churn, clv, report) read the published marts back in this process, as on one machine.
+
+use std::fmt;
+use std::str::FromStr;
+
+use datafusion::prelude::SessionContext;
+
+use crate::error::{Error, Result};
+
+/// The scheme of a Ballista scheduler address.
+pub const BALLISTA_SCHEME: &str = "ballista://";
+
+/// The engine the SQL models run on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// DataFusion in this process.
+    #[default]
+    Local,
+    /// A Ballista cluster, by its scheduler's `host:port`.
+    Ballista { scheduler: String },
+}
+
+impl FromStr for Engine {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let text = text.trim();
+        if text == "local" {
+            return Ok(Engine::Local);
+        }
+        let Some(address) = text.strip_prefix(BALLISTA_SCHEME) else {
+            return Err(format!(
+                "unknown engine {text:?}: use local or {BALLISTA_SCHEME}HOST:PORT"
+            ));
+        };
+        let address = address.trim_end_matches('/');
+        match address.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(Engine::Ballista {
+                scheduler: address.to_string(),
+            }),
+            _ => Err(format!(
+                "engine {text:?}: expected {BALLISTA_SCHEME}HOST:PORT, such as {BALLISTA_SCHEME}localhost:50050"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Engine::Local => f.write_str("local"),
+            Engine::Ballista { scheduler } => write!(f, "{BALLISTA_SCHEME}{scheduler}"),
+        }
+    }
+}
+
+impl Engine {
+    /// A session configured the way every stage wants it, planning for this engine: on a
+    /// cluster, queries run there once the scheduler answers.
+    pub async fn session(&self) -> Result<SessionContext> {
+        match self {
+            Engine::Local => Ok(crate::input::catalog::new_session()),
+            Engine::Ballista { scheduler } => remote_session(scheduler).await,
+        }
+    }
+
+    /// Whether results cross processes: a model's write or a check's count then runs on the
+    /// executors, and errors carry the cluster's words.
+    pub fn is_remote(&self) -> bool {
+        !matches!(self, Engine::Local)
+    }
+}
+
+/// How long to wait for a scheduler to answer before the run fails.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn unreachable(scheduler: &str, reason: impl fmt::Display) -> Error {
+    Error::EngineUnavailable {
+        engine: format!("{BALLISTA_SCHEME}{scheduler}"),
+        reason: reason.to_string(),
+    }
+}
+
+/// Checks that a scheduler listens at `scheduler` (`host:port`), so a wrong address fails at
+/// once, before any input is read, with a message that says so.
+fn check_reachable(scheduler: &str) -> Result<()> {
+    use std::net::ToSocketAddrs;
+    let addresses: Vec<_> = scheduler
+        .to_socket_addrs()
+        .map_err(|e| unreachable(scheduler, e))?
+        .collect();
+    let mut last = None;
+    for address in addresses {
+        match std::net::TcpStream::connect_timeout(&address, CONNECT_TIMEOUT) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(unreachable(
+        scheduler,
+        last.map_or("the name resolves to no address".to_string(), |e| {
+            format!("{e}; start one with growth-scheduler (README: Running on a Ballista cluster)")
+        }),
+    ))
+}
+
+#[cfg(feature = "ballista")]
+async fn remote_session(scheduler: &str) -> Result<SessionContext> {
+    use ballista::prelude::SessionContextExt;
+    use datafusion::execution::session_state::SessionStateBuilder;
+
+    check_reachable(scheduler)?;
+    let local = crate::input::catalog::new_session();
+    let state = SessionStateBuilder::new()
+        .with_config(local.copied_config())
+        .with_default_features()
+        .build();
+    SessionContext::remote_with_state(&format!("df://{scheduler}"), state)
+        .await
+        .map_err(|e| unreachable(scheduler, e))
+}
+
+#[cfg(not(feature = "ballista"))]
+async fn remote_session(scheduler: &str) -> Result<SessionContext> {
+    check_reachable(scheduler)?;
+    Err(Error::Usage(format!(
+        "--engine {BALLISTA_SCHEME}{scheduler}: this build has no Ballista client; build with \
+         `cargo build --release --features ballista`"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engines_parse_and_print_back() {
+        assert_eq!("local".parse::<Engine>(), Ok(Engine::Local));
+        let engine: Engine = "ballista://10.0.0.5:50050".parse().unwrap();
+        assert_eq!(
+            engine,
+            Engine::Ballista {
+                scheduler: "10.0.0.5:50050".into()
+            }
+        );
+        assert_eq!(engine.to_string(), "ballista://10.0.0.5:50050");
+        assert!(engine.is_remote());
+        for bad in [
+            "spark://x:1",
+            "ballista://nohost",
+            "ballista://:50050",
+            "ballista://h:port",
+        ] {
+            assert!(bad.parse::<Engine>().is_err(), "{bad} should not parse");
+        }
+    }
+
+    #[test]
+    fn an_absent_scheduler_is_named_in_the_error() {
+        // A port nothing listens on: bind one, learn its number, close it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let error = check_reachable(&format!("127.0.0.1:{port}")).unwrap_err();
+        assert_eq!(error.exit_code(), crate::error::exit_code::INTERNAL);
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("ballista://127.0.0.1:{port}")),
+            "{error}"
+        );
+    }
+}
