@@ -8,6 +8,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use ballista_core::JobId;
+use ballista_core::serde::protobuf::{
+    RuntimeStatsReport, ShuffleWritePartition, TaskColumnStats, WindowStateReport,
+};
+use ballista_executor::execution_engine::{DefaultExecutionEngine, ExecutionEngine, QueryStageExecutor};
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
@@ -131,6 +136,7 @@ pub async fn run_executor(args: &ExecutorArgs) -> Result<()> {
         executor_heartbeat_interval_seconds: args.heartbeat_seconds,
         memory_pool_size,
         print_thread_info: false,
+        override_execution_engine: Some(Arc::new(OperatorMetricsOff(DefaultExecutionEngine::new()))),
         ..Default::default()
     };
     tracing::info!(
@@ -141,4 +147,83 @@ pub async fn run_executor(args: &ExecutorArgs) -> Result<()> {
     start_executor_process(Arc::new(config))
         .await
         .map_err(cluster_error("running the executor"))
+}
+
+/// Ballista's own executor engine, except that a task reports no per-operator metrics.
+///
+/// Ballista 55's scheduler adds a task's operator metrics to its stage's, and refuses the
+/// whole task status when the task reports a different number of operator metric sets than
+/// the stage's first task did; the task then never counts as done and the query waits forever.
+/// Tasks of one stage do report different numbers: the scheduler restricts each task's plan
+/// to its partitions (a `UnionExec` child with none of them becomes an empty scan), and
+/// operators with and without metrics trade places. `customer_features` without the optional
+/// input tables hangs this way ("task metrics array size 26 does not equal with the stage
+/// metrics array size 27"). The scheduler accepts a task with no metrics, so the tasks report
+/// none: the price is the per-operator figures in the scheduler's job view. Everything the
+/// scheduler plans with (shuffle partitions, runtime and column statistics, window state) is
+/// still reported.
+///
+/// Without the engine override Ballista would pool its shuffle-fetch connections; the pool is
+/// private to ballista-executor, so connections are made per fetch (Ballista's own behaviour
+/// with `client_ttl = 0`).
+struct OperatorMetricsOff(DefaultExecutionEngine);
+
+impl ExecutionEngine for OperatorMetricsOff {
+    fn create_query_stage_exec(
+        &self,
+        job_id: JobId,
+        stage_id: usize,
+        task_id: usize,
+        global_output_partition_ids: Vec<usize>,
+        plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        work_dir: &str,
+        config: &datafusion::prelude::SessionConfig,
+    ) -> datafusion::error::Result<Arc<dyn QueryStageExecutor>> {
+        let stage = self.0.create_query_stage_exec(
+            job_id,
+            stage_id,
+            task_id,
+            global_output_partition_ids,
+            plan,
+            work_dir,
+            config,
+        )?;
+        Ok(Arc::new(StageWithoutOperatorMetrics(stage)))
+    }
+}
+
+#[derive(Debug)]
+struct StageWithoutOperatorMetrics(Arc<dyn QueryStageExecutor>);
+
+impl std::fmt::Display for StageWithoutOperatorMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[async_trait::async_trait]
+impl QueryStageExecutor for StageWithoutOperatorMetrics {
+    async fn execute_query_stage(
+        &self,
+        task_id: usize,
+        context: Arc<datafusion::execution::TaskContext>,
+    ) -> datafusion::error::Result<Vec<ShuffleWritePartition>> {
+        self.0.execute_query_stage(task_id, context).await
+    }
+
+    fn collect_plan_metrics(&self) -> Vec<datafusion::physical_plan::metrics::MetricsSet> {
+        Vec::new()
+    }
+
+    fn collect_runtime_stats_reports(&self) -> Vec<RuntimeStatsReport> {
+        self.0.collect_runtime_stats_reports()
+    }
+
+    fn collect_window_state_reports(&self) -> datafusion::error::Result<Vec<WindowStateReport>> {
+        self.0.collect_window_state_reports()
+    }
+
+    fn collect_column_stats(&self) -> Vec<TaskColumnStats> {
+        self.0.collect_column_stats()
+    }
 }

@@ -199,25 +199,30 @@ async fn as_of_view(ctx: &SessionContext, table: &InputTable, run_date: RunDate)
         .map_err(Error::engine(format!("building view {}", spec.name)))
 }
 
-/// An absent table's view: its columns, typed, and no rows. The rows are filtered out of a
-/// one-row `values` on a column, not with `where false`: the optimizer turns a constant false
-/// filter into an empty relation, and an empty relation's columns lose their table name on the
-/// way to a Ballista scheduler, which then cannot resolve `sessions.session_start_ts` in the
-/// models that read the view.
+/// An absent table's view: its columns, typed, and no rows.
 async fn empty_view(ctx: &SessionContext, spec: &Table) -> Result<DataFrame> {
     let exprs = spec
         .columns
         .iter()
         .map(|c| null_of(c.kind).map(|e| e.alias(c.name)))
         .collect::<Result<Vec<_>>>()?;
+    no_rows(ctx, exprs, &format!("empty view {}", spec.name)).await
+}
+
+/// A frame of the given columns and no rows. The rows are filtered out of a one-row `values`
+/// on a column, not with `where false`: the optimizer turns a constant false filter into an
+/// empty relation, and on the way to a Ballista scheduler an empty relation loses its columns'
+/// table name (models reading `sessions.session_start_ts` then fail to plan) and, written
+/// out, its columns too (a Parquet file with no columns that no reader opens).
+pub async fn no_rows(ctx: &SessionContext, columns: Vec<Expr>, what: &str) -> Result<DataFrame> {
     let one_row = ctx
         .sql("select column1 as no_rows from (values (1))")
         .await
-        .map_err(Error::engine(format!("building empty view {}", spec.name)))?;
+        .map_err(Error::engine(format!("building the {what}")))?;
     one_row
         .filter(col("no_rows").gt(lit(1)))
-        .and_then(|df| df.select(exprs))
-        .map_err(Error::engine(format!("building empty view {}", spec.name)))
+        .and_then(|df| df.select(columns))
+        .map_err(Error::engine(format!("building the {what}")))
 }
 
 /// Without a customers table, a customer is known from their first order.
@@ -282,6 +287,7 @@ pub fn new_session() -> SessionContext {
     let config = datafusion::prelude::SessionConfig::new()
         // Plain Utf8 strings end to end: what every outside reader and Ballista expect.
         .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
+        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
         .set_str("datafusion.execution.parquet.compression", "zstd(3)");
     let Some(pool) = MEMORY_POOL.get() else {
         return SessionContext::new_with_config(config);

@@ -540,29 +540,25 @@ pub async fn apply(
         .reduce(|a, b| a.union(b).expect("rejects share one schema"))
     {
         Some(all) => all,
-        None => empty_rejects(ctx)?,
+        None => empty_rejects(ctx).await?,
     };
     ctx.register_table(crate::input::rules::REJECTS_VIEW, all.into_view())
         .map_err(Error::engine("registering quality_rejects"))?;
     Ok(report)
 }
 
-fn empty_rejects(ctx: &SessionContext) -> Result<DataFrame> {
+async fn empty_rejects(ctx: &SessionContext) -> Result<DataFrame> {
     use datafusion::common::ScalarValue;
     use datafusion::logical_expr::lit;
     let text = || lit(ScalarValue::Utf8(None));
-    ctx.read_empty()
-        .and_then(|df| {
-            df.select(vec![
-                text().alias("table_name"),
-                text().alias("rule"),
-                text().alias("row_key"),
-                lit(ScalarValue::TimestampMicrosecond(None, Some("UTC".into()))).alias("event_ts"),
-                text().alias("row_values"),
-            ])
-        })
-        .and_then(|df| df.filter(lit(false)))
-        .map_err(Error::engine("building the empty rejects view"))
+    let columns = vec![
+        text().alias("table_name"),
+        text().alias("rule"),
+        text().alias("row_key"),
+        lit(ScalarValue::TimestampMicrosecond(None, Some("UTC".into()))).alias("event_ts"),
+        text().alias("row_values"),
+    ];
+    crate::input::catalog::no_rows(ctx, columns, "empty rejects view").await
 }
 
 /// Rows of a table from `unseen` on: out of range (on or after `quality.latest`) and after

@@ -8,6 +8,8 @@
 //! its draft, nothing is published; a failed or killed run leaves `_temporary/<run_id>/`
 //! behind, which the next run removes.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
@@ -147,7 +149,8 @@ impl Draft {
             .path(&[TEMPORARY, &self.run_id, &format!("{table}.parquet")]);
         let published = self.output.path(&[table, &partition(self.run_date), PART_FILE]);
         let url = self.output.url_of(&draft);
-        let df = timestamps_in_microseconds(df).map_err(|e| model_failure(table, file, e))?;
+        let df = in_published_types(df).map_err(|e| model_failure(table, file, e))?;
+        let columns: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         df.write_parquet(
             &url,
             DataFrameWriteOptions::new().with_single_file_output(true),
@@ -155,20 +158,30 @@ impl Draft {
         )
         .await
         .map_err(|e| model_failure(table, file, e))?;
-        self.sync(&draft)?;
         let (rows, bytes, schema) = describe_parquet(&self.output, &draft).await?;
+        let written = if schema.is_empty() && !columns.fields().is_empty() {
+            // A Ballista 55 cluster writes a result with no rows as a Parquet file with no
+            // columns, which no reader opens (DuckDB: "Need at least one non-root column").
+            // Such a draft is written again here: the model's columns, no rows.
+            self.writer_at(table, draft, published, columns)?
+                .finish(self)
+                .await?
+        } else {
+            self.sync(&draft)?;
+            DraftTable {
+                table: table.into(),
+                rows,
+                bytes,
+                schema,
+                path: self.output.relative(&published),
+                draft,
+                published,
+            }
+        };
         ctx.register_parquet(table, &url, ParquetReadOptions::default())
             .await
             .map_err(Error::engine(format!("registering the draft of {table}")))?;
-        Ok(DraftTable {
-            table: table.into(),
-            rows,
-            bytes,
-            schema,
-            path: self.output.relative(&published),
-            draft,
-            published,
-        })
+        Ok(written)
     }
 
     /// Moves every drafted table into place, one rename each.
@@ -188,6 +201,10 @@ impl Draft {
             .output
             .path(&[TEMPORARY, &self.run_id, &format!("{table}-{file}")]);
         let published = self.output.path(&[table, &partition(self.run_date), file]);
+        self.writer_at(table, draft, published, schema)
+    }
+
+    fn writer_at(&self, table: &str, draft: Path, published: Path, schema: SchemaRef) -> Result<TableWriter> {
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(3).expect("3 is a zstd level"),
@@ -321,13 +338,29 @@ fn model_failure(table: &str, file: &str, e: datafusion::error::DataFusionError)
     }
 }
 
-/// Spark refuses nanosecond timestamps: every timestamp column is written in microseconds.
-fn timestamps_in_microseconds(df: DataFrame) -> datafusion::error::Result<DataFrame> {
+/// The type a column is published as, when it differs from the engine's: timestamps in
+/// microseconds (Spark refuses nanoseconds), and text as plain Utf8 rather than the string views
+/// DataFusion produces for some expressions on one engine and not another (`concat` gives a view
+/// locally and plain text on Ballista), so a table's published schema does not depend on where
+/// it ran.
+fn published_type(data_type: &DataType) -> Option<DataType> {
+    match data_type {
+        DataType::Timestamp(unit, tz) if *unit != TimeUnit::Microsecond => {
+            Some(DataType::Timestamp(TimeUnit::Microsecond, tz.clone()))
+        }
+        DataType::Utf8View => Some(DataType::Utf8),
+        DataType::BinaryView => Some(DataType::Binary),
+        _ => None,
+    }
+}
+
+/// Casts the columns whose type is not the published one (see `published_type`).
+fn in_published_types(df: DataFrame) -> datafusion::error::Result<DataFrame> {
     let needs_cast = df
         .schema()
         .fields()
         .iter()
-        .any(|f| matches!(f.data_type(), DataType::Timestamp(unit, _) if *unit != TimeUnit::Microsecond));
+        .any(|f| published_type(f.data_type()).is_some());
     if !needs_cast {
         return Ok(df);
     }
@@ -335,13 +368,12 @@ fn timestamps_in_microseconds(df: DataFrame) -> datafusion::error::Result<DataFr
         .schema()
         .fields()
         .iter()
-        .map(|f| match f.data_type() {
-            DataType::Timestamp(unit, tz) if *unit != TimeUnit::Microsecond => cast(
-                col(Column::new_unqualified(f.name())),
-                DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
-            )
-            .alias(f.name()),
-            _ => col(Column::new_unqualified(f.name())),
+        .map(|f| {
+            let column = col(Column::new_unqualified(f.name()));
+            match published_type(f.data_type()) {
+                Some(to) => cast(column, to).alias(f.name()),
+                None => column,
+            }
         })
         .collect::<Vec<_>>();
     df.select(exprs)
