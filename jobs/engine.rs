@@ -135,7 +135,22 @@ async fn remote_session(scheduler: &str) -> Result<SessionContext> {
         // joins' build sides do not): DataFusion 55's sort-merge join has no comparator for
         // timestamp keys ("Unsupported data type in sort merge join comparator: Timestamp",
         // daily_sales at 1M customers), and it returned stg_kpi_statuses out of order locally.
-        .set_bool("datafusion.optimizer.prefer_hash_join", true);
+        .set_bool("datafusion.optimizer.prefer_hash_join", true)
+        // No broadcast (CollectLeft) hash joins: every join shuffles both sides by its keys.
+        // Ballista 55 turns small build sides into broadcast joins, and a broadcast left join
+        // lost half its rows: kpi_daily (a left join of the measures to their statuses) came
+        // back with 69,350 of 138,700 rows on the 2,000-customer sample, and at 1M customers
+        // kpi_monthly and kpi_daily with about half theirs. Ballista's guard that demotes a
+        // broadcast join whose type is not broadcast-safe (a left join is not) did not apply
+        // to our write plans. Both families of thresholds are zeroed: DataFusion's join
+        // selection on this client, and Ballista's own promotion on the scheduler.
+        .set_u64("datafusion.optimizer.hash_join_single_partition_threshold", 0)
+        .set_u64(
+            "datafusion.optimizer.hash_join_single_partition_threshold_rows",
+            0,
+        )
+        .with_ballista_broadcast_join_threshold_bytes(0)
+        .with_ballista_broadcast_join_threshold_rows(0);
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
