@@ -1,7 +1,7 @@
 //! The SQL models on a real Ballista cluster: one `growth-scheduler` and two `growth-executor`
 //! processes on loopback, driven by `nightly --engine ballista://...`, against the local engine.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -37,17 +37,6 @@ fn free_port_pair() -> u16 {
     }
 }
 
-fn wait_listening(port: u16, what: &str) {
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{what} never listened on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 impl Cluster {
     /// Starts a scheduler that gives up on a silent executor after `executor_timeout` seconds,
     /// and `executors` executors with one-second heartbeats.
@@ -65,7 +54,7 @@ impl Cluster {
             .stderr(log("scheduler.err"))
             .spawn()
             .unwrap();
-        wait_listening(scheduler_port, "the scheduler");
+        wait_for_port(scheduler_port, "the scheduler");
         let mut cluster = Cluster {
             scheduler_port,
             scheduler,
@@ -88,8 +77,8 @@ impl Cluster {
                 .stderr(log(&format!("executor-{n}.err")))
                 .spawn()
                 .unwrap();
-            wait_listening(port, "an executor");
-            wait_listening(port + 1, "an executor's gRPC");
+            wait_for_port(port, "an executor");
+            wait_for_port(port + 1, "an executor's gRPC");
             cluster.executors.push(child);
         }
         // Registration follows listening; give the first heartbeat time to arrive.
@@ -137,10 +126,6 @@ fn nightly(ws: &Workspace, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 /// The published Parquet files below an output, relative to it, in path order.
 fn published(ws: &Workspace) -> Vec<PathBuf> {
     ws.snapshot()
@@ -151,10 +136,7 @@ fn published(ws: &Workspace) -> Vec<PathBuf> {
 }
 
 fn manifest(ws: &Workspace) -> serde_json::Value {
-    let path = ws
-        .output()
-        .join(format!("_manifests/run_date={RUN_DATE}/manifest.json"));
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    ws.manifest(RUN_DATE)
 }
 
 /// Every published table of `ours` holds the rows of `local`'s, in the same order (every
@@ -171,16 +153,6 @@ async fn assert_same_tables(local: &Workspace, ours: &Workspace) {
             table.display()
         );
     }
-}
-
-async fn read_rows(file: PathBuf) -> datafusion::arrow::array::RecordBatch {
-    let ctx = datafusion::prelude::SessionContext::new();
-    let df = ctx
-        .read_parquet(file.to_str().unwrap(), Default::default())
-        .await
-        .unwrap();
-    let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
-    datafusion::arrow::compute::concat_batches(&schema, &df.collect().await.unwrap()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -238,15 +210,9 @@ fn a_model_the_cluster_cannot_run_fails_with_exit_4_and_publishes_nothing() {
         "marts/series.sql",
         "select value from generate_series(1, 3) order by value",
     );
-    let result = Command::new(env!("CARGO_BIN_EXE_transform"))
-        .arg("--input")
-        .arg(ws.input())
-        .arg("--output")
-        .arg(ws.output())
-        .arg("--models")
-        .arg(ws.models())
+    let result = ws
+        .command_with_models(env!("CARGO_BIN_EXE_transform"), &ws.models())
         .args(["--date", RUN_DATE, "--engine", &cluster.engine()])
-        .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     assert_eq!(

@@ -1,7 +1,7 @@
 //! The `nightly` command as a scheduler drives it: dry runs, backfills, `--resume`, the lock,
 //! the config file with its overrides, and the memory cap.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use growth_jobs::error::exit_code;
@@ -17,10 +17,6 @@ fn workspace() -> Workspace {
     ws
 }
 
-fn repo_models() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("sql")
-}
-
 /// Runs `nightly` on the workspace with the repository's models and `args`.
 fn nightly(ws: &Workspace, args: &[&str]) -> Output {
     ws.command(env!("CARGO_BIN_EXE_nightly"))
@@ -33,15 +29,8 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 fn manifest(ws: &Workspace, date: &str) -> serde_json::Value {
-    let path = ws
-        .output()
-        .join(format!("_manifests/run_date={date}/manifest.json"));
-    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    ws.manifest(date)
 }
 
 #[test]
@@ -374,19 +363,4 @@ async fn a_night_under_a_memory_cap_publishes_the_same_tables() {
             table.display()
         );
     }
-}
-
-/// Every row of a Parquet file, as one batch.
-async fn read_rows(file: PathBuf) -> datafusion::arrow::array::RecordBatch {
-    let ctx = datafusion::prelude::SessionContext::new();
-    let df = ctx
-        .read_parquet(
-            file.to_str().unwrap(),
-            datafusion::prelude::ParquetReadOptions::default(),
-        )
-        .await
-        .unwrap();
-    let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
-    let batches = df.collect().await.unwrap();
-    datafusion::arrow::compute::concat_batches(&schema, &batches).unwrap()
 }

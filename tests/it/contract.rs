@@ -159,13 +159,8 @@ fn the_binary_exits_with_the_bad_input_code_and_one_error_line() {
         &ws.input().join("orders/part-1.parquet"),
         vec![("order_id", strings(&["o2"])), ("customer_id", strings(&["c2"]))],
     );
-    let result = std::process::Command::new(env!("CARGO_BIN_EXE_transform"))
-        .arg("--input")
-        .arg(ws.input())
-        .arg("--output")
-        .arg(ws.output())
-        .arg("--models")
-        .arg(ws.models())
+    let result = ws
+        .command_with_models(env!("CARGO_BIN_EXE_transform"), &ws.models())
         .env("RUST_LOG", "off")
         .output()
         .unwrap();

@@ -55,18 +55,8 @@ fn case() -> Workspace {
 }
 
 fn nightly_command(ws: &Workspace, binary: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(binary);
-    command
-        .arg("--input")
-        .arg(ws.input())
-        .arg("--output")
-        .arg(ws.output())
-        .arg("--models")
-        .arg(ws.models())
-        .args(["--date", RUN_DATE, "--select", SELECT])
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env_remove("GROWTH_SET");
+    let mut command = ws.command_with_models(binary, &ws.models());
+    command.args(["--date", RUN_DATE, "--select", SELECT]).args(args);
     command
 }
 

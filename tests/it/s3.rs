@@ -1,11 +1,11 @@
 //! Input and output on S3: the real `transform` binary against a real S3-compatible server
 //! (moto, started on loopback), publishing exactly the bytes a local run publishes.
 
+use crate::support::wait_for_port;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use growth_jobs::sample::{self, SampleOptions};
@@ -35,14 +35,7 @@ impl S3Server {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("python3 with moto[server] (tests/requirements.txt) runs the S3 server");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "moto did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_port(port, "moto's S3 server");
         S3Server {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),

@@ -1,8 +1,11 @@
 //! Helpers shared by the integration tests: writing input tables, running the transform,
 //! reading published tables back.
 
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
@@ -127,18 +130,31 @@ impl Workspace {
 
     /// `binary` on this workspace's input and output with the repository's models, logging
     /// warnings only, with no `GROWTH_SET` from the environment.
-    pub fn command(&self, binary: &str) -> std::process::Command {
-        let mut command = std::process::Command::new(binary);
+    pub fn command(&self, binary: &str) -> Command {
+        self.command_with_models(binary, &repo_models())
+    }
+
+    /// `binary` as [`Workspace::command`] does, with the models of `models`.
+    pub fn command_with_models(&self, binary: impl AsRef<std::ffi::OsStr>, models: &Path) -> Command {
+        let mut command = Command::new(binary);
         command
             .arg("--input")
             .arg(self.input())
             .arg("--output")
             .arg(self.output())
             .arg("--models")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("sql"))
+            .arg(models)
             .env("RUST_LOG", "warn")
             .env_remove("GROWTH_SET");
         command
+    }
+
+    /// The manifest of the run for `run_date`.
+    pub fn manifest(&self, run_date: &str) -> serde_json::Value {
+        let path = self
+            .output()
+            .join(format!("_manifests/run_date={run_date}/manifest.json"));
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
     }
 
     pub fn options(&self, run_date: Option<&str>) -> TransformOptions {
@@ -247,5 +263,39 @@ pub fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(&path, &target).unwrap();
         }
+    }
+}
+
+/// The repository's `sql/` folder.
+pub fn repo_models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sql")
+}
+
+/// A finished command's standard error, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Every row of a Parquet file, as one batch.
+pub async fn read_rows(file: PathBuf) -> RecordBatch {
+    let ctx = SessionContext::new();
+    let df = ctx
+        .read_parquet(file.to_str().unwrap(), ParquetReadOptions::default())
+        .await
+        .unwrap();
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.unwrap();
+    datafusion::arrow::compute::concat_batches(&schema, &batches).unwrap()
+}
+
+/// Waits up to a minute for `what` to listen on `port` on loopback.
+pub fn wait_for_port(port: u16, what: &str) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what} never listened on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
