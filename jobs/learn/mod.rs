@@ -14,3 +14,4 @@ pub mod model_metrics;
 pub mod outputs;
 pub mod predicted_ltv;
 pub mod segment;
+pub mod tree;
