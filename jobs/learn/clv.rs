@@ -17,6 +17,7 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::TryStreamExt;
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
@@ -64,84 +65,100 @@ struct Customer<'a> {
     backtest: Option<(History, Option<f64>)>,
 }
 
-/// Reads the customers of a `clv_summary` batch and hands each to `each`.
-fn for_each_customer(batch: &RecordBatch, mut each: impl FnMut(Customer<'_>) -> Result<()>) -> Result<()> {
-    let text = |name: &str| -> Result<StringArray> {
-        Ok(forecast::column_as(batch, SUMMARY, name, &DataType::Utf8)?
-            .as_string::<i32>()
-            .clone())
-    };
-    let (ids, markets, channels) = (
-        text("customer_id")?,
-        text("market")?,
-        text("acquisition_channel")?,
-    );
-    let [
-        revenue,
-        first,
-        x,
-        recency,
-        age,
-        spend,
-        cal_x,
-        cal_recency,
-        cal_age,
-        holdout,
-        back_x,
-        back_recency,
-        back_age,
-        back_spend,
-    ] = [
-        "revenue_usd",
-        "first_purchase_day",
-        "repeat_days",
-        "recency_days",
-        "age_days",
-        "repeat_spend_usd",
-        "calibration_repeat_days",
-        "calibration_recency_days",
-        "calibration_age_days",
-        "holdout_purchase_days",
-        "backtest_repeat_days",
-        "backtest_recency_days",
-        "backtest_age_days",
-        "backtest_repeat_spend_usd",
-    ]
-    .map(|name| numeric_column(batch, name));
-    let (revenue, first, x, recency, age, spend) = (revenue?, first?, x?, recency?, age?, spend?);
-    let (cal_x, cal_recency, cal_age, holdout) = (cal_x?, cal_recency?, cal_age?, holdout?);
-    let (back_x, back_recency, back_age, back_spend) = (back_x?, back_recency?, back_age?, back_spend?);
-    for row in 0..batch.num_rows() {
-        let (Some(first_day), Some(xr), Some(recency_days), Some(age_days)) =
-            (first[row], x[row], recency[row], age[row])
-        else {
+/// The columns of a `clv_summary` batch, read once; [`Customers::get`] gives any row.
+struct Customers {
+    ids: StringArray,
+    markets: StringArray,
+    channels: StringArray,
+    /// revenue, first purchase day, x, recency, age, repeat spend; then the calibration's x,
+    /// recency, age and holdout purchase days; then the backtest's x, recency, age and spend.
+    numbers: [Vec<Option<f64>>; 14],
+}
+
+impl Customers {
+    fn of(batch: &RecordBatch) -> Result<Self> {
+        let text = |name: &str| -> Result<StringArray> {
+            Ok(forecast::column_as(batch, SUMMARY, name, &DataType::Utf8)?
+                .as_string::<i32>()
+                .clone())
+        };
+        let numbers = [
+            "revenue_usd",
+            "first_purchase_day",
+            "repeat_days",
+            "recency_days",
+            "age_days",
+            "repeat_spend_usd",
+            "calibration_repeat_days",
+            "calibration_recency_days",
+            "calibration_age_days",
+            "holdout_purchase_days",
+            "backtest_repeat_days",
+            "backtest_recency_days",
+            "backtest_age_days",
+            "backtest_repeat_spend_usd",
+        ]
+        .map(|name| numeric_column(batch, name));
+        Ok(Customers {
+            ids: text("customer_id")?,
+            markets: text("market")?,
+            channels: text("acquisition_channel")?,
+            numbers: numbers
+                .into_iter()
+                .collect::<Result<Vec<_>>>()?
+                .try_into()
+                .expect("14 columns"),
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.numbers[0].len()
+    }
+
+    fn get(&self, row: usize) -> Result<Customer<'_>> {
+        let [
+            revenue,
+            first,
+            x,
+            recency,
+            age,
+            spend,
+            cal_x,
+            cal_recency,
+            cal_age,
+            holdout,
+            back_x,
+            back_recency,
+            back_age,
+            back_spend,
+        ] = self.numbers.each_ref().map(|column| column[row]);
+        let (Some(first_day), Some(xr), Some(recency_days), Some(age_days)) = (first, x, recency, age) else {
             return Err(bad_column("repeat_days", "has a null (the data tests forbid it)"));
         };
-        let calibration = match (cal_x[row], cal_recency[row], cal_age[row], holdout[row]) {
+        let calibration = match (cal_x, cal_recency, cal_age, holdout) {
             (Some(x), Some(t_x), Some(t), Some(after)) => {
                 Some((History { x: x as u32, t_x, t }, after as u32))
             }
             _ => None,
         };
-        let backtest = match (back_x[row], back_recency[row], back_age[row]) {
-            (Some(x), Some(t_x), Some(t)) => Some((History { x: x as u32, t_x, t }, back_spend[row])),
+        let backtest = match (back_x, back_recency, back_age) {
+            (Some(x), Some(t_x), Some(t)) => Some((History { x: x as u32, t_x, t }, back_spend)),
             _ => None,
         };
-        each(Customer {
-            id: ids.value(row),
-            market: markets.value(row),
-            channel: channels.value(row),
-            revenue: revenue[row].unwrap_or(0.0),
+        Ok(Customer {
+            id: self.ids.value(row),
+            market: self.markets.value(row),
+            channel: self.channels.value(row),
+            revenue: revenue.unwrap_or(0.0),
             first_day: first_day as i32,
             x: xr as u32,
             recency_days,
             age_days,
-            repeat_spend: spend[row],
+            repeat_spend: spend,
             calibration,
             backtest,
-        })?;
+        })
     }
-    Ok(())
 }
 
 fn bad_column(column: &str, problem: &str) -> Error {
@@ -295,8 +312,7 @@ struct Sums {
 impl Sums {
     /// Adds one customer's holdout figures: predicted against actual purchase days after the
     /// cut-off, and the naive forecast's (the customer's repeat rate so far, carried forward).
-    fn add_holdout(&mut self, model: &BgNbd, h: History, after: u32) {
-        let expected = model.expected_purchases(h, self.holdout_horizon);
+    fn add_holdout(&mut self, expected: f64, h: History, after: u32) {
         let rate = if h.t > 0.0 { f64::from(h.x) / h.t } else { 0.0 };
         self.predicted += expected;
         self.actual += f64::from(after);
@@ -306,9 +322,69 @@ impl Sums {
     }
 }
 
-/// Scores one `clv_summary` batch, adding each customer to `sums` on the way.
+/// One customer's scores and what they add to the night's sums: the costly part of scoring
+/// (some forty expected-purchase series per customer), computed on every core.
+struct Scored<'f> {
+    scope: &'f str,
+    /// p_alive, expected purchases in 90 and 365 days, expected spend, 12-month CLV.
+    scores: [f64; 5],
+    forecast: Option<Vec<[f64; 3]>>,
+    first_year: Option<(i32, f64)>,
+    backtest: Option<Vec<[f64; 3]>>,
+    holdout: Option<(f64, History, u32)>,
+}
+
+fn score_customer<'f>(fitted: &'f Fitted, sums: &Sums, c: &Customer<'_>) -> Scored<'f> {
+    let unit = fitted.time_unit_days;
+    let (scope, fit) = scope_of(&fitted.scopes, c.market);
+    let model = &fit.bg_nbd;
+    let h = history(c.x, c.recency_days, c.age_days, unit);
+    let spend = fit.gamma_gamma.expected_spend(c.x, c.repeat_spend.unwrap_or(0.0));
+    let backtest = match (&sums.backtest, c.backtest) {
+        (Some(existing), Some((then, spend_then))) => {
+            let (_, fit) = scope_of(&fitted.backtest_scopes, c.market);
+            let spend = fit.gamma_gamma.expected_spend(then.x, spend_then.unwrap_or(0.0));
+            let h = history(then.x, then.t_x, then.t, unit);
+            Some(existing.windows_of(&fit.bg_nbd, h, spend))
+        }
+        _ => None,
+    };
+    let holdout = match (fitted.holdout.bg_nbd, c.calibration) {
+        (Some(model), Some((then, after))) => {
+            let h = history(then.x, then.t_x, then.t, unit);
+            Some((model.expected_purchases(h, sums.holdout_horizon), h, after))
+        }
+        _ => None,
+    };
+    Scored {
+        scope,
+        scores: [
+            model.p_alive(h),
+            model.expected_purchases(h, 90.0 / unit),
+            model.expected_purchases(h, 365.0 / unit),
+            spend,
+            clv_12m(model, h, spend, unit, fitted.monthly_discount_rate),
+        ],
+        forecast: sums.forecast.as_ref().map(|e| e.windows_of(model, h, spend)),
+        first_year: sums.cohorts.first_year(c.first_day, model, h, c.revenue, spend),
+        backtest,
+        holdout,
+    }
+}
+
+/// Scores one `clv_summary` batch, adding each customer to `sums` on the way: the customers
+/// are scored on every core, then added to the sums one by one in the batch's order, so the
+/// sums are the same bits whatever the number of cores.
 fn score_batch(fitted: &Fitted, batch: &RecordBatch, sums: &mut Sums) -> Result<RecordBatch> {
-    let n = batch.num_rows();
+    let customers = Customers::of(batch)?;
+    let n = customers.len();
+    let scored: Vec<Scored<'_>> = {
+        let sums = &*sums;
+        (0..n)
+            .into_par_iter()
+            .map(|row| Ok(score_customer(fitted, sums, &customers.get(row)?)))
+            .collect::<Result<_>>()?
+    };
     let (mut ids, mut markets, mut scopes) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -316,42 +392,31 @@ fn score_batch(fitted: &Fitted, batch: &RecordBatch, sums: &mut Sums) -> Result<
     );
     let mut ints: [Vec<i64>; 3] = Default::default();
     let mut floats: [Vec<f64>; 5] = Default::default();
-    let unit = fitted.time_unit_days;
-    for_each_customer(batch, |c| {
-        let (scope, fit) = scope_of(&fitted.scopes, c.market);
-        let h = history(c.x, c.recency_days, c.age_days, unit);
-        let spend = fit.gamma_gamma.expected_spend(c.x, c.repeat_spend.unwrap_or(0.0));
+    for (row, scored) in scored.into_iter().enumerate() {
+        let c = customers.get(row)?;
         ids.push(c.id.to_string());
         markets.push(c.market.to_string());
-        scopes.push(scope.to_string());
+        scopes.push(scored.scope.to_string());
         ints[0].push(i64::from(c.x));
         ints[1].push(c.recency_days as i64);
         ints[2].push(c.age_days as i64);
-        floats[0].push(fit.bg_nbd.p_alive(h));
-        floats[1].push(fit.bg_nbd.expected_purchases(h, 90.0 / unit));
-        floats[2].push(fit.bg_nbd.expected_purchases(h, 365.0 / unit));
-        floats[3].push(spend);
-        floats[4].push(clv_12m(&fit.bg_nbd, h, spend, unit, fitted.monthly_discount_rate));
-        if let Some(existing) = sums.forecast.as_mut() {
-            existing.add(c.market, &fit.bg_nbd, h, spend);
+        for (column, value) in floats.iter_mut().zip(scored.scores) {
+            column.push(value);
         }
-        sums.cohorts
-            .add(c.market, c.channel, c.first_day, &fit.bg_nbd, h, c.revenue, spend);
-        if let (Some(existing), Some((then, spend_then))) = (sums.backtest.as_mut(), c.backtest) {
-            let (_, fit) = scope_of(&fitted.backtest_scopes, c.market);
-            let spend = fit.gamma_gamma.expected_spend(then.x, spend_then.unwrap_or(0.0));
-            existing.add(
-                c.market,
-                &fit.bg_nbd,
-                history(then.x, then.t_x, then.t, unit),
-                spend,
-            );
+        if let (Some(existing), Some(windows)) = (sums.forecast.as_mut(), &scored.forecast) {
+            existing.add_windows(c.market, windows);
         }
-        if let (Some(model), Some((then, after))) = (fitted.holdout.bg_nbd, c.calibration) {
-            sums.add_holdout(&model, history(then.x, then.t_x, then.t, unit), after);
+        if let Some(first_year) = scored.first_year {
+            sums.cohorts
+                .add_first_year(c.market, c.channel, c.revenue, first_year);
         }
-        Ok(())
-    })?;
+        if let (Some(existing), Some(windows)) = (sums.backtest.as_mut(), &scored.backtest) {
+            existing.add_windows(c.market, windows);
+        }
+        if let Some((expected, h, after)) = scored.holdout {
+            sums.add_holdout(expected, h, after);
+        }
+    }
     let [x, recency, age] = ints.map(|v| Arc::new(Int64Array::from(v)) as _);
     let [alive, e90, e365, spend, clv] = floats.map(|v| Arc::new(Float64Array::from(v)) as _);
     RecordBatch::try_new(
@@ -411,7 +476,9 @@ async fn tally(output: &Root, run_date: NaiveDate, unit: f64) -> Result<Tallies>
         .await
         .map_err(Error::engine(format!("reading {SUMMARY}")))?
     {
-        for_each_customer(&batch, |c| {
+        let customers = Customers::of(&batch)?;
+        for row in 0..customers.len() {
+            let c = customers.get(row)?;
             let h = history(c.x, c.recency_days, c.age_days, unit);
             Tallies::add(&mut tallies.now, c.market, h, c.repeat_spend);
             if let Some((h, spend)) = c.backtest {
@@ -427,8 +494,7 @@ async fn tally(output: &Root, run_date: NaiveDate, unit: f64) -> Result<Tallies>
                 tallies.calibration.add(history(h.x, h.t_x, h.t, unit));
                 tallies.holdout_days = (c.age_days - h.t) as u32;
             }
-            Ok(())
-        })?;
+        }
     }
     Ok(tallies)
 }

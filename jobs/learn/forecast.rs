@@ -168,6 +168,37 @@ impl Existing {
     /// mean, the chance of a purchase in (s, e] is
     /// P(alive) [(A / (A + p s))^(r+x) - (A / (A + p s + e - s))^(r+x)], A = alpha + T.
     pub fn add(&mut self, market: &str, model: &BgNbd, h: History, spend: f64) {
+        let windows = self.windows_of(model, h, spend);
+        self.add_windows(market, &windows);
+    }
+
+    /// What one customer adds to each month window, as [purchase days, revenue, active]: the
+    /// arithmetic of [`Existing::add`] without the sums, so customers can be computed on any
+    /// core and added in their order (the same sums, bit for bit).
+    pub fn windows_of(&self, model: &BgNbd, h: History, spend: f64) -> Vec<[f64; 3]> {
+        let alive = model.p_alive(h);
+        let x = f64::from(h.x);
+        let (rate_scale, shape) = (model.alpha + h.t, model.r + x);
+        let p = model.a / (model.a + model.b + x);
+        let quiet = |time: f64| (rate_scale / (rate_scale + time)).powf(shape);
+        let mut before = model.expected_purchases(h, self.windows.first().map_or(0.0, |w| w.0));
+        self.windows
+            .iter()
+            .map(|&(start, end)| {
+                let cumulative = model.expected_purchases(h, end);
+                let days = cumulative - before;
+                before = cumulative;
+                [
+                    days,
+                    days * spend,
+                    alive * (quiet(p * start) - quiet(p * start + end - start)),
+                ]
+            })
+            .collect()
+    }
+
+    /// Adds one customer's [`Existing::windows_of`] to their market.
+    pub fn add_windows(&mut self, market: &str, windows: &[[f64; 3]]) {
         let months = self.windows.len();
         let expected = match self.markets.get_mut(market) {
             Some(expected) => expected,
@@ -176,19 +207,10 @@ impl Existing {
                 .entry(market.to_string())
                 .or_insert(Expected::zeros(months)),
         };
-        let alive = model.p_alive(h);
-        let x = f64::from(h.x);
-        let (rate_scale, shape) = (model.alpha + h.t, model.r + x);
-        let p = model.a / (model.a + model.b + x);
-        let quiet = |time: f64| (rate_scale / (rate_scale + time)).powf(shape);
-        let mut before = model.expected_purchases(h, self.windows.first().map_or(0.0, |w| w.0));
-        for (k, &(start, end)) in self.windows.iter().enumerate() {
-            let cumulative = model.expected_purchases(h, end);
-            let days = cumulative - before;
-            before = cumulative;
+        for (k, [days, revenue, active]) in windows.iter().enumerate() {
             expected.purchase_days[k] += days;
-            expected.revenue[k] += days * spend;
-            expected.active[k] += alive * (quiet(p * start) - quiet(p * start + end - start));
+            expected.revenue[k] += revenue;
+            expected.active[k] += active;
         }
     }
 }

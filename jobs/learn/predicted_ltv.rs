@@ -75,23 +75,48 @@ impl Cohorts {
         revenue: f64,
         spend: f64,
     ) {
-        let Some(first) = forecast::epoch_day(first_day) else {
-            return;
-        };
+        if let Some(first_year) = self.first_year(first_day, model, h, revenue, spend) {
+            self.add_first_year(market, channel, revenue, first_year);
+        }
+    }
+
+    /// A customer's cohort month and predicted first-year revenue, None when the cohort's first
+    /// year is over: the arithmetic of [`Cohorts::add`] without the sums, so customers can be
+    /// computed on any core and added in their order (the same sums, bit for bit).
+    pub fn first_year(
+        &self,
+        first_day: i32,
+        model: &BgNbd,
+        h: History,
+        revenue: f64,
+        spend: f64,
+    ) -> Option<(i32, f64)> {
+        let first = forecast::epoch_day(first_day)?;
         let cohort = month_index(first);
         if cohort < self.first_month {
-            return;
+            return None;
         }
         // The first year ends with the cohort's month 11, as kpi_monthly's ltv_12m_usd.
         let year_end = month_start(cohort + 12) - chrono::Days::new(1);
         let remaining = (year_end - self.run_date).num_days() as f64 / self.unit_days;
+        Some((cohort, revenue + model.expected_purchases(h, remaining) * spend))
+    }
+
+    /// Adds one customer's [`Cohorts::first_year`] to their cell.
+    pub fn add_first_year(
+        &mut self,
+        market: &str,
+        channel: &str,
+        revenue: f64,
+        (cohort, predicted): (i32, f64),
+    ) {
         let sums = self
             .cells
             .entry((cohort, market.to_string(), channel.to_string()))
             .or_default();
         sums.customers += 1.0;
         sums.revenue_to_date += revenue;
-        sums.predicted_first_year += revenue + model.expected_purchases(h, remaining) * spend;
+        sums.predicted_first_year += predicted;
     }
 
     /// The cells with their `(all)` roll-ups over markets, channels and both.
