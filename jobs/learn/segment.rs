@@ -23,6 +23,7 @@ use linfa_preprocessing::linear_scaling::LinearScaler;
 use ndarray::{Array1, Array2, Axis};
 use rand_xoshiro::Xoshiro256Plus;
 use rand_xoshiro::rand_core::SeedableRng;
+use rayon::prelude::*;
 use serde_json::json;
 
 use crate::config::{Algorithm, SegmentConfig};
@@ -129,32 +130,46 @@ pub fn fit(sample: &RecordBatch, config: &SegmentConfig) -> Result<(Segmentation
     };
     let probe = every_nth(x.nrows(), config.silhouette_sample);
     let probe_x = x.select(Axis(0), &probe);
+    // Each k is fitted with its own seeded generator, so the candidates are fitted on every
+    // core at once and are the same whatever the number of cores.
+    let fits = ks
+        .par_iter()
+        .map(|&k| {
+            let model = fit_one(&x, k, config)?;
+            let labels = model.predict(&probe_x);
+            let silhouette = DatasetBase::new(probe_x.clone(), labels)
+                .silhouette_score()
+                .unwrap_or(f64::NAN);
+            let all_labels = model.predict(&x);
+            let davies_bouldin = evaluation::davies_bouldin(
+                x.view(),
+                all_labels.as_slice().expect("contiguous"),
+                model.centres(),
+            );
+            let inertia = x
+                .axis_iter(Axis(0))
+                .zip(all_labels.iter())
+                .map(|(row, &c)| evaluation::distance(row, model.centres().row(c)).powi(2))
+                .sum();
+            let candidate = Candidate {
+                k,
+                silhouette,
+                davies_bouldin,
+                inertia,
+            };
+            Ok((candidate, model))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut candidates = Vec::new();
     let mut best: Option<(f64, Fitted)> = None;
-    for &k in &ks {
-        let model = fit_one(&x, k, config)?;
-        let labels = model.predict(&probe_x);
-        let silhouette = DatasetBase::new(probe_x.clone(), labels.clone())
-            .silhouette_score()
-            .unwrap_or(f64::NAN);
-        let all_labels = model.predict(&x);
-        let davies_bouldin = evaluation::davies_bouldin(
-            x.view(),
-            all_labels.as_slice().expect("contiguous"),
-            model.centres(),
+    for (candidate, model) in fits {
+        let silhouette = candidate.silhouette;
+        tracing::info!(
+            k = candidate.k,
+            silhouette = format!("{silhouette:.4}"),
+            "clustering candidate"
         );
-        let inertia = x
-            .axis_iter(Axis(0))
-            .zip(all_labels.iter())
-            .map(|(row, &c)| evaluation::distance(row, model.centres().row(c)).powi(2))
-            .sum();
-        tracing::info!(k, silhouette = format!("{silhouette:.4}"), "clustering candidate");
-        candidates.push(Candidate {
-            k,
-            silhouette,
-            davies_bouldin,
-            inertia,
-        });
+        candidates.push(candidate);
         if best.as_ref().is_none_or(|(score, _)| silhouette > *score) {
             best = Some((silhouette, model));
         }
