@@ -32,6 +32,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use object_store::ObjectStoreExt;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -187,22 +188,10 @@ impl Classifier {
     }
 }
 
-/// `f` of every row, in order, the rows split between one thread per core (the trees score
-/// 100,000 training rows and every active customer).
+/// `f` of every row, in order, computed on every core (the trees score 100,000 training rows
+/// and every active customer).
 fn per_row(x: &Array2<f64>, f: impl Fn(ArrayView1<f64>) -> f64 + Sync) -> Vec<f64> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = x.nrows().div_ceil(threads).max(1);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = x
-            .axis_chunks_iter(Axis(0), chunk)
-            .map(|rows| scope.spawn(move || rows.axis_iter(Axis(0)).map(f).collect::<Vec<f64>>()))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("a scoring thread panicked"))
-            .collect()
-    })
+    (0..x.nrows()).into_par_iter().map(|i| f(x.row(i))).collect()
 }
 
 /// Everything needed to score: saved as `model.json`.
@@ -515,8 +504,8 @@ fn fit_tree(x: ArrayView2<f64>, churned: &[bool], config: &ChurnConfig) -> Resul
 /// Bagged trees: each tree sees a bootstrap of 70% of the rows and 70% of the features (drawn
 /// without replacement), from a seeded generator. linfa-ensemble's bagging drops row weights,
 /// which the trees need to be deterministic (see [`tie_free_weights`]), so the draw is here.
-/// Every draw is made first, in order, so the trees are the same however many threads fit
-/// them: one per core, each fitting a run of consecutive draws, joined back in order.
+/// Every draw is made first, in order, so the trees are the same however many cores fit them
+/// (on every core, collected back in draw order).
 fn fit_bagged_trees(x: &Array2<f64>, churned: &[bool], config: &ChurnConfig) -> Result<Vec<LeafTree>> {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let (rows, columns) = x.dim();
@@ -538,19 +527,7 @@ fn fit_bagged_trees(x: &Array2<f64>, churned: &[bool], config: &ChurnConfig) -> 
         let tree = fit_tree(sub.view(), &labels, config)?;
         Ok(LeafTree::new(tree, features.clone(), x, churned))
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = draws.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = draws
-            .chunks(per_thread)
-            .map(|chunk| scope.spawn(|| chunk.iter().map(fit).collect::<Result<Vec<_>>>()))
-            .collect();
-        let mut trees = Vec::with_capacity(draws.len());
-        for worker in workers {
-            trees.extend(worker.join().expect("a tree-fitting thread panicked")?);
-        }
-        Ok(trees)
-    })
+    draws.par_iter().map(fit).collect()
 }
 
 /// Fits one candidate on standardized rows and checks that it ranks its own training rows

@@ -378,11 +378,15 @@ fn score_customer<'f>(fitted: &'f Fitted, sums: &Sums, c: &Customer<'_>) -> Scor
 fn score_batch(fitted: &Fitted, batch: &RecordBatch, sums: &mut Sums) -> Result<RecordBatch> {
     let customers = Customers::of(batch)?;
     let n = customers.len();
-    let scored: Vec<Scored<'_>> = {
+    let scored: Vec<(Customer<'_>, Scored<'_>)> = {
         let sums = &*sums;
         (0..n)
             .into_par_iter()
-            .map(|row| Ok(score_customer(fitted, sums, &customers.get(row)?)))
+            .map(|row| {
+                let c = customers.get(row)?;
+                let scored = score_customer(fitted, sums, &c);
+                Ok((c, scored))
+            })
             .collect::<Result<_>>()?
     };
     let (mut ids, mut markets, mut scopes) = (
@@ -392,8 +396,7 @@ fn score_batch(fitted: &Fitted, batch: &RecordBatch, sums: &mut Sums) -> Result<
     );
     let mut ints: [Vec<i64>; 3] = Default::default();
     let mut floats: [Vec<f64>; 5] = Default::default();
-    for (row, scored) in scored.into_iter().enumerate() {
-        let c = customers.get(row)?;
+    for (c, scored) in scored {
         ids.push(c.id.to_string());
         markets.push(c.market.to_string());
         scopes.push(scored.scope.to_string());

@@ -159,7 +159,15 @@ impl Existing {
     }
 
     /// Adds one customer with history `h` (in the model's unit) as of the origin and expected
-    /// spend per purchase day `spend`.
+    /// spend per purchase day `spend` ([`Existing::windows_of`], then [`Existing::add_windows`]).
+    pub fn add(&mut self, market: &str, model: &BgNbd, h: History, spend: f64) {
+        let windows = self.windows_of(model, h, spend);
+        self.add_windows(market, &windows);
+    }
+
+    /// What one customer adds to each month window, as [purchase days, revenue, active]: the
+    /// arithmetic apart from the sums, so customers can be computed on any core and added in
+    /// their order (the same sums, bit for bit).
     ///
     /// Under BG/NBD a customer drops out only right after a purchase, so one alive at the start
     /// of a window buys in it with probability 1 - exp(-lambda * length), and is still alive
@@ -167,14 +175,6 @@ impl Existing {
     /// origin, lambda ~ Gamma(r + x, alpha + T) and p ~ Beta(a, b + x); with p at its posterior
     /// mean, the chance of a purchase in (s, e] is
     /// P(alive) [(A / (A + p s))^(r+x) - (A / (A + p s + e - s))^(r+x)], A = alpha + T.
-    pub fn add(&mut self, market: &str, model: &BgNbd, h: History, spend: f64) {
-        let windows = self.windows_of(model, h, spend);
-        self.add_windows(market, &windows);
-    }
-
-    /// What one customer adds to each month window, as [purchase days, revenue, active]: the
-    /// arithmetic of [`Existing::add`] without the sums, so customers can be computed on any
-    /// core and added in their order (the same sums, bit for bit).
     pub fn windows_of(&self, model: &BgNbd, h: History, spend: f64) -> Vec<[f64; 3]> {
         let alive = model.p_alive(h);
         let x = f64::from(h.x);
