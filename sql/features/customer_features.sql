@@ -29,8 +29,15 @@
 --   invites_accepted: of those, invites accepted by the run date
 --   avg_delivery_days: mean days from order to delivery over delivered purchases; null when none delivered
 --   late_delivery_share: share of shipped purchases whose 7 days have passed that were not delivered within 7 days; null when none
+-- The windows' first instants, computed once here rather than once per order row (interval
+-- arithmetic on a UTC timestamp goes through the time-zone database for every value).
 with run_end as (
-    select run_end_ts from run_context
+    select
+        run_end_ts,
+        run_end_ts - interval '30 days' as since_30d_ts,
+        run_end_ts - interval '90 days' as since_90d_ts,
+        run_end_ts - interval '180 days' as since_180d_ts
+    from run_context
 ),
 
 customers_in as (
@@ -91,11 +98,11 @@ purchase_windows as (
     select
         purchases.customer_id,
         sum(case when purchases.discount_usd > 0 then 1 else 0 end) as discounted,
-        sum(case when purchases.order_ts >= run_end.run_end_ts - interval '30 days' then 1 else 0 end)
+        sum(case when purchases.order_ts >= run_end.since_30d_ts then 1 else 0 end)
             as purchases_30d,
-        sum(case when purchases.order_ts >= run_end.run_end_ts - interval '90 days' then 1 else 0 end)
+        sum(case when purchases.order_ts >= run_end.since_90d_ts then 1 else 0 end)
             as purchases_90d,
-        sum(case when purchases.order_ts >= run_end.run_end_ts - interval '180 days' then 1 else 0 end)
+        sum(case when purchases.order_ts >= run_end.since_180d_ts then 1 else 0 end)
             as purchases_180d
     from purchases
     cross join run_end
@@ -114,13 +121,13 @@ order_outcomes as (
 session_windows as (
     select
         sessions_in.customer_id,
-        sum(case when sessions_in.session_start_ts >= run_end.run_end_ts - interval '30 days' then 1 else 0 end)
+        sum(case when sessions_in.session_start_ts >= run_end.since_30d_ts then 1 else 0 end)
             as sessions_30d,
-        sum(case when sessions_in.session_start_ts >= run_end.run_end_ts - interval '90 days' then 1 else 0 end)
+        sum(case when sessions_in.session_start_ts >= run_end.since_90d_ts then 1 else 0 end)
             as sessions_90d
     from sessions_in
     cross join run_end
-    where sessions_in.session_start_ts >= run_end.run_end_ts - interval '90 days'
+    where sessions_in.session_start_ts >= run_end.since_90d_ts
     group by sessions_in.customer_id
 ),
 

@@ -34,7 +34,8 @@ organic as (
 
 order_statuses as (
     select
-        cast(cast(orders.order_ts as date) as int) as day_number,
+        -- the UTC day, from order_ts without its time zone (see stg_purchases)
+        cast(cast(arrow_cast(orders.order_ts, 'Timestamp(Microsecond, None)') as date) as int) as day_number,
         coalesce(customers_in.market, orders.market) as market,
         coalesce(customers_in.channel, orders.channel) as channel,
         count(*) as placed_orders,
@@ -59,7 +60,8 @@ spend as (
 
 visits as (
     select
-        cast(cast(sessions.session_start_ts as date) as int) as day_number,
+        cast(cast(arrow_cast(sessions.session_start_ts, 'Timestamp(Microsecond, None)') as date) as int)
+            as day_number,
         sessions.market,
         sessions.channel,
         count(*) as sessions,

@@ -33,7 +33,10 @@
 --   proposed_spend_usd: spend_usd + budget_shift_usd, the spend the rule proposes for a month like this one
 --   market_reserve_usd: the budget freed in the (month, market) and held in reserve, USD, the same on each of its rows; null where budget_recommendation is null
 with customers_in as (
-    select customer_id, market, acquisition_channel as channel, acquisition_month, first_purchase_ts
+    select
+        customer_id, market, acquisition_channel as channel, acquisition_month,
+        -- once per customer here, not once per purchase in the join below
+        first_purchase_ts + interval '90 days' as window_end_ts
     from stg_customers
     where first_purchase_ts is not null
 ),
@@ -83,7 +86,7 @@ first_90_days as (
     from customers_in
     left join purchases
         on customers_in.customer_id = purchases.customer_id
-        and purchases.order_ts < customers_in.first_purchase_ts + interval '90 days'
+        and purchases.order_ts < customers_in.window_end_ts
     group by customers_in.acquisition_month, customers_in.market, customers_in.channel
 ),
 

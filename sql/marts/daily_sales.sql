@@ -14,6 +14,8 @@
 with orders_in as (
     select
         order_id, customer_id, order_ts, status, market,
+        -- the UTC day, from order_ts without its time zone (see stg_purchases)
+        cast(arrow_cast(order_ts, 'Timestamp(Microsecond, None)') as date) as order_date,
         cast(round(amount_usd * 100) as bigint) as amount_cents
     from orders
 ),
@@ -21,7 +23,7 @@ with orders_in as (
 first_orders as (
     -- Each customer's first purchase(s): every completed order at their earliest order time
     -- (stg_customers' first_purchase_ts), found by a join rather than by ranking every order.
-    select orders_in.customer_id, orders_in.order_ts, orders_in.market
+    select orders_in.customer_id, orders_in.order_date, orders_in.market
     from orders_in
     join stg_customers
         on orders_in.customer_id = stg_customers.customer_id
@@ -31,7 +33,7 @@ first_orders as (
 
 orders_by_day as (
     select
-        cast(order_ts as date) as order_date,
+        order_date,
         market,
         count(*) as orders,
         count(*) filter (where status = 'completed') as purchases,
@@ -39,7 +41,7 @@ orders_by_day as (
         count(*) filter (where status = 'refunded') as refunded_orders,
         coalesce(sum(amount_cents) filter (where status = 'completed'), 0) / 100.0 as revenue_usd
     from orders_in
-    group by cast(order_ts as date), market
+    group by order_date, market
 ),
 
 buyer_days as (
@@ -47,7 +49,7 @@ buyer_days as (
     -- per group: an aggregation over plain keys, which spills under a memory cap.
     select order_date, market, count(*) as buyers
     from (
-        select cast(order_ts as date) as order_date, market, customer_id
+        select order_date, market, customer_id
         from orders_in
         where status = 'completed'
         group by 1, 2, 3
@@ -57,11 +59,11 @@ buyer_days as (
 
 first_purchases as (
     select
-        cast(order_ts as date) as order_date,
+        order_date,
         market,
         count(distinct customer_id) as new_customers
     from first_orders
-    group by cast(order_ts as date), market
+    group by order_date, market
 )
 
 select

@@ -28,18 +28,30 @@ purchases as (
     from stg_purchases
 ),
 
+-- A customer's purchases in order: the first gives the market and channel a customer without a
+-- `customers` row falls back to, the second is the first repeat purchase. One window serves both
+-- (an ordered first_value() in purchase_summary kept a sorted buffer per customer: 4.5 of the
+-- model's 11 s at 1M customers).
 ranked_purchases as (
     select
         customer_id,
         order_ts,
+        market,
+        channel,
         row_number() over (partition by customer_id order by order_ts, order_id) as purchase_number
     from purchases
 ),
 
-second_purchases as (
-    select customer_id, order_ts as second_purchase_ts
+-- Each customer's first two purchases, for the union below (a second
+-- reference to ranked_purchases would sort the purchases a second time).
+first_two_purchases as (
+    select
+        customer_id,
+        case when purchase_number = 1 then market end as first_market,
+        case when purchase_number = 1 then channel end as first_channel,
+        case when purchase_number = 2 then order_ts end as second_purchase_ts
     from ranked_purchases
-    where purchase_number = 2
+    where purchase_number <= 2
 ),
 
 purchase_summary as (
@@ -48,9 +60,7 @@ purchase_summary as (
         min(order_ts) as first_purchase_ts,
         max(order_ts) as last_purchase_ts,
         count(*) as purchases,
-        sum(amount_cents) as revenue_cents,
-        first_value(market order by order_ts, order_id) as first_market,
-        first_value(channel order by order_ts, order_id) as first_channel
+        sum(amount_cents) as revenue_cents
     from purchases
     group by customer_id
 ),
@@ -77,11 +87,13 @@ facts as (
     union all
     select
         customer_id, null, null, null, null, null,
-        first_purchase_ts, last_purchase_ts, purchases, revenue_cents, first_market, first_channel, null
+        first_purchase_ts, last_purchase_ts, purchases, revenue_cents, null, null, null
     from purchase_summary
     union all
-    select customer_id, null, null, null, null, null, null, null, null, null, null, null, second_purchase_ts
-    from second_purchases
+    select
+        customer_id, null, null, null, null, null, null, null, null, null,
+        first_market, first_channel, second_purchase_ts
+    from first_two_purchases
 ),
 
 combined as (

@@ -28,6 +28,8 @@ with completed_orders as (
         order_id,
         max(customer_id) as customer_id,
         max(order_ts) as order_ts,
+        -- without its time zone, for the calendar parts below (see stg_purchases)
+        arrow_cast(max(order_ts), 'Timestamp(Microsecond, None)') as order_ts_utc,
         max(delivered_ts) as delivered_ts,
         max(origin_market) as origin_market,
         max(dest_market) as dest_market,
@@ -52,8 +54,11 @@ customers_in as (
     where first_purchase_ts is not null
 ),
 
+-- An order's outcome is known when it was placed by this instant: computed once here, not per
+-- order row (interval arithmetic on a UTC timestamp goes through the time-zone database for
+-- every value).
 run_end as (
-    select run_end_ts from run_context
+    select run_end_ts - interval '7 days' as outcome_known_by_ts from run_context
 )
 
 select
@@ -61,14 +66,17 @@ select
     completed_orders.customer_id,
     customers_in.market,
     customers_in.channel,
-    cast(cast(completed_orders.order_ts as date) as int) as order_day_number,
-    cast(date_part('year', completed_orders.order_ts) as int) * 12 + cast(date_part('month', completed_orders.order_ts) as int) - 1
-        as order_month_index,
+    cast(cast(completed_orders.order_ts_utc as date) as int) as order_day_number,
+    cast(date_part('year', completed_orders.order_ts_utc) as int) * 12
+    + cast(date_part('month', completed_orders.order_ts_utc) as int) - 1 as order_month_index,
     completed_orders.shipped,
-    case when completed_orders.order_ts <= run_end.run_end_ts - interval '7 days' then 1 else 0 end as outcome_known,
+    case when completed_orders.order_ts <= run_end.outcome_known_by_ts then 1 else 0 end as outcome_known,
     case
-        when completed_orders.order_ts <= run_end.run_end_ts - interval '7 days'
-            and completed_orders.delivered_ts <= completed_orders.order_ts + interval '7 days'
+        when completed_orders.order_ts <= run_end.outcome_known_by_ts
+            -- delivered at most 7 days (in microseconds) after it was placed: UTC has no
+            -- daylight saving, so this is `delivered_ts <= order_ts + interval '7 days'`
+            and cast(completed_orders.delivered_ts as bigint) - cast(completed_orders.order_ts as bigint)
+                <= 7 * 86400 * 1000000
             then 1
         else 0
     end as delivered_within_7d,

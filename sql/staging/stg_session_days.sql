@@ -11,7 +11,10 @@
 --   day_number: the session day, in days since 1970-01-01
 --   next_day_number: the customer's next session day; null if none yet
 with sessions_in as (
-    select distinct customer_id, cast(cast(session_start_ts as date) as int) as day_number
+    -- the UTC day, from session_start_ts without its time zone (see stg_purchases)
+    select distinct
+        customer_id,
+        cast(cast(arrow_cast(session_start_ts, 'Timestamp(Microsecond, None)') as date) as int) as day_number
     from sessions
     where customer_id is not null
 ),

@@ -573,3 +573,137 @@ async fn daily_sales_counts_orders_buyers_and_new_customers() {
         )
     );
 }
+
+/// The edges of the rules the models compute per order (run date 2025-03-31, whose end,
+/// `run_end_ts`, is 2025-04-01T00:00:00, the first instant after it): a customer's first purchase is the earliest completed order, a tie broken
+/// by order_id, and its market and channel stand in for unknown ones; the second purchase is the
+/// next in that order; an order delivered exactly 7 days after it was placed was delivered within
+/// 7 days, one delivered a microsecond later was not; the 7-day outcome of an order placed
+/// exactly 7 days before the run date's end is known, a microsecond later it is not; the 30-day
+/// window starts exactly 30 days before the end; an order at 23:59:59.999999 belongs to its day.
+#[tokio::test]
+async fn per_order_rules_hold_at_their_edges() {
+    let ws = Workspace::new();
+    let input = ws.input();
+    write_customers(&input, &[("x", "2025-01-01T00:00:00", "unknown", "unknown")]);
+    // o0 is cancelled; o1 and o2 tie at their time, and o1 comes first by its id.
+    write_parquet(
+        &input.join("orders/o.parquet"),
+        vec![
+            ("order_id", strings(&["o0", "o2", "o1", "o3", "o4", "o5", "o6"])),
+            ("customer_id", strings(&["x"; 7])),
+            (
+                "order_ts",
+                timestamps(&[
+                    "2025-01-15T10:00:00",
+                    "2025-02-01T10:00:00",
+                    "2025-02-01T10:00:00",
+                    "2025-03-02T00:00:00",
+                    "2025-03-01T23:59:59.999999",
+                    "2025-03-25T00:00:00",
+                    "2025-03-25T00:00:00.000001",
+                ]),
+            ),
+            ("amount_usd", floats(&[10.0; 7])),
+            (
+                "status",
+                strings(&[
+                    "cancelled",
+                    "completed",
+                    "completed",
+                    "completed",
+                    "completed",
+                    "completed",
+                    "completed",
+                ]),
+            ),
+            ("market", strings(&["US", "BR", "MX", "US", "US", "US", "US"])),
+            (
+                "channel",
+                strings(&[
+                    "search",
+                    "search",
+                    "social_ads",
+                    "referral",
+                    "referral",
+                    "referral",
+                    "referral",
+                ]),
+            ),
+        ],
+    );
+    write_parquet(
+        &input.join("shipments/s.parquet"),
+        vec![
+            ("order_id", strings(&["o1", "o2"])),
+            (
+                "shipped_ts",
+                timestamps(&["2025-02-02T10:00:00", "2025-02-02T10:00:00"]),
+            ),
+            (
+                "delivered_ts",
+                timestamps(&["2025-02-08T10:00:00", "2025-02-08T10:00:00.000001"]),
+            ),
+        ],
+    );
+    run_marts(&ws, "2025-03-31").await;
+
+    let customer = query(
+        &ws.published("stg_customers", "2025-03-31"),
+        "where customer_id = 'x'",
+    )
+    .await;
+    assert_eq!(single_value(&customer, "market"), "MX");
+    assert_eq!(single_value(&customer, "acquisition_channel"), "social_ads");
+    assert_eq!(
+        single_value(&customer, "first_purchase_ts"),
+        "2025-02-01T10:00:00Z"
+    );
+    assert_eq!(
+        single_value(&customer, "second_purchase_ts"),
+        "2025-02-01T10:00:00Z"
+    );
+    assert_eq!(single_value(&customer, "purchases"), "6");
+
+    let deliveries = query_sql(
+        &ws.published("stg_order_deliveries", "2025-03-31"),
+        "select order_id, cast(order_day_number as date) as day, order_month_index - 2025 * 12 as month,
+            shipped, outcome_known, delivered_within_7d
+         from t order by order_id",
+    )
+    .await;
+    assert_eq!(
+        lines(&deliveries),
+        lines(
+            "+----------+------------+-------+---------+---------------+---------------------+
+             | order_id | day        | month | shipped | outcome_known | delivered_within_7d |
+             +----------+------------+-------+---------+---------------+---------------------+
+             | o1       | 2025-02-01 | 1     | 1       | 1             | 1                   |
+             | o2       | 2025-02-01 | 1     | 1       | 1             | 0                   |
+             | o3       | 2025-03-02 | 2     | 0       | 1             | 0                   |
+             | o4       | 2025-03-01 | 2     | 0       | 1             | 0                   |
+             | o5       | 2025-03-25 | 2     | 0       | 1             | 0                   |
+             | o6       | 2025-03-25 | 2     | 0       | 0             | 0                   |
+             +----------+------------+-------+---------+---------------+---------------------+"
+        )
+    );
+
+    let features = query(&ws.published("customer_features", "2025-03-31"), "").await;
+    assert_eq!(
+        single_value(&features, "purchases_30d"),
+        "3",
+        "o3, o5, o6; not o4"
+    );
+    assert_eq!(single_value(&features, "purchases_90d"), "6");
+
+    let march_1 = query_sql(
+        &ws.published("daily_sales", "2025-03-31"),
+        "select sum(orders) as orders from t where order_date = date '2025-03-01'",
+    )
+    .await;
+    assert_eq!(
+        single_value(&march_1, "orders"),
+        "1",
+        "o4, at its last microsecond"
+    );
+}

@@ -15,9 +15,10 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use growth_jobs::sample::{self, SampleOptions};
 use growth_jobs::transform::{self, TransformOptions};
 
-/// Microseconds since the epoch of a UTC time written `2025-01-31T23:59:59`.
+/// Microseconds since the epoch of a UTC time written `2025-01-31T23:59:59` (a fraction of a
+/// second, `.999999`, may follow).
 pub fn micros(text: &str) -> i64 {
-    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S")
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
         .expect("a valid test timestamp")
         .and_utc()
         .timestamp_micros()
