@@ -47,12 +47,19 @@ select
     monthly.activity_month,
     monthly.activity_month_index,
     monthly.activity_month_index - customers_in.acquisition_month_index as months_since,
-    lead(monthly.activity_month_index) over (
-        partition by monthly.customer_id order by monthly.activity_month_index
-    ) as next_activity_month_index,
+    -- The next row in (customer, month) order, when it is the same customer's: one window over
+    -- every row, in the order the output is written in. With `partition by customer_id`,
+    -- DataFusion 55 keeps a state per customer: at 1M customers (4.7M rows) that window took
+    -- 4.3 s, this one 1.7 s on one core. (For stg_customer_days' 11.9M rows one core was slower
+    -- than two with a state per customer.)
+    case
+        when lead(monthly.customer_id) over by_customer_month = monthly.customer_id
+            then lead(monthly.activity_month_index) over by_customer_month
+    end as next_activity_month_index,
     monthly.orders,
     monthly.revenue_cents,
     monthly.revenue_cents / 100.0 as revenue_usd
 from monthly
 join customers_in on monthly.customer_id = customers_in.customer_id
+window by_customer_month as (order by monthly.customer_id, monthly.activity_month)
 order by monthly.customer_id, monthly.activity_month
