@@ -256,6 +256,12 @@ pub async fn register_customers_from_orders(ctx: &SessionContext) -> Result<()> 
 /// The process's memory pool, when capped.
 static MEMORY_POOL: OnceLock<Arc<dyn MemoryPool>> = OnceLock::new();
 
+/// Whether this process runs under a memory cap (`--memory-limit`): queries then prefer plans
+/// that spill, sorts and aggregations, over hash joins, whose build sides cannot.
+pub fn memory_capped() -> bool {
+    MEMORY_POOL.get().is_some()
+}
+
 /// The smallest cap accepted: below it the KPI models' aggregations, sharing the pool fairly,
 /// cannot hold one batch each (measured on the sample: 512 MiB fails, 1 GiB runs).
 pub const MIN_MEMORY_LIMIT: usize = 1 << 30;

@@ -424,20 +424,30 @@ fn many_timestamps_in_2100_fail_the_run() {
     );
 }
 
+/// The checks that look a row's parent up run as a join, and under a memory cap as a window
+/// over both tables sorted by the key (which spills): each is run both ways.
+const UNCAPPED_AND_CAPPED: [&[&str]; 2] = [&[], &["--memory-limit", "1GiB"]];
+
 #[test]
 fn many_orders_before_signup_fail_the_run() {
-    many_spoiled_orders(
-        |_, o| (o.0, o.1, "2024-01-15T00:00:00".into(), o.3, o.4),
-        &["orders", "before_signup", "200 rows"],
-    );
+    for args in UNCAPPED_AND_CAPPED {
+        many_spoiled_orders_with(
+            args,
+            |_, o| (o.0, o.1, "2024-01-15T00:00:00".into(), o.3, o.4),
+            &["orders", "before_signup", "200 rows"],
+        );
+    }
 }
 
 #[test]
 fn many_orders_of_unknown_customers_fail_the_run() {
-    many_spoiled_orders(
-        |i, o| (o.0, format!("ghost-{i}"), o.2, o.3, o.4),
-        &["orders", "orphan_customer on customer_id: 200 rows"],
-    );
+    for args in UNCAPPED_AND_CAPPED {
+        many_spoiled_orders_with(
+            args,
+            |i, o| (o.0, format!("ghost-{i}"), o.2, o.3, o.4),
+            &["orders", "orphan_customer on customer_id: 200 rows"],
+        );
+    }
 }
 
 #[test]
@@ -453,12 +463,14 @@ fn many_shipments_of_unknown_orders_fail_the_run() {
             ("delivered_ts", timestamps(&vec!["2025-03-05T10:00:00"; MANY])),
         ],
     );
-    expect_failure(
-        &ws,
-        &[],
-        exit_code::BAD_INPUT,
-        &["shipments", "orphan_order on order_id: 200 rows"],
-    );
+    for args in UNCAPPED_AND_CAPPED {
+        expect_failure(
+            &ws,
+            args,
+            exit_code::BAD_INPUT,
+            &["shipments", "orphan_order on order_id: 200 rows"],
+        );
+    }
 }
 
 #[test]
