@@ -5,7 +5,11 @@
 //! set about 500 times per feature, with a `HashMap` update per row. The bagged trees of the
 //! churn stage spent about 27 s of its 100 s there at 1M customers (100,000 sampled rows).
 //! Here each node walks only its own rows: each feature's sorted order is split between the
-//! children as the rows are, so a tree walks the training set once per level.
+//! children as the rows are, so a tree walks the training set once per level. A node holds its
+//! own copy of its part of each order (value, next value in the whole order, weight, row and
+//! class), so the walk reads memory in sequence: walking positions into one shared order
+//! instead missed the cache on nearly every row below the first levels (0.94 s a tree of
+//! 70,000 rows and 20 features; 0.36 s this way, the same tree).
 //!
 //! Everything else is linfa's, operation for operation, so the fitted tree is the one
 //! `DecisionTreeParams::fit` returns, built through its serde form: the same sort, the same
@@ -29,12 +33,26 @@ pub fn fit(
     assert_eq!(x.nrows(), labels.len(), "one label per row");
     assert_eq!(x.nrows(), weights.len(), "one weight per row");
     let rows = x.nrows();
-    let sorted: Vec<Vec<(usize, f64)>> = (0..x.ncols())
+    assert!(rows < ROW as usize, "fewer than 2^30 rows");
+    let orders: Vec<Vec<Entry>> = (0..x.ncols())
         .map(|feature| {
             // linfa's sort, stable, with its treatment of incomparable values.
             let mut pairs: Vec<(usize, f64)> = x.column(feature).iter().copied().enumerate().collect();
             pairs.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Greater));
-            pairs
+            (0..pairs.len())
+                .map(|position| {
+                    let (row, value) = pairs[position];
+                    let next = pairs.get(position + 1);
+                    Entry {
+                        value,
+                        next: next.map_or(value, |n| n.1),
+                        weight: weights[row],
+                        tagged_row: row as u32
+                            | if labels[row] { CHURNED } else { 0 }
+                            | if next.is_none() { LAST } else { 0 },
+                    }
+                })
+                .collect()
         })
         .collect();
     let fitter = Fitter {
@@ -42,12 +60,10 @@ pub fn fit(
         x,
         labels,
         weights,
-        sorted,
         goes_left: std::cell::RefCell::new(vec![false; rows]),
     };
     let all_rows: Vec<u32> = (0..rows as u32).collect();
-    let positions = vec![all_rows.clone(); x.ncols()];
-    let mut root = fitter.node(all_rows, positions, 0);
+    let mut root = fitter.node(all_rows, orders, 0);
     root.prune();
     serde_json::from_value(json!({ "root_node": root.to_json(), "num_features": x.ncols() }))
         .expect("the serde form of linfa-trees' DecisionTree")
@@ -58,10 +74,39 @@ struct Fitter<'a> {
     x: ArrayView2<'a, f64>,
     labels: &'a [bool],
     weights: &'a [f32],
-    /// Per feature, every (row, value) in linfa's sorted order.
-    sorted: Vec<Vec<(usize, f64)>>,
     /// Scratch: which side of the split being applied each row of the node goes to.
     goes_left: std::cell::RefCell<Vec<bool>>,
+}
+
+/// One training row at its position in a feature's sorted order.
+#[derive(Clone, Copy)]
+struct Entry {
+    value: f64,
+    /// The value at the next position of the whole training set's order (linfa's split point
+    /// is halfway to it); the value itself at the last position.
+    next: f64,
+    weight: f32,
+    /// The row, with [`CHURNED`] set for a `true` label and [`LAST`] at the last position.
+    tagged_row: u32,
+}
+
+const CHURNED: u32 = 1 << 31;
+const LAST: u32 = 1 << 30;
+/// Rows are below this; the bits above hold the tags.
+const ROW: u32 = 1 << 30;
+
+impl Entry {
+    fn row(&self) -> usize {
+        (self.tagged_row & (ROW - 1)) as usize
+    }
+
+    fn class(&self) -> usize {
+        usize::from(self.tagged_row & CHURNED != 0)
+    }
+
+    fn is_last(&self) -> bool {
+        self.tagged_row & LAST != 0
+    }
 }
 
 /// Weights per class, indexed by the label (`false`, `true`); a class absent from the node
@@ -82,9 +127,9 @@ struct Node {
 }
 
 impl Fitter<'_> {
-    /// Fits the node of `rows` (ascending), given for each feature the positions in its sorted
-    /// order that belong to the node (ascending).
-    fn node(&self, rows: Vec<u32>, positions: Vec<Vec<u32>>, depth: usize) -> Node {
+    /// Fits the node of `rows` (ascending), given for each feature the node's entries in the
+    /// feature's sorted order.
+    fn node(&self, rows: Vec<u32>, orders: Vec<Vec<Entry>>, depth: usize) -> Node {
         let mut parent: Frequencies = [0.0; 2];
         for &row in &rows {
             parent[usize::from(self.labels[row as usize])] += self.weights[row as usize];
@@ -106,7 +151,7 @@ impl Fitter<'_> {
         {
             return leaf(prediction);
         }
-        let Some((feature, split, score)) = self.best_split(&parent, &positions) else {
+        let Some((feature, split, score)) = self.best_split(&parent, &orders) else {
             return leaf(prediction);
         };
         let impurity_decrease = f64::from(self.impurity(&parent)) - f64::from(score);
@@ -124,20 +169,29 @@ impl Fitter<'_> {
             }
             (left, right)
         };
-        let (left_positions, right_positions): (Vec<Vec<u32>>, Vec<Vec<u32>>) = {
+        let (left_orders, right_orders): (Vec<Vec<Entry>>, Vec<Vec<Entry>>) = {
             let goes_left = self.goes_left.borrow();
-            positions
+            orders
                 .into_iter()
-                .enumerate()
-                .map(|(f, list)| {
-                    list.into_iter()
-                        .partition(|&p| goes_left[self.sorted[f][p as usize].0])
+                .map(|order| {
+                    let mut sides = (
+                        Vec::with_capacity(left_rows.len()),
+                        Vec::with_capacity(right_rows.len()),
+                    );
+                    for entry in order {
+                        if goes_left[entry.row()] {
+                            sides.0.push(entry)
+                        } else {
+                            sides.1.push(entry)
+                        }
+                    }
+                    sides
                 })
                 .unzip()
         };
-        let left = (!left_rows.is_empty()).then(|| Box::new(self.node(left_rows, left_positions, depth + 1)));
+        let left = (!left_rows.is_empty()).then(|| Box::new(self.node(left_rows, left_orders, depth + 1)));
         let right =
-            (!right_rows.is_empty()).then(|| Box::new(self.node(right_rows, right_positions, depth + 1)));
+            (!right_rows.is_empty()).then(|| Box::new(self.node(right_rows, right_orders, depth + 1)));
         Node {
             was_split: true,
             feature,
@@ -154,29 +208,23 @@ impl Fitter<'_> {
     /// linfa's search: for each feature in turn, the node's rows move one by one, in sorted
     /// order, from the right side to the left; after each, unless the next value in the whole
     /// order is within 1e-5, a split halfway to it is scored. The first lowest score wins.
-    fn best_split(&self, parent: &Frequencies, positions: &[Vec<u32>]) -> Option<(usize, f64, f32)> {
-        let last = self.x.nrows() - 1;
+    fn best_split(&self, parent: &Frequencies, orders: &[Vec<Entry>]) -> Option<(usize, f64, f32)> {
         let total = parent[0] + parent[1];
         let min_leaf = self.params.min_weight_leaf();
         let mut best: Option<(usize, f64, f32)> = None;
-        for (feature, list) in positions.iter().enumerate() {
-            let sorted = &self.sorted[feature];
+        for (feature, order) in orders.iter().enumerate() {
             let mut right = *parent;
             let mut left: Frequencies = [0.0; 2];
             let (mut right_weight, mut left_weight) = (total, 0.0f32);
-            for &position in list {
-                let position = position as usize;
-                if position == last {
+            for entry in order {
+                if entry.is_last() {
                     break;
                 }
-                let (row, value) = sorted[position];
-                let class = usize::from(self.labels[row]);
-                let weight = self.weights[row];
+                let (class, weight, value, next) = (entry.class(), entry.weight, entry.value, entry.next);
                 right[class] -= weight;
                 right_weight -= weight;
                 left[class] += weight;
                 left_weight += weight;
-                let next = sorted[position + 1].1;
                 if (value - next).abs() < 1e-5 || right_weight < min_leaf || left_weight < min_leaf {
                     continue;
                 }
