@@ -269,10 +269,12 @@ pub struct Holdout {
 /// The 12-month CLV: each month's expected purchase days times the expected spend per day,
 /// discounted monthly.
 pub fn clv_12m(model: &BgNbd, h: History, spend: f64, unit_days: f64, discount: f64) -> f64 {
+    let horizons: Vec<f64> = (1..=12)
+        .map(|month| f64::from(month) * MONTH_DAYS / unit_days)
+        .collect();
     let mut previous = 0.0;
     let mut total = 0.0;
-    for month in 1..=12 {
-        let cumulative = model.expected_purchases(h, f64::from(month) * MONTH_DAYS / unit_days);
+    for (month, cumulative) in (1..=12).zip(model.expected_purchases_at(h, &horizons)) {
         total += (cumulative - previous) * spend / (1.0 + discount).powi(month);
         previous = cumulative;
     }
@@ -356,12 +358,13 @@ fn score_customer<'f>(fitted: &'f Fitted, sums: &Sums, c: &Customer<'_>) -> Scor
         }
         _ => None,
     };
+    let year = model.expected_purchases_at(h, &[90.0 / unit, 365.0 / unit]);
     Scored {
         scope,
         scores: [
             model.p_alive(h),
-            model.expected_purchases(h, 90.0 / unit),
-            model.expected_purchases(h, 365.0 / unit),
+            year[0],
+            year[1],
             spend,
             clv_12m(model, h, spend, unit, fitted.monthly_discount_rate),
         ],

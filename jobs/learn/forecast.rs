@@ -181,11 +181,20 @@ impl Existing {
         let (rate_scale, shape) = (model.alpha + h.t, model.r + x);
         let p = model.a / (model.a + model.b + x);
         let quiet = |time: f64| (rate_scale / (rate_scale + time)).powf(shape);
-        let mut before = model.expected_purchases(h, self.windows.first().map_or(0.0, |w| w.0));
+        // The first window's start, then every window's end.
+        let horizons: Vec<f64> = self
+            .windows
+            .first()
+            .map(|w| w.0)
+            .into_iter()
+            .chain(self.windows.iter().map(|w| w.1))
+            .collect();
+        let cumulatives = model.expected_purchases_at(h, &horizons);
+        let mut before = cumulatives.first().copied().unwrap_or(0.0);
         self.windows
             .iter()
-            .map(|&(start, end)| {
-                let cumulative = model.expected_purchases(h, end);
+            .zip(&cumulatives[cumulatives.len().min(1)..])
+            .map(|(&(start, end), &cumulative)| {
                 let days = cumulative - before;
                 before = cumulative;
                 [
