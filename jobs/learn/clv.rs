@@ -666,25 +666,37 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &Config) -> Result<
     stage
         .run(async |draft: &Draft| {
             let tallies = tally(output, run_date, unit).await?;
-            let scopes = fit_scopes(&tallies.now, config)?;
-            // The holdout check and the backtest are reports: a history too short to fit at
-            // their cut-offs leaves them out, and says so, rather than failing the night.
-            let holdout_model = match BgNbd::fit(&tallies.calibration) {
-                Ok((model, _)) if tallies.calibration.customers() > 0 => Some(model),
-                Ok(_) => None,
-                Err(reason) => {
-                    tracing::warn!(%reason, "no holdout check: BG/NBD could not be fitted at the cut-off");
-                    None
-                }
-            };
             let history = forecast::read_history(output, run_date).await?;
-            let backtest_scopes = match (&history, tallies.backtest_origin) {
-                (Some(_), Some(_)) => fit_scopes(&tallies.backtest, config).unwrap_or_else(|reason| {
-                    tracing::warn!(%reason, "no forecast backtest: the models could not be fitted at its origin");
-                    BTreeMap::new()
-                }),
-                _ => BTreeMap::new(),
-            };
+            let backtest_wanted = history.is_some() && tallies.backtest_origin.is_some();
+            // The run date's fits, the holdout check's and the backtest's are independent: each
+            // on threads of its own, so the long ones overlap (the same parameters on any core
+            // count; a panic in one is re-raised as it was). The holdout check and the backtest
+            // are reports: a history too short to fit at their cut-offs leaves them out, and says
+            // so, rather than failing the night.
+            let (scopes, holdout_model, backtest_scopes) = std::thread::scope(|threads| {
+                let holdout = threads.spawn(|| match BgNbd::fit(&tallies.calibration) {
+                    Ok((model, _)) if tallies.calibration.customers() > 0 => Some(model),
+                    Ok(_) => None,
+                    Err(reason) => {
+                        tracing::warn!(%reason, "no holdout check: BG/NBD could not be fitted at the cut-off");
+                        None
+                    }
+                });
+                let backtest = threads.spawn(|| {
+                    if !backtest_wanted {
+                        return BTreeMap::new();
+                    }
+                    fit_scopes(&tallies.backtest, config).unwrap_or_else(|reason| {
+                        tracing::warn!(%reason, "no forecast backtest: the models could not be fitted at its origin");
+                        BTreeMap::new()
+                    })
+                });
+                let scopes = fit_scopes(&tallies.now, config);
+                let holdout = holdout.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                let backtest = backtest.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (scopes, holdout, backtest)
+            });
+            let scopes = scopes?;
             let mut fitted = Fitted {
                 run_date,
                 time_unit_days: unit,
