@@ -71,7 +71,8 @@ pub struct EngineArgs {
 }
 
 impl CommonArgs {
-    /// Loads the config with every override applied, and caps this process's memory.
+    /// Loads the config with every override applied, and caps this process's memory (or, without
+    /// a cap, keeps freed memory for reuse).
     pub fn config(&self) -> Result<crate::config::Config, Error> {
         let mut overrides = self.overrides.clone();
         if let Some(limit) = &self.memory_limit {
@@ -80,6 +81,8 @@ impl CommonArgs {
         let config = crate::config::Config::load_with(self.config.as_deref(), &overrides)?;
         if let Some(bytes) = config.run.memory_limit_bytes().map_err(Error::Internal)? {
             crate::input::catalog::limit_memory(bytes)?;
+        } else {
+            crate::allocator::keep_freed_memory();
         }
         Ok(config)
     }

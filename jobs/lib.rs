@@ -5,6 +5,7 @@
 //! every table is published atomically as Parquet (see [`output::publish`]) with a
 //! [`output::manifest`] of the run.
 
+pub mod allocator;
 pub mod benchmark;
 pub mod cli;
 #[cfg(feature = "ballista")]
