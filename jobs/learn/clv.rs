@@ -198,7 +198,9 @@ fn cannot_train(reason: String) -> Error {
     }
 }
 
-fn fit_scope(scope: &str, tally: &Tally) -> Result<ScopeFit> {
+/// Fits one scope's models; `at` names the cut-off in the debug log.
+fn fit_scope(scope: &str, tally: &Tally, at: &str) -> Result<ScopeFit> {
+    let _span = tracing::debug_span!("fit", at, scope).entered();
     let (
         bg_nbd,
         Maximum {
@@ -506,7 +508,11 @@ async fn tally(output: &Root, run_date: NaiveDate, unit: f64) -> Result<Tallies>
 }
 
 /// Fits `all` and every market with enough buyers; `all` must have enough repeat customers.
-fn fit_scopes(tallies: &BTreeMap<String, Tally>, config: &ClvConfig) -> Result<BTreeMap<String, ScopeFit>> {
+fn fit_scopes(
+    tallies: &BTreeMap<String, Tally>,
+    config: &ClvConfig,
+    at: &str,
+) -> Result<BTreeMap<String, ScopeFit>> {
     let all = tallies
         .get(ALL)
         .ok_or_else(|| cannot_train(format!("{SUMMARY} has no customers")))?;
@@ -528,7 +534,7 @@ fn fit_scopes(tallies: &BTreeMap<String, Tally>, config: &ClvConfig) -> Result<B
     // only `all` failing stops the stage.
     std::thread::scope(|threads| {
         let fits: Vec<_> = own
-            .map(|(scope, tally)| (scope, threads.spawn(|| fit_scope(scope, tally))))
+            .map(|(scope, tally)| (scope, threads.spawn(|| fit_scope(scope, tally, at))))
             .collect();
         let mut fitted = BTreeMap::new();
         for (scope, fit) in fits {
@@ -674,24 +680,27 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &Config) -> Result<
             // are reports: a history too short to fit at their cut-offs leaves them out, and says
             // so, rather than failing the night.
             let (scopes, holdout_model, backtest_scopes) = std::thread::scope(|threads| {
-                let holdout = threads.spawn(|| match BgNbd::fit(&tallies.calibration) {
-                    Ok((model, _)) if tallies.calibration.customers() > 0 => Some(model),
-                    Ok(_) => None,
-                    Err(reason) => {
-                        tracing::warn!(%reason, "no holdout check: BG/NBD could not be fitted at the cut-off");
-                        None
+                let holdout = threads.spawn(|| {
+                    let _span = tracing::debug_span!("fit", at = "holdout cut-off").entered();
+                    match BgNbd::fit(&tallies.calibration) {
+                        Ok((model, _)) if tallies.calibration.customers() > 0 => Some(model),
+                        Ok(_) => None,
+                        Err(reason) => {
+                            tracing::warn!(%reason, "no holdout check: BG/NBD could not be fitted at the cut-off");
+                            None
+                        }
                     }
                 });
                 let backtest = threads.spawn(|| {
                     if !backtest_wanted {
                         return BTreeMap::new();
                     }
-                    fit_scopes(&tallies.backtest, config).unwrap_or_else(|reason| {
+                    fit_scopes(&tallies.backtest, config, "backtest origin").unwrap_or_else(|reason| {
                         tracing::warn!(%reason, "no forecast backtest: the models could not be fitted at its origin");
                         BTreeMap::new()
                     })
                 });
-                let scopes = fit_scopes(&tallies.now, config);
+                let scopes = fit_scopes(&tallies.now, config, "run date");
                 let holdout = holdout.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
                 let backtest = backtest.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
                 (scopes, holdout, backtest)
