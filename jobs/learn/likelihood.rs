@@ -25,26 +25,34 @@ pub type LogLikelihood<'a> = dyn Fn(&[f64]) -> (f64, Vec<f64>) + Sync + 'a;
 /// results are kept and reused (the same numbers, a third of the work).
 struct Negated<'a> {
     log_likelihood: &'a LogLikelihood<'a>,
-    recent: Mutex<VecDeque<Evaluated>>,
     progress: &'a Mutex<Progress>,
 }
 
 /// A point with the log-likelihood and its gradient there.
 type Evaluated = (Vec<f64>, f64, Vec<f64>);
 
-/// How many evaluated points [`Negated`] keeps.
+/// How many evaluated points [`Progress`] keeps.
 const RECENT_POINTS: usize = 2;
 
-/// What one L-BFGS run has seen: its passes over the data and its highest point.
+/// What one L-BFGS run has seen: its last points, its passes over the data and its highest
+/// point.
 #[derive(Default)]
 struct Progress {
+    recent: VecDeque<Evaluated>,
     passes: u64,
     /// The highest point evaluated, its log-likelihood and its largest gradient entry.
     best: Option<(Vec<f64>, f64, f64)>,
     /// Passes since `best` last rose.
     since_best: u64,
-    /// Whether the run was stopped as stalled.
-    stalled: bool,
+}
+
+impl Progress {
+    /// Whether the run has stalled: its highest point meets the tolerance and has not been
+    /// topped for [`STALLED_PASSES`] passes.
+    fn stalled(&self) -> bool {
+        let met = matches!(self.best, Some((_, _, g)) if g <= GRADIENT_TOLERANCE);
+        met && self.since_best >= STALLED_PASSES
+    }
 }
 
 /// Passes without a higher point after which a run that has already met the tolerance stops.
@@ -60,25 +68,16 @@ const STALLED_PASSES: u64 = 10;
 #[error("no higher point in {STALLED_PASSES} passes after the gradient met the tolerance")]
 struct Stalled;
 
-impl<'a> Negated<'a> {
-    fn new(log_likelihood: &'a LogLikelihood<'a>, progress: &'a Mutex<Progress>) -> Self {
-        Negated {
-            log_likelihood,
-            recent: Mutex::new(VecDeque::with_capacity(RECENT_POINTS)),
-            progress,
-        }
-    }
-
+impl Negated<'_> {
     /// The log-likelihood and its gradient at `p`, from the recent points when `p` is one; an
     /// error once the run has stalled at a point that meets the tolerance.
     fn at(&self, p: &Array1<f64>) -> Result<(f64, Vec<f64>), argmin::core::Error> {
         let p = p.as_slice().expect("a contiguous parameter vector");
-        let mut recent = self.recent.lock().expect("the recent points' lock");
-        if let Some((_, value, gradient)) = recent.iter().find(|(q, _, _)| q.as_slice() == p) {
+        let mut progress = self.progress.lock().expect("the progress' lock");
+        if let Some((_, value, gradient)) = progress.recent.iter().find(|(q, _, _)| q.as_slice() == p) {
             return Ok((*value, gradient.clone()));
         }
         let (value, gradient) = (self.log_likelihood)(p);
-        let mut progress = self.progress.lock().expect("the progress' lock");
         progress.passes += 1;
         let higher = match &progress.best {
             Some((_, best, _)) => value > *best,
@@ -89,16 +88,14 @@ impl<'a> Negated<'a> {
             progress.since_best = 0;
         } else {
             progress.since_best += 1;
-            let met = matches!(progress.best, Some((_, _, g)) if g <= GRADIENT_TOLERANCE);
-            if met && progress.since_best >= STALLED_PASSES {
-                progress.stalled = true;
+            if progress.stalled() {
                 return Err(Stalled.into());
             }
         }
-        if recent.len() == RECENT_POINTS {
-            recent.pop_front();
+        if progress.recent.len() == RECENT_POINTS {
+            progress.recent.pop_front();
         }
-        recent.push_back((p.to_vec(), value, gradient.clone()));
+        progress.recent.push_back((p.to_vec(), value, gradient.clone()));
         Ok((value, gradient))
     }
 }
@@ -205,7 +202,11 @@ fn run_lbfgs(start: &[f64], log_likelihood: &LogLikelihood<'_>) -> Result<(Vec<f
         .and_then(|s| s.with_tolerance_cost(0.0))
         .map_err(|e| e.to_string())?;
     let progress = Mutex::new(Progress::default());
-    let result = Executor::new(Negated::new(log_likelihood, &progress), solver)
+    let problem = Negated {
+        log_likelihood,
+        progress: &progress,
+    };
+    let result = Executor::new(problem, solver)
         .configure(|state| state.param(Array1::from(start.to_vec())).max_iters(500))
         .run()
         .map_err(|e| format!("the optimizer failed: {e}"))?;
@@ -213,7 +214,7 @@ fn run_lbfgs(start: &[f64], log_likelihood: &LogLikelihood<'_>) -> Result<(Vec<f
     let progress = std::mem::take(&mut *progress.lock().expect("the progress' lock"));
     // A stalled run ends (argmin reports the error as the solver's exit) at the highest point
     // seen, which met the tolerance.
-    let best = match (progress.stalled, progress.best) {
+    let best = match (progress.stalled(), progress.best) {
         (true, Some((point, _, _))) => point,
         _ => state
             .get_best_param()
