@@ -13,8 +13,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Keeps freed memory in the process for the next allocation instead of returning it to the
 /// system a second later. Freed pages count in the RSS until the process ends, so only a process
-/// without a memory cap asks for it: at 1M customers the transform took 57 s instead of 62-67 s
-/// (user 90 s instead of 99-104 s, sys 15 s either way) and peaked at 5.8 GB, as under glibc.
+/// without a memory cap asks for it: at 1M customers the transform took 60-62 s instead of
+/// glibc's 69-70 s (alternated; user 96 s instead of 110 s), peak 5.8-5.9 GB against 5.4-5.7 GB.
 pub fn keep_freed_memory() {
     // SAFETY: sets one integer option; mimalloc reads it when deciding whether to purge.
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) }

@@ -360,13 +360,13 @@ fn score_customer<'f>(fitted: &'f Fitted, sums: &Sums, c: &Customer<'_>) -> Scor
         }
         _ => None,
     };
-    let year = model.expected_purchases_at(h, &[90.0 / unit, 365.0 / unit]);
+    let ahead = model.expected_purchases_at(h, &[90.0 / unit, 365.0 / unit]);
     Scored {
         scope,
         scores: [
             model.p_alive(h),
-            year[0],
-            year[1],
+            ahead[0],
+            ahead[1],
             spend,
             clv_12m(model, h, spend, unit, fitted.monthly_discount_rate),
         ],

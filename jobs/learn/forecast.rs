@@ -193,7 +193,7 @@ impl Existing {
         let mut before = cumulatives.first().copied().unwrap_or(0.0);
         self.windows
             .iter()
-            .zip(&cumulatives[cumulatives.len().min(1)..])
+            .zip(cumulatives.iter().skip(1))
             .map(|(&(start, end), &cumulative)| {
                 let days = cumulative - before;
                 before = cumulative;
