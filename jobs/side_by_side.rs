@@ -34,6 +34,9 @@ pub struct SideBySideOptions {
     pub rounds: u32,
     /// Compare the night (`night`) and the same work (`same-work`).
     pub comparisons: Vec<String>,
+    /// Our side runs once per entry, with that `--memory-limit` (`None`: no cap). The peer has
+    /// no cap to set; the 10M target is our night within 2 GiB.
+    pub memory_limits: Vec<Option<String>>,
 }
 
 /// One compared stage of one round: our seconds and peak, the peer's.
@@ -139,9 +142,13 @@ fn run_ours(
     binary: &str,
     input: &Path,
     output: &Path,
+    memory_limit: Option<&str>,
     extra: &[&str],
 ) -> Result<Measurement> {
     let mut command = Command::new(sibling(binary)?);
+    if let Some(limit) = memory_limit {
+        command.args(["--memory-limit", limit]);
+    }
     command
         .arg("--output")
         .arg(output)
@@ -177,6 +184,18 @@ fn night_stages(output: &Path, run_date: &str) -> Result<Vec<(String, f64)>> {
     Ok(stages)
 }
 
+/// The rounds to run at each scale, numbered from 1, each with our memory cap: every round
+/// under every cap.
+fn rounds(options: &SideBySideOptions) -> Vec<(u32, Option<String>)> {
+    let mut rounds = Vec::new();
+    for round in 1..=options.rounds {
+        for limit in &options.memory_limits {
+            rounds.push((round, limit.clone()));
+        }
+    }
+    rounds
+}
+
 /// Runs the comparison, printing each row as it is measured.
 pub async fn run(options: &SideBySideOptions) -> Result<Vec<Compared>> {
     let mut rows = Vec::new();
@@ -197,12 +216,16 @@ pub async fn run(options: &SideBySideOptions) -> Result<Vec<Compared>> {
                 generated.seconds
             );
         }
-        for round in 1..=options.rounds {
+        for (round, limit) in rounds(options) {
+            let limit = limit.as_deref();
             let mut record = |stage: &str, ours: Measurement, peer: Measurement| {
                 let row = Compared {
                     customers,
                     round,
-                    stage: stage.into(),
+                    stage: match limit {
+                        Some(limit) => format!("{stage} (ours within {limit})"),
+                        None => stage.into(),
+                    },
                     ours,
                     peer,
                 };
@@ -216,7 +239,7 @@ pub async fn run(options: &SideBySideOptions) -> Result<Vec<Compared>> {
                 let _ = std::fs::remove_dir_all(&ours_out);
                 let (night, (peer_night, peer_stages)) =
                     alternated(options, &input, &peer_out, peer_first, || {
-                        run_ours(options, "nightly", &input, &ours_out, &[])
+                        run_ours(options, "nightly", &input, &ours_out, limit, &[])
                     })?;
                 let stage = |name: &str| peer_stages[name].as_f64().unwrap_or(0.0);
                 for (name, ours) in night_stages(&ours_out, &options.run_date)? {
@@ -239,10 +262,11 @@ pub async fn run(options: &SideBySideOptions) -> Result<Vec<Compared>> {
                             "transform",
                             &input,
                             &ours_out,
+                            limit,
                             &["--select", "cohort_retention,rfm_segments,customer_features"],
                         )?;
-                        let segment = run_ours(options, "segment", &input, &ours_out, &[])?;
-                        let churn = run_ours(options, "churn", &input, &ours_out, &[])?;
+                        let segment = run_ours(options, "segment", &input, &ours_out, limit, &[])?;
+                        let churn = run_ours(options, "churn", &input, &ours_out, limit, &[])?;
                         Ok((marts, segment, churn))
                     })?;
                 let stage = |name: &str| peer_stages[name].as_f64().unwrap_or(0.0);

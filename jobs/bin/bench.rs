@@ -31,6 +31,7 @@ struct Args {
     stages: Vec<String>,
     /// Run each stage once per memory cap, comma-separated; `none` is no cap. For example
     /// `none,3GiB` reports the peak resident memory of every stage with and without a limit.
+    /// With --versus-peer, our side runs under each cap in turn (the peer has none).
     #[arg(long, value_delimiter = ',', default_value = "none")]
     memory_limits: Vec<String>,
     /// Instead of the stages above: compare with the peer (DuckDB + scikit-learn) on the
@@ -58,6 +59,11 @@ struct Args {
 fn main() {
     let args = Args::parse();
     growth_jobs::telemetry::init_logging();
+    let memory_limits: Vec<Option<String>> = args
+        .memory_limits
+        .into_iter()
+        .map(|l| (l != "none").then_some(l))
+        .collect();
     if args.versus_peer {
         let options = SideBySideOptions {
             scales: args.scales,
@@ -68,6 +74,7 @@ fn main() {
             run_date: args.date,
             rounds: args.rounds,
             comparisons: args.compare,
+            memory_limits,
         };
         let result = cli::runtime().and_then(|rt| rt.block_on(side_by_side::run(&options)));
         cli::exit(result.map(|_| ()));
@@ -78,11 +85,7 @@ fn main() {
         models_dir: args.models,
         reuse_input: args.reuse_input,
         stages: args.stages,
-        memory_limits: args
-            .memory_limits
-            .into_iter()
-            .map(|l| (l != "none").then_some(l))
-            .collect(),
+        memory_limits,
     };
     let result = cli::runtime().and_then(|rt| rt.block_on(benchmark::run(&options)));
     cli::exit(result.map(|_| ()))
