@@ -40,8 +40,9 @@ measures as (
             as recency_days,
         customers_in.purchases as frequency,
         customers_in.revenue_usd as monetary_usd
-    from customers_in
-    cross join run_context
+    -- the one-row sides first, here and below: a cross join holds its left side in memory
+    from run_context
+    cross join customers_in
 ),
 
 counted as (
@@ -67,8 +68,8 @@ scored as (
         cast(least(5, 1 + floor(5 * case when customers > 1
             then (rank() over (order by monetary_usd asc) - 1) / cast(customers - 1 as double) else 0.0 end)) as int)
             as m_score
-    from measures
-    cross join counted
+    from counted
+    cross join measures
 )
 
 select

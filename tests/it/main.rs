@@ -14,6 +14,7 @@ mod lifetime;
 mod logs;
 mod marts;
 mod outside_reader;
+mod plans;
 mod publish;
 mod readme;
 mod report;
