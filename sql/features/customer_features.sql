@@ -74,39 +74,38 @@ deliveries as (
     where shipped = 1
 ),
 
+-- Each purchase with the gap since the customer's previous one, and what the counts below read:
+-- one pass, sorted per customer for the gaps, feeds both the gap statistics and the window
+-- counts (a separate aggregation of the purchases for the counts cost another pass over every
+-- completed order).
 purchase_gaps as (
     select
         customer_id,
+        order_ts,
+        discount_usd,
         cast(order_ts as bigint) / 1000000
         - lag(cast(order_ts as bigint) / 1000000) over (partition by customer_id order by order_ts, order_id)
             as gap_seconds
     from purchases
 ),
 
-gap_summary as (
+purchase_summary as (
     select
-        customer_id,
-        count(gap_seconds) as gaps,
+        purchase_gaps.customer_id,
+        -- null with fewer than 2 purchases, as the statistics below
+        case when count(gap_seconds) > 0 then count(gap_seconds) end as gaps,
         sum(gap_seconds) as gap_seconds_sum,
-        sum(gap_seconds * gap_seconds) as gap_seconds_squares
-    from purchase_gaps
-    where gap_seconds is not null
-    group by customer_id
-),
-
-purchase_windows as (
-    select
-        purchases.customer_id,
-        sum(case when purchases.discount_usd > 0 then 1 else 0 end) as discounted,
-        sum(case when purchases.order_ts >= run_end.since_30d_ts then 1 else 0 end)
+        sum(gap_seconds * gap_seconds) as gap_seconds_squares,
+        sum(case when purchase_gaps.discount_usd > 0 then 1 else 0 end) as discounted,
+        sum(case when purchase_gaps.order_ts >= run_end.since_30d_ts then 1 else 0 end)
             as purchases_30d,
-        sum(case when purchases.order_ts >= run_end.since_90d_ts then 1 else 0 end)
+        sum(case when purchase_gaps.order_ts >= run_end.since_90d_ts then 1 else 0 end)
             as purchases_90d,
-        sum(case when purchases.order_ts >= run_end.since_180d_ts then 1 else 0 end)
+        sum(case when purchase_gaps.order_ts >= run_end.since_180d_ts then 1 else 0 end)
             as purchases_180d
-    from purchases
-    cross join run_end
-    group by purchases.customer_id
+    from run_end
+    cross join purchase_gaps
+    group by purchase_gaps.customer_id
 ),
 
 order_outcomes as (
@@ -156,7 +155,7 @@ facts as (
     select
         -- is_member as 0/1: max() over booleans has no grouped accumulator in DataFusion 55 and
         -- falls back to one boxed accumulator per customer
-        customer_id, 1 as from_customers, 0 as from_purchase_windows, market, acquisition_channel,
+        customer_id, 1 as from_customers, 0 as from_purchase_summary, market, acquisition_channel,
         cast(is_member as int) as is_member, first_purchase_ts, last_purchase_ts, purchases,
         revenue_cents, null as discounted,
         null as purchases_30d, null as purchases_90d, null as purchases_180d, null as gaps,
@@ -168,14 +167,9 @@ facts as (
     union all
     select
         customer_id, 0, 1, null, null, null, null, null, null, null, discounted, purchases_30d,
-        purchases_90d, purchases_180d, null, null, null, null, null, null, null, null, null, null, null,
-        null, null
-    from purchase_windows
-    union all
-    select
-        customer_id, 0, 0, null, null, null, null, null, null, null, null, null, null, null, gaps,
-        gap_seconds_sum, gap_seconds_squares, null, null, null, null, null, null, null, null, null, null
-    from gap_summary
+        purchases_90d, purchases_180d, gaps, gap_seconds_sum, gap_seconds_squares, null, null, null, null,
+        null, null, null, null, null, null
+    from purchase_summary
     union all
     select
         customer_id, 0, 0, null, null, null, null, null, null, null, null, null, null, null, null, null,
@@ -227,7 +221,7 @@ combined as (
         max(late) as late
     from facts
     group by customer_id
-    having max(from_customers) = 1 and max(from_purchase_windows) = 1
+    having max(from_customers) = 1 and max(from_purchase_summary) = 1
 )
 
 select
