@@ -345,9 +345,9 @@ async fn scalars(ctx: &SessionContext, sql: &str, table: &str) -> Result<Vec<u64
         .collect())
 }
 
-/// Rows of `table` whose key another row also has, or for a one-column key possibly fewer but
-/// never zero when there is one: the rows are first grouped by a 64-bit hash of the key, and the
-/// keys themselves are grouped only when two hashes meet. At 10M customers grouping 177M order
+/// Rows of `table` that repeat a key another row has (every copy after the first), exactly. For
+/// a one-column key the rows are first grouped by a 64-bit hash of the key: when no two hashes
+/// meet, no two keys are equal, and the keys themselves are grouped only when two hashes meet. At 10M customers grouping 177M order
 /// ids took 62 s under a 2 GiB cap, their hashes about 25 s; two of 177M distinct keys share a
 /// hash about once in a thousand nights, which costs the exact grouping that night.
 async fn duplicate_keys(ctx: &SessionContext, table: &str) -> Result<u64> {
