@@ -347,9 +347,10 @@ async fn scalars(ctx: &SessionContext, sql: &str, table: &str) -> Result<Vec<u64
 
 /// Rows of `table` that repeat a key another row has (every copy after the first), exactly. For
 /// a one-column key the rows are first grouped by a 64-bit hash of the key: when no two hashes
-/// meet, no two keys are equal, and the keys themselves are grouped only when two hashes meet. At 10M customers grouping 177M order
-/// ids took 62 s under a 2 GiB cap, their hashes about 25 s; two of 177M distinct keys share a
-/// hash about once in a thousand nights, which costs the exact grouping that night.
+/// meet, no two keys are equal, and the keys themselves are grouped only when two hashes meet.
+/// At 10M customers grouping 177M order ids took 62 s under a 2 GiB cap, their hashes about
+/// 25 s; two of 177M distinct keys share a hash about once in a thousand nights, which costs the
+/// exact grouping that night.
 async fn duplicate_keys(ctx: &SessionContext, table: &str) -> Result<u64> {
     let keys = key(table).iter().map(|k| q(k)).collect::<Vec<_>>().join(", ");
     let exact = format!(
@@ -417,22 +418,24 @@ fn key_hash() -> datafusion::logical_expr::ScalarUDF {
 /// At 10M customers under a 2 GiB cap, 177M orders against their customers took 10 s this way,
 /// 20 s as a hash join (which held 1.2 GB) and 202 s as the sorted window of
 /// [`with_parent_sorted`] (datafusion-python 55 over the same SQL).
-fn parent_counts_sql(table: &str) -> String {
+///
+/// Returns the rules counted, in the order of the query's columns, with the query.
+fn parent_counts(table: &str) -> (&'static [&'static str], String) {
     if table == "shipments" {
-        return "select sum(case when _parent = 0 then n end) from (\
+        let sql = "select sum(case when _parent = 0 then n end) from (\
                   select max(_parent) as _parent, sum(n) as n from (\
                     select order_id, 0 as _parent, 1 as n from shipments \
                     union all select order_id, 1, 0 from orders) as u \
-                  group by order_id) as g"
-            .into();
+                  group by order_id) as g";
+        return (&["orphan_order"], sql.into());
     }
-    "select sum(case when _parent = 0 then n end), sum(case when first_ts < signup_ts then 1 end) from (\
+    let sql = "select sum(case when _parent = 0 then n end), sum(case when first_ts < signup_ts then 1 end) from (\
        select max(_parent) as _parent, sum(n) as n, min(first_ts) as first_ts, max(signup_ts) as signup_ts from (\
          select customer_id, 0 as _parent, count(*) as n, min(order_ts) as first_ts, null as signup_ts \
          from orders group by customer_id \
          union all select customer_id, 1, 0, null, signup_ts from customers) as u \
-       group by customer_id) as g"
-        .into()
+       group by customer_id) as g";
+    (&["orphan_customer", "before_signup"], sql.into())
 }
 
 /// Counts each rule's rows in one table, cheaply: a scan for the row rules, an aggregation for
@@ -465,9 +468,9 @@ async fn count(ctx: &SessionContext, checks: &Checks) -> Result<(u64, Vec<(&'sta
         found.push(("duplicate_key", duplicate_keys(ctx, name).await?));
     }
     if !checks.joins.is_empty() {
-        let rules: Vec<&str> = checks.joins.iter().map(|(r, _)| *r).collect();
-        let values = scalars(ctx, &parent_counts_sql(name), name).await?;
-        found.extend(rules.into_iter().zip(values));
+        let (rules, sql) = parent_counts(name);
+        let values = scalars(ctx, &sql, name).await?;
+        found.extend(rules.iter().copied().zip(values));
     }
     Ok((rows, found))
 }
@@ -892,9 +895,9 @@ mod tests {
             .unwrap();
         ctx.register_batch("customers", table("customer_id", "signup_ts", customers))
             .unwrap();
-        scalars(&ctx, &parent_counts_sql("orders"), "orders")
-            .await
-            .unwrap()
+        let (rules, sql) = parent_counts("orders");
+        assert_eq!(rules, ["orphan_customer", "before_signup"]);
+        scalars(&ctx, &sql, "orders").await.unwrap()
     }
 
     #[tokio::test]
