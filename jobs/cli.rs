@@ -54,8 +54,8 @@ pub struct CommonArgs {
     )]
     pub overrides: Vec<String>,
     /// Memory for DataFusion's sorts, aggregations and joins in this process, such as 3GiB;
-    /// beyond it they spill to the temp folder (TMPDIR) and joins plan as sort-merge joins.
-    /// At least 1GiB. Default: [run] memory_limit in the config, else no cap.
+    /// beyond it sorts and aggregations spill to the temp folder (TMPDIR); a hash join's build
+    /// side cannot spill. At least 1GiB. Default: [run] memory_limit in the config, else no cap.
     #[arg(long, env = "GROWTH_MEMORY_LIMIT", value_name = "SIZE")]
     pub memory_limit: Option<String>,
 }

@@ -20,21 +20,42 @@
 --   origin_market: the market it shipped from (shipments); null while not shipped
 --   dest_market: the market it shipped to (shipments); null while not shipped
 with completed_orders as (
-    -- Completed orders with their shipment, if any, joined on order_id as an aggregation over a union: both
-    -- sides hold one row per order_id (the duplicate_key rule sets copies aside), and an
-    -- aggregation spills to disk under a memory cap where a hash join's build side cannot
-    -- (1.3 GB + 0.8 GB for 40M orders and shipments).
+    -- Without a shipments input, each completed order is its row as it stands: `orders` holds
+    -- one row per order_id (the duplicate_key rule sets copies aside), so there is nothing to
+    -- group. The optimizer drops whichever branch run_context's constant `has_shipments` rules
+    -- out, so only one of the two runs (10M customers: grouping 159M orders by order_id for
+    -- nothing took about half of this model).
+    select
+        order_id,
+        customer_id,
+        order_ts,
+        -- without its time zone, for the calendar parts below (see stg_purchases)
+        arrow_cast(order_ts, 'Timestamp(Microsecond, None)') as order_ts_utc,
+        arrow_cast(null, 'Timestamp(Microsecond, Some("UTC"))') as delivered_ts,
+        arrow_cast(null, 'Utf8') as origin_market,
+        arrow_cast(null, 'Utf8') as dest_market,
+        -- 0, written as a nullable expression like the other branch's max(), so the
+        -- published column's schema does not depend on whether shipments is present
+        case when order_id is not null then cast(0 as bigint) end as shipped
+    from run_context
+    cross join orders
+    where not run_context.has_shipments and orders.status = 'completed'
+    union all
+    -- With shipments, completed orders with their shipment, if any, joined on order_id as an
+    -- aggregation over a union: both sides hold one row per order_id, and an aggregation spills
+    -- to disk under a memory cap where a hash join's build side cannot (1.3 GB + 0.8 GB for 40M
+    -- orders and shipments).
     select
         order_id,
         max(customer_id) as customer_id,
         max(order_ts) as order_ts,
-        -- without its time zone, for the calendar parts below (see stg_purchases)
         arrow_cast(max(order_ts), 'Timestamp(Microsecond, None)') as order_ts_utc,
         max(delivered_ts) as delivered_ts,
         max(origin_market) as origin_market,
         max(dest_market) as dest_market,
         max(from_shipments) as shipped
-    from (
+    from run_context
+    cross join (
         select
             order_id, customer_id, order_ts, null as delivered_ts, arrow_cast(null, 'Utf8') as origin_market,
             arrow_cast(null, 'Utf8') as dest_market, 1 as from_orders, 0 as from_shipments
@@ -44,6 +65,7 @@ with completed_orders as (
         select order_id, null, null, delivered_ts, origin_market, dest_market, 0, 1
         from shipments
     ) as both_sides
+    where run_context.has_shipments
     group by order_id
     having max(from_orders) = 1
 ),

@@ -3,7 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use growth_jobs::transform::sql_models::Materialized;
 
 use crate::support::*;
@@ -87,4 +91,61 @@ async fn loop_joins_hold_a_side_that_does_not_grow_with_the_customers() {
         growing.is_empty(),
         "loop joins holding a side that grows with the customers: {growing:#?}"
     );
+}
+
+/// `stg_order_deliveries` on `customers` generated customers, with `shipments` either absent or
+/// present and empty: its rows and its physical plan.
+async fn order_deliveries(shipments_present: bool) -> (Vec<RecordBatch>, String) {
+    let ws = Workspace::new();
+    generate_into(&ws.input(), 300, 5);
+    let shipments = ws.input().join("shipments");
+    let file = std::fs::read_dir(&shipments)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|e| e == "parquet"))
+        .expect("the generator writes shipments");
+    let schema = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+        .unwrap()
+        .schema()
+        .clone();
+    std::fs::remove_dir_all(&shipments).unwrap();
+    if shipments_present {
+        std::fs::create_dir(&shipments).unwrap();
+        let out = std::fs::File::create(shipments.join("empty.parquet")).unwrap();
+        ArrowWriter::try_new(out, schema, None).unwrap().close().unwrap();
+    }
+    let mut options = ws.options(Some("2026-06-30"));
+    options.models_dir = repo_models();
+    let plan = growth_jobs::transform::plan(&options).await.unwrap();
+    let physical = plan
+        .ctx
+        .table("stg_order_deliveries")
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let shape = displayable(physical.as_ref()).indent(true).to_string();
+    (collect(physical, plan.ctx.task_ctx()).await.unwrap(), shape)
+}
+
+/// Without a shipments input, `stg_order_deliveries` takes each completed order as it stands,
+/// where with one it groups every order and shipment by `order_id` (the grouping was about half
+/// of the model at 10M customers, for nothing when there is no shipment to join). Both branches
+/// must publish the same table when there is no shipment: same rows, order, types and
+/// nullability.
+#[tokio::test]
+async fn order_deliveries_skip_the_grouping_by_order_without_shipments_and_keep_the_table() {
+    let (grouped, grouped_plan) = order_deliveries(true).await;
+    let (plain, plain_plan) = order_deliveries(false).await;
+    let by_order = "gby=[order_id@";
+    assert!(grouped_plan.contains(by_order), "{grouped_plan}");
+    assert!(!plain_plan.contains(by_order), "{plain_plan}");
+    let (grouped, plain) = (
+        concat_batches(&grouped[0].schema(), &grouped).unwrap(),
+        concat_batches(&plain[0].schema(), &plain).unwrap(),
+    );
+    assert!(plain.num_rows() > 1_000, "{} orders", plain.num_rows());
+    assert_eq!(plain.schema(), grouped.schema());
+    assert_eq!(plain, grouped);
 }
