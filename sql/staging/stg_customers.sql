@@ -28,41 +28,38 @@ purchases as (
     from stg_purchases
 ),
 
--- A customer's purchases in order: the first gives the market and channel a customer without a
--- `customers` row falls back to, the second is the first repeat purchase. One window serves both
--- (an ordered first_value() in purchase_summary kept a sorted buffer per customer: 4.5 of the
--- model's 11 s at 1M customers).
-ranked_purchases as (
-    select
-        customer_id,
-        order_ts,
-        market,
-        channel,
-        row_number() over (partition by customer_id order by order_ts, order_id) as purchase_number
-    from purchases
-),
-
--- Each customer's first two purchases, for the union below (a second
--- reference to ranked_purchases would sort the purchases a second time).
-first_two_purchases as (
-    select
-        customer_id,
-        case when purchase_number = 1 then market end as first_market,
-        case when purchase_number = 1 then channel end as first_channel,
-        case when purchase_number = 2 then order_ts end as second_purchase_ts
-    from ranked_purchases
-    where purchase_number <= 2
-),
-
-purchase_summary as (
-    select
-        customer_id,
-        min(order_ts) as first_purchase_ts,
-        max(order_ts) as last_purchase_ts,
-        count(*) as purchases,
-        sum(amount_cents) as revenue_cents
+-- Each customer's first purchase time, the key the purchases are joined back on below.
+first_purchases as (
+    select customer_id, min(order_ts) as first_purchase_ts
     from purchases
     group by customer_id
+),
+
+-- Everything a customer's purchases say, in one aggregation: the first purchase's market and
+-- channel (among purchases at the first time, the smallest order_id), which a customer without a
+-- `customers` row falls back to, and the second purchase, the first repeat: the first time again
+-- when two purchases share it, else the earliest later one. Numbering every customer's
+-- purchases with a window sorted all of them (159M at 10M customers; 7.6 s -> 3.3 s for this
+-- part at 1M, the same rows); the join's build side is one row per customer.
+purchase_summary as (
+    select
+        purchases.customer_id,
+        min(first_purchases.first_purchase_ts) as first_purchase_ts,
+        max(purchases.order_ts) as last_purchase_ts,
+        count(*) as purchases,
+        sum(purchases.amount_cents) as revenue_cents,
+        first_value(purchases.market order by purchases.order_id)
+            filter (where purchases.order_ts = first_purchases.first_purchase_ts) as first_market,
+        first_value(purchases.channel order by purchases.order_id)
+            filter (where purchases.order_ts = first_purchases.first_purchase_ts) as first_channel,
+        case
+            when count(case when purchases.order_ts = first_purchases.first_purchase_ts then 1 end) >= 2
+                then min(first_purchases.first_purchase_ts)
+            else min(case when purchases.order_ts > first_purchases.first_purchase_ts then purchases.order_ts end)
+        end as second_purchase_ts
+    from first_purchases
+    join purchases on purchases.customer_id = first_purchases.customer_id
+    group by purchases.customer_id
 ),
 
 -- One row per customer from each source, combined by an aggregation over a union rather than by
@@ -87,13 +84,9 @@ facts as (
     union all
     select
         customer_id, null, null, null, null, null,
-        first_purchase_ts, last_purchase_ts, purchases, revenue_cents, null, null, null
+        first_purchase_ts, last_purchase_ts, purchases, revenue_cents, first_market, first_channel,
+        second_purchase_ts
     from purchase_summary
-    union all
-    select
-        customer_id, null, null, null, null, null, null, null, null, null,
-        first_market, first_channel, second_purchase_ts
-    from first_two_purchases
 ),
 
 combined as (

@@ -574,6 +574,71 @@ async fn daily_sales_counts_orders_buyers_and_new_customers() {
     );
 }
 
+/// `stg_customers` takes a customer's first and second purchase from one aggregation over their
+/// completed orders: the first is the earliest (its market and channel stand in for unknown
+/// ones), the second the next one, however the orders are stored. Here: y's cancelled order
+/// comes before its first purchase and is not one; y's later orders tie with each other, not
+/// with the first; z bought once; w's own market and channel win over its first purchase's.
+#[tokio::test]
+async fn first_and_second_purchases_come_from_completed_orders_in_time_order() {
+    let ws = Workspace::new();
+    let input = ws.input();
+    write_customers(
+        &input,
+        &[
+            ("y", "2025-01-01T00:00:00", "unknown", "unknown"),
+            ("z", "2025-01-01T00:00:00", "unknown", "unknown"),
+            ("w", "2025-01-01T00:00:00", "JP", "influencer"),
+        ],
+    );
+    let rows = [
+        // (order_id, customer, time, status, market, channel), stored out of time order
+        ("y4", "y", "2025-02-20T08:00:00", "completed", "US", "search"),
+        ("y5", "y", "2025-01-20T09:00:00", "completed", "US", "search"),
+        ("y2", "y", "2025-01-05T10:00:00", "cancelled", "MX", "social_ads"),
+        ("y3", "y", "2025-02-20T08:00:00", "completed", "US", "search"),
+        ("y1", "y", "2025-01-10T10:00:00", "completed", "BR", "referral"),
+        ("z1", "z", "2025-03-03T03:00:00", "completed", "KR", "marketplace"),
+        ("w2", "w", "2025-03-02T00:00:00", "completed", "US", "search"),
+        ("w1", "w", "2025-03-01T00:00:00", "completed", "US", "search"),
+    ];
+    let column = |at: fn(&(&'static str, &'static str, &'static str, &'static str, &'static str, &'static str)) -> &'static str| {
+        rows.iter().map(at).collect::<Vec<_>>()
+    };
+    write_parquet(
+        &input.join("orders/o.parquet"),
+        vec![
+            ("order_id", strings(&column(|r| r.0))),
+            ("customer_id", strings(&column(|r| r.1))),
+            ("order_ts", timestamps(&column(|r| r.2))),
+            ("amount_usd", floats(&[10.0; 8])),
+            ("status", strings(&column(|r| r.3))),
+            ("market", strings(&column(|r| r.4))),
+            ("channel", strings(&column(|r| r.5))),
+        ],
+    );
+    run_marts(&ws, "2025-03-31").await;
+    let customers = query_sql(
+        &ws.published("stg_customers", "2025-03-31"),
+        "select customer_id, market, acquisition_channel, first_purchase_ts, second_purchase_ts,
+            second_purchase_month_index - 2025 * 12 as second_month, last_purchase_ts, purchases
+         from t order by customer_id",
+    )
+    .await;
+    assert_eq!(
+        lines(&customers),
+        lines(
+            "+-------------+--------+---------------------+----------------------+----------------------+--------------+----------------------+-----------+
+             | customer_id | market | acquisition_channel | first_purchase_ts    | second_purchase_ts   | second_month | last_purchase_ts     | purchases |
+             +-------------+--------+---------------------+----------------------+----------------------+--------------+----------------------+-----------+
+             | w           | JP     | influencer          | 2025-03-01T00:00:00Z | 2025-03-02T00:00:00Z | 2            | 2025-03-02T00:00:00Z | 2         |
+             | y           | BR     | referral            | 2025-01-10T10:00:00Z | 2025-01-20T09:00:00Z | 0            | 2025-02-20T08:00:00Z | 4         |
+             | z           | KR     | marketplace         | 2025-03-03T03:00:00Z |                      |              | 2025-03-03T03:00:00Z | 1         |
+             +-------------+--------+---------------------+----------------------+----------------------+--------------+----------------------+-----------+"
+        )
+    );
+}
+
 /// The edges of the rules the models compute per order (run date 2025-03-31, whose end,
 /// `run_end_ts`, is 2025-04-01T00:00:00, the first instant after it): a customer's first purchase is the earliest completed order, a tie broken
 /// by order_id, and its market and channel stand in for unknown ones; the second purchase is the
