@@ -592,29 +592,27 @@ async fn first_and_second_purchases_come_from_completed_orders_in_time_order() {
         ],
     );
     let rows = [
-        // (order_id, customer, time, status, market, channel), stored out of time order
-        ("y4", "y", "2025-02-20T08:00:00", "completed", "US", "search"),
-        ("y5", "y", "2025-01-20T09:00:00", "completed", "US", "search"),
-        ("y2", "y", "2025-01-05T10:00:00", "cancelled", "MX", "social_ads"),
-        ("y3", "y", "2025-02-20T08:00:00", "completed", "US", "search"),
-        ("y1", "y", "2025-01-10T10:00:00", "completed", "BR", "referral"),
-        ("z1", "z", "2025-03-03T03:00:00", "completed", "KR", "marketplace"),
-        ("w2", "w", "2025-03-02T00:00:00", "completed", "US", "search"),
-        ("w1", "w", "2025-03-01T00:00:00", "completed", "US", "search"),
+        // [order_id, customer, time, status, market, channel], stored out of time order
+        ["y4", "y", "2025-02-20T08:00:00", "completed", "US", "search"],
+        ["y5", "y", "2025-01-20T09:00:00", "completed", "US", "search"],
+        ["y2", "y", "2025-01-05T10:00:00", "cancelled", "MX", "social_ads"],
+        ["y3", "y", "2025-02-20T08:00:00", "completed", "US", "search"],
+        ["y1", "y", "2025-01-10T10:00:00", "completed", "BR", "referral"],
+        ["z1", "z", "2025-03-03T03:00:00", "completed", "KR", "marketplace"],
+        ["w2", "w", "2025-03-02T00:00:00", "completed", "US", "search"],
+        ["w1", "w", "2025-03-01T00:00:00", "completed", "US", "search"],
     ];
-    let column = |at: fn(&(&'static str, &'static str, &'static str, &'static str, &'static str, &'static str)) -> &'static str| {
-        rows.iter().map(at).collect::<Vec<_>>()
-    };
+    let column = |at: usize| rows.iter().map(|row| row[at]).collect::<Vec<_>>();
     write_parquet(
         &input.join("orders/o.parquet"),
         vec![
-            ("order_id", strings(&column(|r| r.0))),
-            ("customer_id", strings(&column(|r| r.1))),
-            ("order_ts", timestamps(&column(|r| r.2))),
+            ("order_id", strings(&column(0))),
+            ("customer_id", strings(&column(1))),
+            ("order_ts", timestamps(&column(2))),
             ("amount_usd", floats(&[10.0; 8])),
-            ("status", strings(&column(|r| r.3))),
-            ("market", strings(&column(|r| r.4))),
-            ("channel", strings(&column(|r| r.5))),
+            ("status", strings(&column(3))),
+            ("market", strings(&column(4))),
+            ("channel", strings(&column(5))),
         ],
     );
     run_marts(&ws, "2025-03-31").await;

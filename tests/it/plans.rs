@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
 use growth_jobs::transform::sql_models::Materialized;
 
 use crate::support::*;
