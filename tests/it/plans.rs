@@ -12,6 +12,24 @@ use growth_jobs::transform::sql_models::Materialized;
 
 use crate::support::*;
 
+/// The repository's models planned over `ws`'s input for the run date 2026-06-30.
+async fn plan_models(ws: &Workspace) -> growth_jobs::transform::Plan {
+    let mut options = ws.options(Some("2026-06-30"));
+    options.models_dir = repo_models();
+    growth_jobs::transform::plan(&options).await.unwrap()
+}
+
+/// The physical plan DataFusion runs for `model`.
+async fn physical_plan(plan: &growth_jobs::transform::Plan, model: &str) -> Arc<dyn ExecutionPlan> {
+    plan.ctx
+        .table(model)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap()
+}
+
 /// The rows each cross or nested-loop join in `plan` held in memory (its build side), by the
 /// join's place in the plan.
 fn held_by_loop_joins(plan: &Arc<dyn ExecutionPlan>, path: &str, held: &mut Vec<(String, usize)>) {
@@ -33,23 +51,14 @@ fn held_by_loop_joins(plan: &Arc<dyn ExecutionPlan>, path: &str, held: &mut Vec<
 async fn loop_joins_on(customers: u64) -> BTreeMap<(String, usize), usize> {
     let ws = Workspace::new();
     generate_into(&ws.input(), customers, 5);
-    let mut options = ws.options(Some("2026-06-30"));
-    options.models_dir = repo_models();
-    let plan = growth_jobs::transform::plan(&options).await.unwrap();
+    let plan = plan_models(&ws).await;
     let mut joins = BTreeMap::new();
     for model in plan
         .models
         .iter()
         .filter(|m| m.materialized == Materialized::Table)
     {
-        let physical = plan
-            .ctx
-            .table(model.name.as_str())
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
+        let physical = physical_plan(&plan, &model.name).await;
         collect(physical.clone(), plan.ctx.task_ctx()).await.unwrap();
         let mut held = Vec::new();
         held_by_loop_joins(&physical, &model.name, &mut held);
@@ -114,17 +123,8 @@ async fn order_deliveries(shipments_present: bool) -> (Vec<RecordBatch>, String)
         let out = std::fs::File::create(shipments.join("empty.parquet")).unwrap();
         ArrowWriter::try_new(out, schema, None).unwrap().close().unwrap();
     }
-    let mut options = ws.options(Some("2026-06-30"));
-    options.models_dir = repo_models();
-    let plan = growth_jobs::transform::plan(&options).await.unwrap();
-    let physical = plan
-        .ctx
-        .table("stg_order_deliveries")
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = plan_models(&ws).await;
+    let physical = physical_plan(&plan, "stg_order_deliveries").await;
     let shape = displayable(physical.as_ref()).indent(true).to_string();
     (collect(physical, plan.ctx.task_ctx()).await.unwrap(), shape)
 }
