@@ -33,16 +33,19 @@ async fn physical_plan(plan: &growth_jobs::transform::Plan, model: &str) -> Arc<
         .unwrap()
 }
 
+/// The count `name` of one operator of a plan that ran, over its partitions; 0 when it has none.
+fn metric(plan: &Arc<dyn ExecutionPlan>, name: &str) -> usize {
+    plan.metrics()
+        .and_then(|m| m.sum_by_name(name))
+        .map_or(0, |count| count.as_usize())
+}
+
 /// The rows each cross or nested-loop join in `plan` held in memory (its build side), by the
 /// join's place in the plan.
 fn held_by_loop_joins(plan: &Arc<dyn ExecutionPlan>, path: &str, held: &mut Vec<(String, usize)>) {
     let here = format!("{path}/{}", plan.name());
     if matches!(plan.name(), "CrossJoinExec" | "NestedLoopJoinExec") {
-        let rows = plan
-            .metrics()
-            .and_then(|m| m.sum_by_name("build_input_rows"))
-            .map_or(0, |rows| rows.as_usize());
-        held.push((here.clone(), rows));
+        held.push((here.clone(), metric(plan, "build_input_rows")));
     }
     for child in plan.children() {
         held_by_loop_joins(child, &here, held);
@@ -156,15 +159,12 @@ async fn order_deliveries_skip_the_grouping_by_order_without_shipments_and_keep_
 /// The rows each aggregation in `plan` passed on without aggregating them (partial aggregation
 /// skipped), summed over the plan.
 fn rows_not_aggregated(plan: &Arc<dyn ExecutionPlan>) -> usize {
-    let here = plan
-        .metrics()
-        .and_then(|m| m.sum_by_name("skipped_aggregation_rows"))
-        .map_or(0, |count| count.as_usize());
-    here + plan
-        .children()
-        .into_iter()
-        .map(rows_not_aggregated)
-        .sum::<usize>()
+    metric(plan, "skipped_aggregation_rows")
+        + plan
+            .children()
+            .into_iter()
+            .map(rows_not_aggregated)
+            .sum::<usize>()
 }
 
 /// Grouping orders by (customer, day), as `stg_customer_days` and `daily_sales` do, keeps about
