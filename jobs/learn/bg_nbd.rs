@@ -9,6 +9,7 @@
 //! function ratio in the likelihood and its gradient is a finite product (no special functions).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -226,14 +227,16 @@ impl BgNbd {
     /// Expected purchases in the `t` after the end of the observation, given the history
     /// (the paper's equation 10).
     pub fn expected_purchases(&self, h: History, t: f64) -> f64 {
-        self.expected_purchases_at(h, &[t])[0]
+        self.expected_purchases_at(h, &[t], &SeriesMemo::default())[0]
     }
 
     /// [`BgNbd::expected_purchases`] at each of `horizons`, the same bits, with what the
     /// horizons share computed once: the dropout odds, and the hypergeometric series'
     /// coefficients, which depend on the history alone ([`hypergeometric_2f1_at`]). Scoring
-    /// asks some forty horizons of each customer (twelve months of CLV, the forecast's months).
-    pub fn expected_purchases_at(&self, h: History, horizons: &[f64]) -> Vec<f64> {
+    /// asks some forty horizons of each customer (twelve months of CLV, the forecast's months);
+    /// the series depend on x and T but not t_x, so `memo` hands one customer's series to the
+    /// next with the same x and T.
+    pub fn expected_purchases_at(&self, h: History, horizons: &[f64], memo: &SeriesMemo) -> Vec<f64> {
         let BgNbd { r, alpha, a, b } = *self;
         let x = f64::from(h.x);
         let (pa, pb, pc) = (r + x, b + x, a + b + x - 1.0);
@@ -245,8 +248,8 @@ impl BgNbd {
         let alive = 1.0 + self.dropout_odds(h);
         horizons
             .iter()
-            .zip(hypergeometric_2f1_at(pa, pb, pc, &zs))
-            .map(|(&t, hyp)| {
+            .zip(memo.hypergeometric_2f1_at(pa, pb, pc, &zs).iter())
+            .map(|(&t, &hyp)| {
                 if t <= 0.0 {
                     return 0.0;
                 }
@@ -262,6 +265,45 @@ impl BgNbd {
         let BgNbd { r, alpha, a, b } = *self;
         let hyp = hypergeometric_2f1(r, b, a + b - 1.0, t / (alpha + t));
         (a + b - 1.0) / (a - 1.0) * (1.0 - (alpha / (alpha + t)).powf(r) * hyp)
+    }
+}
+
+/// Series of [`hypergeometric_2f1_at`] already summed, by their arguments' bits: scoring asks
+/// the same series of every customer with the same x and T (at 1M customers some forty series
+/// each, for a few tens of thousands of distinct (x, T) per model), and a series near z = 1
+/// takes hundreds of terms. Shared by the threads of one scoring pass, and dropped with it.
+#[derive(Debug, Default)]
+pub struct SeriesMemo {
+    sums: Mutex<Series>,
+}
+
+/// Summed series by the bits of their arguments (a, b, c, then each z).
+type Series = datafusion::common::HashMap<Box<[u64]>, Arc<[f64]>>;
+
+impl SeriesMemo {
+    /// [`hypergeometric_2f1_at`], the same bits, summed once per distinct arguments.
+    pub fn hypergeometric_2f1_at(&self, a: f64, b: f64, c: f64, zs: &[f64]) -> Arc<[f64]> {
+        let key: Vec<u64> = [a, b, c].iter().chain(zs).map(|v| v.to_bits()).collect();
+        let known = self
+            .sums
+            .lock()
+            .expect("no thread panics holding the memo")
+            .get(key.as_slice())
+            .cloned();
+        if let Some(sums) = known {
+            return sums;
+        }
+        let sums: Arc<[f64]> = hypergeometric_2f1_at(a, b, c, zs).into();
+        self.sums
+            .lock()
+            .expect("no thread panics holding the memo")
+            .insert(key.into_boxed_slice(), sums.clone());
+        sums
+    }
+
+    /// How many distinct series were summed.
+    pub fn summed(&self) -> usize {
+        self.sums.lock().expect("no thread panics holding the memo").len()
     }
 }
 
@@ -519,15 +561,36 @@ pub(crate) mod tests {
             t: 30.0,
         };
         let months: Vec<f64> = (0..=12).map(|m| f64::from(m) * 4.35).collect();
-        let expected = CDNOW.expected_purchases_at(h, &months);
+        let expected = CDNOW.expected_purchases_at(h, &months, &SeriesMemo::default());
         assert_eq!(expected[0], 0.0);
         for (t, value) in months.iter().zip(&expected) {
-            assert_eq!(
-                value.to_bits(),
-                CDNOW.expected_purchases_at(h, &[*t])[0].to_bits(),
-                "{t}"
-            );
+            assert_eq!(value.to_bits(), CDNOW.expected_purchases(h, *t).to_bits(), "{t}");
         }
         assert!(expected.windows(2).all(|w| w[0] < w[1]), "{expected:?}");
+    }
+
+    #[test]
+    fn a_memo_gives_every_history_its_own_expectations_bit_for_bit() {
+        let months: Vec<f64> = (1..=12).map(|m| f64::from(m) * 4.35).collect();
+        let memo = SeriesMemo::default();
+        // The same x and T with other t_x share the series; another x or T must not.
+        let histories = [
+            (4, 20.0, 30.0),
+            (4, 5.0, 30.0),
+            (4, 20.0, 31.0),
+            (5, 20.0, 30.0),
+            (4, 29.0, 30.0),
+        ];
+        for _ in 0..2 {
+            for (x, t_x, t) in histories {
+                let h = History { x, t_x, t };
+                let shared = CDNOW.expected_purchases_at(h, &months, &memo);
+                let alone = CDNOW.expected_purchases_at(h, &months, &SeriesMemo::default());
+                let bits = |v: &[f64]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&shared), bits(&alone), "{h:?}");
+            }
+        }
+        // One series per distinct (x, T): t_x does not enter it.
+        assert_eq!(memo.summed(), 3);
     }
 }

@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::config::{ClvConfig, Config};
 use crate::error::{Error, Result};
-use crate::learn::bg_nbd::{BgNbd, Histories, History};
+use crate::learn::bg_nbd::{BgNbd, Histories, History, SeriesMemo};
 use crate::learn::features::numeric_column;
 use crate::learn::forecast::{self, Existing, Horizon};
 use crate::learn::gamma_gamma::{self, GammaGamma};
@@ -270,13 +270,20 @@ pub struct Holdout {
 
 /// The 12-month CLV: each month's expected purchase days times the expected spend per day,
 /// discounted monthly.
-pub fn clv_12m(model: &BgNbd, h: History, spend: f64, unit_days: f64, discount: f64) -> f64 {
+pub fn clv_12m(
+    model: &BgNbd,
+    h: History,
+    spend: f64,
+    unit_days: f64,
+    discount: f64,
+    memo: &SeriesMemo,
+) -> f64 {
     let horizons: Vec<f64> = (1..=12)
         .map(|month| f64::from(month) * MONTH_DAYS / unit_days)
         .collect();
     let mut previous = 0.0;
     let mut total = 0.0;
-    for (month, cumulative) in (1..=12).zip(model.expected_purchases_at(h, &horizons)) {
+    for (month, cumulative) in (1..=12).zip(model.expected_purchases_at(h, &horizons, memo)) {
         total += (cumulative - previous) * spend / (1.0 + discount).powi(month);
         previous = cumulative;
     }
@@ -338,7 +345,7 @@ struct Scored<'f> {
     holdout: Option<(f64, History, u32)>,
 }
 
-fn score_customer<'f>(fitted: &'f Fitted, sums: &Sums, c: &Customer<'_>) -> Scored<'f> {
+fn score_customer<'f>(fitted: &'f Fitted, sums: &Sums, memo: &SeriesMemo, c: &Customer<'_>) -> Scored<'f> {
     let unit = fitted.time_unit_days;
     let (scope, fit) = scope_of(&fitted.scopes, c.market);
     let model = &fit.bg_nbd;
@@ -349,18 +356,22 @@ fn score_customer<'f>(fitted: &'f Fitted, sums: &Sums, c: &Customer<'_>) -> Scor
             let (_, fit) = scope_of(&fitted.backtest_scopes, c.market);
             let spend = fit.gamma_gamma.expected_spend(then.x, spend_then.unwrap_or(0.0));
             let h = history(then.x, then.t_x, then.t, unit);
-            Some(existing.windows_of(&fit.bg_nbd, h, spend))
+            Some(existing.windows_of(&fit.bg_nbd, h, spend, memo))
         }
         _ => None,
     };
     let holdout = match (fitted.holdout.bg_nbd, c.calibration) {
         (Some(model), Some((then, after))) => {
             let h = history(then.x, then.t_x, then.t, unit);
-            Some((model.expected_purchases(h, sums.holdout_horizon), h, after))
+            Some((
+                model.expected_purchases_at(h, &[sums.holdout_horizon], memo)[0],
+                h,
+                after,
+            ))
         }
         _ => None,
     };
-    let ahead = model.expected_purchases_at(h, &[90.0 / unit, 365.0 / unit]);
+    let ahead = model.expected_purchases_at(h, &[90.0 / unit, 365.0 / unit], memo);
     Scored {
         scope,
         scores: [
@@ -368,10 +379,15 @@ fn score_customer<'f>(fitted: &'f Fitted, sums: &Sums, c: &Customer<'_>) -> Scor
             ahead[0],
             ahead[1],
             spend,
-            clv_12m(model, h, spend, unit, fitted.monthly_discount_rate),
+            clv_12m(model, h, spend, unit, fitted.monthly_discount_rate, memo),
         ],
-        forecast: sums.forecast.as_ref().map(|e| e.windows_of(model, h, spend)),
-        first_year: sums.cohorts.first_year(c.first_day, model, h, c.revenue, spend),
+        forecast: sums
+            .forecast
+            .as_ref()
+            .map(|e| e.windows_of(model, h, spend, memo)),
+        first_year: sums
+            .cohorts
+            .first_year(c.first_day, model, h, c.revenue, spend, memo),
         backtest,
         holdout,
     }
@@ -380,7 +396,12 @@ fn score_customer<'f>(fitted: &'f Fitted, sums: &Sums, c: &Customer<'_>) -> Scor
 /// Scores one `clv_summary` batch, adding each customer to `sums` on the way: the customers
 /// are scored on every core, then added to the sums one by one in the batch's order, so the
 /// sums are the same bits whatever the number of cores.
-fn score_batch(fitted: &Fitted, batch: &RecordBatch, sums: &mut Sums) -> Result<RecordBatch> {
+fn score_batch(
+    fitted: &Fitted,
+    batch: &RecordBatch,
+    sums: &mut Sums,
+    memo: &SeriesMemo,
+) -> Result<RecordBatch> {
     let customers = Customers::of(batch)?;
     let n = customers.len();
     let scored: Vec<(Customer<'_>, Scored<'_>)> = {
@@ -389,7 +410,7 @@ fn score_batch(fitted: &Fitted, batch: &RecordBatch, sums: &mut Sums) -> Result<
             .into_par_iter()
             .map(|row| {
                 let c = customers.get(row)?;
-                let scored = score_customer(fitted, sums, &c);
+                let scored = score_customer(fitted, sums, memo, &c);
                 Ok((c, scored))
             })
             .collect::<Result<_>>()?
@@ -563,13 +584,20 @@ async fn score_all(
 ) -> Result<(DraftTable, Sums)> {
     let mut writer = draft.writer(SCORES, PART_FILE, scores_schema())?;
     let mut stream = outputs::read_published(output, SUMMARY, fitted.run_date).await?;
+    let memo = SeriesMemo::default();
     while let Some(batch) = stream
         .try_next()
         .await
         .map_err(Error::engine(format!("reading {SUMMARY}")))?
     {
-        writer.write(&score_batch(fitted, &batch, &mut sums)?).await?;
+        writer
+            .write(&score_batch(fitted, &batch, &mut sums, &memo)?)
+            .await?;
     }
+    tracing::debug!(
+        series = memo.summed(),
+        "hypergeometric series summed for the scores"
+    );
     let holdout = &mut fitted.holdout;
     let customers = sums.holdout_customers;
     holdout.customers = customers;
@@ -822,10 +850,10 @@ mod tests {
             t: 30.0,
         };
         let year = CDNOW.expected_purchases(h, 365.25 / 7.0);
-        let clv = clv_12m(&CDNOW, h, 40.0, 7.0, 0.0);
+        let clv = clv_12m(&CDNOW, h, 40.0, 7.0, 0.0, &SeriesMemo::default());
         assert!((clv - 40.0 * year).abs() < 1e-9, "{clv} against {}", 40.0 * year);
         // Discounting takes something off, and never more than a year at the 12th month's rate.
-        let discounted = clv_12m(&CDNOW, h, 40.0, 7.0, 0.01);
+        let discounted = clv_12m(&CDNOW, h, 40.0, 7.0, 0.01, &SeriesMemo::default());
         assert!(discounted < clv && discounted > clv / 1.01_f64.powi(12));
         // The same customer in days gives the same money (alpha scales with the unit).
         let in_days = BgNbd {
@@ -837,6 +865,8 @@ mod tests {
             t_x: 140.0,
             t: 210.0,
         };
-        assert!((clv_12m(&in_days, h_days, 40.0, 1.0, 0.01) - discounted).abs() < 1e-9);
+        assert!(
+            (clv_12m(&in_days, h_days, 40.0, 1.0, 0.01, &SeriesMemo::default()) - discounted).abs() < 1e-9
+        );
     }
 }

@@ -30,7 +30,7 @@ use futures::TryStreamExt;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::error::{Error, Result};
-use crate::learn::bg_nbd::{BgNbd, History};
+use crate::learn::bg_nbd::{BgNbd, History, SeriesMemo};
 use crate::learn::model_metrics::MetricRow;
 use crate::learn::outputs;
 use crate::storage::Root;
@@ -161,7 +161,7 @@ impl Existing {
     /// Adds one customer with history `h` (in the model's unit) as of the origin and expected
     /// spend per purchase day `spend` ([`Existing::windows_of`], then [`Existing::add_windows`]).
     pub fn add(&mut self, market: &str, model: &BgNbd, h: History, spend: f64) {
-        let windows = self.windows_of(model, h, spend);
+        let windows = self.windows_of(model, h, spend, &SeriesMemo::default());
         self.add_windows(market, &windows);
     }
 
@@ -175,7 +175,7 @@ impl Existing {
     /// origin, lambda ~ Gamma(r + x, alpha + T) and p ~ Beta(a, b + x); with p at its posterior
     /// mean, the chance of a purchase in (s, e] is
     /// P(alive) [(A / (A + p s))^(r+x) - (A / (A + p s + e - s))^(r+x)], A = alpha + T.
-    pub fn windows_of(&self, model: &BgNbd, h: History, spend: f64) -> Vec<[f64; 3]> {
+    pub fn windows_of(&self, model: &BgNbd, h: History, spend: f64, memo: &SeriesMemo) -> Vec<[f64; 3]> {
         let alive = model.p_alive(h);
         let x = f64::from(h.x);
         let (rate_scale, shape) = (model.alpha + h.t, model.r + x);
@@ -189,7 +189,7 @@ impl Existing {
             .into_iter()
             .chain(self.windows.iter().map(|w| w.1))
             .collect();
-        let cumulatives = model.expected_purchases_at(h, &horizons);
+        let cumulatives = model.expected_purchases_at(h, &horizons, memo);
         let mut before = cumulatives.first().copied().unwrap_or(0.0);
         self.windows
             .iter()

@@ -21,7 +21,7 @@ use futures::TryStreamExt;
 
 use crate::config::Threshold;
 use crate::error::{Error, Result};
-use crate::learn::bg_nbd::{BgNbd, History};
+use crate::learn::bg_nbd::{BgNbd, History, SeriesMemo};
 use crate::learn::forecast::{self, ALL_MARKETS, KPI_TABLE, column_as, month_index, month_start};
 use crate::learn::outputs;
 use crate::storage::Root;
@@ -75,7 +75,8 @@ impl Cohorts {
         revenue: f64,
         spend: f64,
     ) {
-        if let Some(first_year) = self.first_year(first_day, model, h, revenue, spend) {
+        if let Some(first_year) = self.first_year(first_day, model, h, revenue, spend, &SeriesMemo::default())
+        {
             self.add_first_year(market, channel, revenue, first_year);
         }
     }
@@ -90,6 +91,7 @@ impl Cohorts {
         h: History,
         revenue: f64,
         spend: f64,
+        memo: &SeriesMemo,
     ) -> Option<(i32, f64)> {
         let first = forecast::epoch_day(first_day)?;
         let cohort = month_index(first);
@@ -99,7 +101,10 @@ impl Cohorts {
         // The first year ends with the cohort's month 11, as kpi_monthly's ltv_12m_usd.
         let year_end = month_start(cohort + 12) - chrono::Days::new(1);
         let remaining = (year_end - self.run_date).num_days() as f64 / self.unit_days;
-        Some((cohort, revenue + model.expected_purchases(h, remaining) * spend))
+        Some((
+            cohort,
+            revenue + model.expected_purchases_at(h, &[remaining], memo)[0] * spend,
+        ))
     }
 
     /// Adds one customer's [`Cohorts::first_year`] to their cell.
