@@ -64,8 +64,9 @@ pub struct CommonArgs {
 #[derive(clap::Args, Debug)]
 pub struct EngineArgs {
     /// Where the SQL models run: local (this process) or ballista://HOST:PORT, a Ballista
-    /// scheduler whose executors see the input and output roots at the same paths. Default:
-    /// [run] engine in the config, else local.
+    /// scheduler whose executors see the input and output roots at the same paths (a shared
+    /// folder, or s3:// opened from their own AWS_* environment). Default: [run] engine in the
+    /// config, else local.
     #[arg(long, env = "GROWTH_ENGINE", value_name = "ENGINE")]
     pub engine: Option<String>,
 }

@@ -17,7 +17,15 @@ use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 
+use ballista_core::registry::BallistaFunctionRegistry;
+use datafusion::execution::FunctionRegistry;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::ScalarUDF;
+
 use crate::error::{Error, Result};
+use crate::input::quality::key_hash;
+use crate::storage::EnvObjectStores;
 
 /// How a scheduler listens and when it gives up on an executor.
 #[derive(clap::Args, Debug, Clone)]
@@ -101,6 +109,22 @@ pub async fn run_scheduler(args: &SchedulerArgs) -> Result<()> {
     // Look for silent executors often enough to notice one within the timeout.
     config.expire_dead_executor_interval_seconds = (args.executor_timeout_seconds / 3).clamp(1, 15);
     config.no_executors_grace_period_seconds = args.executor_timeout_seconds;
+    // Planning a query lists and reads the footers of its files, so the scheduler opens the
+    // queries' s3:// buckets from its environment too; and it decodes plans that call our
+    // own functions.
+    config.override_session_builder = Some(Arc::new(|config| {
+        let state = ballista_core::utils::default_session_builder(config)?;
+        let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
+            .with_object_store_registry(Arc::new(EnvObjectStores::default()))
+            .build_arc()?;
+        let mut state = SessionStateBuilder::new_from_existing(state)
+            .with_runtime_env(runtime)
+            .build();
+        for function in our_functions() {
+            state.register_udf(function)?;
+        }
+        Ok(state)
+    }));
     let cluster = BallistaCluster::new_from_config(&config)
         .await
         .map_err(cluster_error("starting the scheduler's state"))?;
@@ -137,6 +161,8 @@ pub async fn run_executor(args: &ExecutorArgs) -> Result<()> {
         memory_pool_size,
         print_thread_info: false,
         override_execution_engine: Some(Arc::new(OperatorMetricsOff(DefaultExecutionEngine::new()))),
+        override_runtime_producer: Some(runtime_producer(args.work_dir.clone())),
+        override_function_registry: Some(Arc::new(function_registry())),
         ..Default::default()
     };
     tracing::info!(
@@ -147,6 +173,38 @@ pub async fn run_executor(args: &ExecutorArgs) -> Result<()> {
     start_executor_process(Arc::new(config))
         .await
         .map_err(cluster_error("running the executor"))
+}
+
+/// The functions our queries call besides DataFusion's own, which a scheduler and executor must
+/// know to decode a plan (Ballista sends them by name).
+fn our_functions() -> Vec<Arc<ScalarUDF>> {
+    vec![Arc::new(key_hash())]
+}
+
+/// Ballista's functions (DataFusion's built-ins) and [`our_functions`], for the executor's tasks.
+fn function_registry() -> BallistaFunctionRegistry {
+    let mut registry = BallistaFunctionRegistry::default();
+    for function in our_functions() {
+        registry
+            .scalar_functions
+            .insert(function.name().to_string(), function);
+    }
+    registry
+}
+
+/// The runtime of an executor's tasks: Ballista's own (spills into the work folder, when one is
+/// given), with the object stores of [`EnvObjectStores`], so tasks read and write `s3://` roots
+/// with the executor's `AWS_*` settings.
+fn runtime_producer(work_dir: Option<String>) -> ballista_core::RuntimeProducer {
+    let stores = Arc::new(EnvObjectStores::default());
+    Arc::new(move |_config| {
+        let builder = RuntimeEnvBuilder::new().with_object_store_registry(stores.clone());
+        match &work_dir {
+            Some(folder) => builder.with_temp_file_path(folder.as_str()),
+            None => builder,
+        }
+        .build_arc()
+    })
 }
 
 /// Ballista's own executor engine, except that a task reports no per-operator metrics.

@@ -144,6 +144,42 @@ impl Root {
     }
 }
 
+/// The object stores of a process that runs other processes' queries (a Ballista scheduler or
+/// executor): local files, and each `s3://` bucket a query names, opened from this process's
+/// `AWS_*` environment the way [`Root::open`] opens a root, once per bucket. The client's
+/// roots are registered in its own session only; the servers find the same stores this way.
+#[cfg(feature = "ballista")]
+#[derive(Debug, Default)]
+pub struct EnvObjectStores {
+    opened: datafusion::execution::object_store::DefaultObjectStoreRegistry,
+}
+
+#[cfg(feature = "ballista")]
+impl datafusion::execution::object_store::ObjectStoreRegistry for EnvObjectStores {
+    fn register_store(&self, url: &Url, store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
+        self.opened.register_store(url, store)
+    }
+
+    fn deregister_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
+        self.opened.deregister_store(url)
+    }
+
+    fn get_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
+        if let Ok(store) = self.opened.get_store(url) {
+            return Ok(store);
+        }
+        if url.scheme() != "s3" {
+            return Err(datafusion::error::DataFusionError::Execution(format!(
+                "no object store for {url}: a cluster reads local paths and s3:// buckets"
+            )));
+        }
+        let root = Root::open(url.as_str(), false)
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        self.opened.register_store(url, root.store.clone());
+        Ok(root.store)
+    }
+}
+
 /// Rows and Arrow schema of a Parquet file, from its footer alone.
 pub async fn parquet_footer(
     root: &Root,

@@ -388,7 +388,10 @@ async fn duplicate_keys(ctx: &SessionContext, table: &str) -> Result<u64> {
 
 /// A 64-bit hash of a text key, with a fixed seed (DataFusion's own hashing, at the quality
 /// it uses for sketches); a null hashes like every other null, so equal keys always meet.
-fn key_hash() -> datafusion::logical_expr::ScalarUDF {
+///
+/// Not a built-in: a Ballista scheduler and its executors decode a plan that calls it only when
+/// they know it, which our `growth-scheduler` and `growth-executor` do (`cluster.rs`).
+pub fn key_hash() -> datafusion::logical_expr::ScalarUDF {
     use datafusion::arrow::array::UInt64Array;
     use datafusion::arrow::datatypes::DataType;
     use datafusion::common::hash_utils::{QualityRandomState, create_hashes};

@@ -41,6 +41,11 @@ impl Cluster {
     /// Starts a scheduler that gives up on a silent executor after `executor_timeout` seconds,
     /// and `executors` executors with one-second heartbeats.
     fn start(executors: usize, executor_timeout: u64) -> Cluster {
+        Self::start_with_env(executors, executor_timeout, &[])
+    }
+
+    /// [`Cluster::start`], every process with `env` added to its environment.
+    fn start_with_env(executors: usize, executor_timeout: u64, env: &[(&'static str, String)]) -> Cluster {
         let work = tempfile::tempdir().unwrap();
         let scheduler_port = free_port_pair();
         let logs = work.path().to_path_buf();
@@ -50,6 +55,7 @@ impl Cluster {
             .args(["--port", &scheduler_port.to_string()])
             .args(["--executor-timeout-seconds", &executor_timeout.to_string()])
             .env("RUST_LOG", "warn")
+            .envs(env.iter().cloned())
             .stdout(log("scheduler.log"))
             .stderr(log("scheduler.err"))
             .spawn()
@@ -73,6 +79,7 @@ impl Cluster {
                 .arg("--work-dir")
                 .arg(&shuffle)
                 .env("RUST_LOG", "warn")
+                .envs(env.iter().cloned())
                 .stdout(log(&format!("executor-{n}.log")))
                 .stderr(log(&format!("executor-{n}.err")))
                 .spawn()
@@ -195,6 +202,44 @@ async fn a_night_without_the_optional_tables_runs_on_the_cluster_too() {
     let result = transform(&ours, &["--engine", &cluster.engine()]);
     assert!(result.status.success(), "{}", stderr(&result));
     assert_same_tables(&local, &ours).await;
+}
+
+/// Input and output in an S3 bucket (moto's server on loopback): the scheduler and the
+/// executors open the bucket from their own `AWS_*` environment.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_night_from_s3_to_s3_on_the_cluster_publishes_what_the_local_engine_does() {
+    use crate::s3::{BUCKET, S3Server, download, upload};
+    let local = workspace();
+    let result = nightly(&local, &[]);
+    assert!(result.status.success(), "{}", stderr(&result));
+
+    let server = S3Server::start();
+    server.create_bucket();
+    let store = std::sync::Arc::new(server.store());
+    upload(&store, &local.input(), "in").await;
+    let cluster = Cluster::start_with_env(2, 180, &server.env());
+    let result = Command::new(env!("CARGO_BIN_EXE_nightly"))
+        .args(["--date", RUN_DATE, "--engine", &cluster.engine()])
+        .args(["--input", &format!("s3://{BUCKET}/in")])
+        .args(["--output", &format!("s3://{BUCKET}/out")])
+        .arg("--models")
+        .arg(repo_models())
+        .envs(server.env())
+        .env("RUST_LOG", "warn")
+        .env_remove("GROWTH_SET")
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", stderr(&result));
+
+    let ours = Workspace::new();
+    download(&store, "out", &ours.output()).await;
+    assert!(
+        !ours.output().join("_temporary").exists(),
+        "drafts left in the bucket"
+    );
+    assert_same_tables(&local, &ours).await;
+    assert_eq!(manifest(&ours)["engine"], cluster.engine());
+    assert_eq!(manifest(&ours)["status"], "succeeded");
 }
 
 #[test]

@@ -13,17 +13,17 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-const BUCKET: &str = "growth";
+pub(crate) const BUCKET: &str = "growth";
 const RUN_DATE: &str = "2026-06-30";
 
 /// A moto S3 server on a free loopback port, stopped when dropped.
-struct S3Server {
+pub(crate) struct S3Server {
     child: Child,
     endpoint: String,
 }
 
 impl S3Server {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -42,7 +42,7 @@ impl S3Server {
         }
     }
 
-    fn env(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", self.endpoint.clone()),
             ("AWS_ALLOW_HTTP", "true".into()),
@@ -52,7 +52,7 @@ impl S3Server {
         ]
     }
 
-    fn store(&self) -> AmazonS3 {
+    pub(crate) fn store(&self) -> AmazonS3 {
         let mut builder = AmazonS3Builder::new().with_bucket_name(BUCKET);
         for (key, value) in self.env() {
             builder = builder.with_config(key.to_lowercase().parse().unwrap(), value);
@@ -61,7 +61,7 @@ impl S3Server {
     }
 
     /// Creates the bucket with a plain unsigned PUT, which moto accepts.
-    fn create_bucket(&self) {
+    pub(crate) fn create_bucket(&self) {
         use std::io::{Read, Write};
         let address = self.endpoint.trim_start_matches("http://");
         let mut stream = TcpStream::connect(address).unwrap();
@@ -100,7 +100,7 @@ fn transform(input: &str, output: &str, env: &[(&'static str, String)]) {
     assert!(status.success(), "transform {input} -> {output}: {status}");
 }
 
-async fn upload(store: &Arc<AmazonS3>, local: &Path, prefix: &str) {
+pub(crate) async fn upload(store: &Arc<AmazonS3>, local: &Path, prefix: &str) {
     for entry in std::fs::read_dir(local).unwrap() {
         let path = entry.unwrap().path();
         let name = format!("{prefix}/{}", path.file_name().unwrap().to_string_lossy());
@@ -113,6 +113,24 @@ async fn upload(store: &Arc<AmazonS3>, local: &Path, prefix: &str) {
                 .await
                 .unwrap();
         }
+    }
+}
+
+/// Copies every object below `prefix` into `local`, at the same relative paths.
+#[cfg(feature = "ballista")]
+pub(crate) async fn download(store: &Arc<AmazonS3>, prefix: &str, local: &Path) {
+    let listed: Vec<StorePath> = store
+        .list(Some(&StorePath::from(prefix)))
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await
+        .unwrap();
+    for key in listed {
+        let relative = key.as_ref().strip_prefix(prefix).unwrap().trim_start_matches('/');
+        let path = local.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let bytes = store.get(&key).await.unwrap().bytes().await.unwrap();
+        std::fs::write(path, bytes).unwrap();
     }
 }
 
