@@ -110,12 +110,13 @@ pub async fn run_scheduler(args: &SchedulerArgs) -> Result<()> {
     config.expire_dead_executor_interval_seconds = (args.executor_timeout_seconds / 3).clamp(1, 15);
     config.no_executors_grace_period_seconds = args.executor_timeout_seconds;
     // Planning a query lists and reads the footers of its files, so the scheduler opens the
-    // queries' s3:// buckets from its environment too; and it decodes plans that call our
-    // own functions.
-    config.override_session_builder = Some(Arc::new(|config| {
+    // queries' s3:// buckets from its environment too (once, for every job's session, as an
+    // executor does for its tasks); and it decodes plans that call our own functions.
+    let stores = Arc::new(EnvObjectStores::default());
+    config.override_session_builder = Some(Arc::new(move |config| {
         let state = ballista_core::utils::default_session_builder(config)?;
         let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
-            .with_object_store_registry(Arc::new(EnvObjectStores::default()))
+            .with_object_store_registry(stores.clone())
             .build_arc()?;
         let mut state = SessionStateBuilder::new_from_existing(state)
             .with_runtime_env(runtime)
