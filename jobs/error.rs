@@ -317,6 +317,15 @@ pub fn out_of_resources(error: &(dyn std::error::Error + 'static)) -> Option<Str
             .trim();
         return Some(format!("the memory cap was reached: {detail}"));
     }
+    // A task that failed on a Ballista executor comes back as text holding the executor's
+    // error in its Debug form: `...DataFusionError(ResourcesExhausted("Failed to allocate
+    // ..."))`. The cap reached is then the executor's, not this process's.
+    if let Some(rest) = text.split("ResourcesExhausted(\"").nth(1) {
+        let detail = rest.split("\")").next().unwrap_or(rest);
+        return Some(format!(
+            "an executor's memory cap was reached (growth-executor --memory-limit): {detail}"
+        ));
+    }
     if text.contains("No space left on device") || text.contains("os error 28") {
         return Some(format!("the disk is full ({text})"));
     }
@@ -334,6 +343,24 @@ mod tests {
 
     fn disk_full() -> std::io::Error {
         std::io::Error::from(std::io::ErrorKind::StorageFull)
+    }
+
+    #[test]
+    fn a_cluster_task_out_of_memory_is_a_resource_failure_naming_the_executors_cap() {
+        // The text of a failed job as the Ballista client returns it (10M customers, 2 GiB
+        // executors, 2026-12-06).
+        let text = "Job 038JC5JDBT000 failed: Job failed due to stage 4 failed: Task failed due \
+            to runtime execution error: DataFusionError(Shared(External(DataFusionError(\
+            ResourcesExhausted(\"Failed to allocate additional 34.0 KB for \
+            ExternalSorterMerge[0] with 94.4 MB already allocated for this reservation - 2.7 KB \
+            remain available for the total memory pool: fair(pool_size: 2.0 GB)\")))))";
+        let e = datafusion::error::DataFusionError::Execution(text.into());
+        let reason = out_of_resources(&e).expect("a resource failure");
+        assert!(reason.contains("growth-executor --memory-limit"), "{reason}");
+        assert!(reason.contains("ExternalSorterMerge[0]"), "{reason}");
+        assert!(reason.ends_with("pool_size: 2.0 GB)"), "{reason}");
+        let plain = datafusion::error::DataFusionError::Execution("Job 1 failed: bad cast".into());
+        assert_eq!(out_of_resources(&plain), None);
     }
 
     #[test]
