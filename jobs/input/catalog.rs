@@ -19,7 +19,7 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{Expr, cast, lit, when};
-use datafusion::prelude::{DataFrame, SessionContext, col};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext, col};
 
 use crate::error::{Error, Result};
 use crate::input::contract::{self, Absent, Input, InputTable, Kind, Table};
@@ -288,9 +288,9 @@ pub fn limit_memory(bytes: usize) -> Result<()> {
     Ok(())
 }
 
-/// A session configured the way every stage wants it.
-pub fn new_session() -> SessionContext {
-    let config = datafusion::prelude::SessionConfig::new()
+/// The options every query wants, on the local engine and on a cluster alike.
+pub fn session_config() -> SessionConfig {
+    SessionConfig::new()
         // Plain Utf8 strings end to end: what every outside reader and Ballista expect.
         .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
         .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
@@ -301,7 +301,13 @@ pub fn new_session() -> SessionContext {
         .set_str(
             "datafusion.execution.skip_partial_aggregation_probe_ratio_threshold",
             "0.7",
-        );
+        )
+}
+
+/// A session of this process configured the way every stage wants it, under its memory cap
+/// when it has one.
+pub fn new_session() -> SessionContext {
+    let config = session_config();
     let Some(pool) = MEMORY_POOL.get() else {
         return SessionContext::new_with_config(config);
     };
