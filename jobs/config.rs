@@ -354,6 +354,14 @@ pub struct ClvConfig {
     /// The acquisition trend and the cohort curves come from the last this many complete
     /// months before the forecast's origin.
     pub trend_months: u32,
+    /// Each likelihood fit stops after this many passes over the data, or after
+    /// `fit_max_seconds`, whichever comes first; a stopped fit is treated as one that failed
+    /// (README: Lifetime value, when a fit fails).
+    pub fit_max_evaluations: u64,
+    pub fit_max_seconds: f64,
+    /// Where Gamma-Gamma cannot be fitted, a customer's observed mean spend over x repeat days
+    /// weighs x against this many days at the scope's mean.
+    pub spend_prior_days: f64,
 }
 
 /// The time unit of the BG/NBD parameters (`clv.time_unit`).
@@ -385,6 +393,11 @@ impl Default for ClvConfig {
             forecast_months: 12,
             backtest_months: 6,
             trend_months: 12,
+            // Far above what a fit needs (20-40 passes over the data, about three evaluations
+            // each, on every input seen): they only stop fits that would not end.
+            fit_max_evaluations: 5_000,
+            fit_max_seconds: 300.0,
+            spend_prior_days: 1.0,
         }
     }
 }
@@ -591,11 +604,17 @@ impl Config {
             || !(1..=60).contains(&clv.forecast_months)
             || !(1..=clv.forecast_months).contains(&clv.backtest_months)
             || !(3..=120).contains(&clv.trend_months)
+            || clv.fit_max_evaluations < 10
+            || !clv.fit_max_seconds.is_finite()
+            || clv.fit_max_seconds <= 0.0
+            || !clv.spend_prior_days.is_finite()
+            || clv.spend_prior_days <= 0.0
         {
             return Err(bad(
                 "clv: holdout_days must be at least 1, min_repeat_customers at least 10, \
                  monthly_discount_rate within 0..1, forecast_months within 1..=60, \
-                 backtest_months within 1..=forecast_months and trend_months within 3..=120"
+                 backtest_months within 1..=forecast_months, trend_months within 3..=120, \
+                 fit_max_evaluations at least 10, fit_max_seconds and spend_prior_days above 0"
                     .into(),
             ));
         }

@@ -26,8 +26,8 @@ use crate::error::{Error, Result};
 use crate::learn::bg_nbd::{BgNbd, Histories, History, SeriesMemo};
 use crate::learn::features::numeric_column;
 use crate::learn::forecast::{self, Existing, Horizon};
-use crate::learn::gamma_gamma::{self, GammaGamma};
-use crate::learn::likelihood::Maximum;
+use crate::learn::gamma_gamma::{self, GammaGamma, SpendModel};
+use crate::learn::likelihood::{Bounds, Maximum};
 use crate::learn::model_metrics::{self, MetricRow};
 use crate::learn::outputs::{self, Stage};
 use crate::learn::predicted_ltv::{self, Cohorts};
@@ -181,12 +181,13 @@ struct Tally {
 #[derive(Clone, Debug, Serialize)]
 pub struct ScopeFit {
     pub bg_nbd: BgNbd,
-    pub gamma_gamma: GammaGamma,
+    pub spend: SpendModel,
     pub customers: u64,
     pub repeat_customers: usize,
+    /// Repeat customers whose mean spend is zero or less: left out of the Gamma-Gamma fit.
+    pub non_positive_spend: usize,
     pub mean_log_likelihood: f64,
     pub iterations: u64,
-    pub gamma_gamma_mean_log_likelihood: f64,
     /// Pearson correlation of repeat purchase days and mean spend: Gamma-Gamma assumes none.
     pub frequency_spend_correlation: f64,
 }
@@ -198,8 +199,17 @@ fn cannot_train(reason: String) -> Error {
     }
 }
 
-/// Fits one scope's models; `at` names the cut-off in the debug log.
-fn fit_scope(scope: &str, tally: &Tally, at: &str) -> Result<ScopeFit> {
+/// The bounds of every likelihood fit (`clv.fit_max_evaluations`, `clv.fit_max_seconds`).
+pub fn fit_bounds(config: &ClvConfig) -> Bounds {
+    Bounds {
+        evaluations: config.fit_max_evaluations,
+        seconds: config.fit_max_seconds,
+    }
+}
+
+/// Fits one scope's models; `at` names the cut-off in the debug log. BG/NBD must fit; where
+/// Gamma-Gamma does not, the scope's spend is its observed mean ([`SpendModel::ObservedMean`]).
+fn fit_scope(scope: &str, tally: &Tally, at: &str, config: &ClvConfig) -> Result<ScopeFit> {
     let _span = tracing::debug_span!("fit", at, scope).entered();
     let (
         bg_nbd,
@@ -208,17 +218,20 @@ fn fit_scope(scope: &str, tally: &Tally, at: &str) -> Result<ScopeFit> {
             iterations,
             ..
         },
-    ) = BgNbd::fit(&tally.histories).map_err(|e| cannot_train(format!("BG/NBD on {scope}: {e}")))?;
-    let (gamma_gamma, spend) =
-        GammaGamma::fit(&tally.repeat).map_err(|e| cannot_train(format!("Gamma-Gamma on {scope}: {e}")))?;
+    ) = BgNbd::fit(&tally.histories, &fit_bounds(config))
+        .map_err(|e| cannot_train(format!("BG/NBD on {scope}: {e}")))?;
+    let spend = gamma_gamma::fit_spend(&tally.repeat, &fit_bounds(config), config.spend_prior_days);
+    if let SpendModel::ObservedMean { reason, .. } = &spend {
+        tracing::warn!(scope, at, %reason, "Gamma-Gamma could not be fitted: spend is each customer's observed mean shrunk toward the scope's");
+    }
     Ok(ScopeFit {
         bg_nbd,
-        gamma_gamma,
+        spend,
         customers: tally.histories.customers(),
         repeat_customers: tally.repeat.len(),
+        non_positive_spend: gamma_gamma::non_positive_spend(&tally.repeat),
         mean_log_likelihood,
         iterations,
-        gamma_gamma_mean_log_likelihood: spend.mean_log_likelihood,
         frequency_spend_correlation: gamma_gamma::frequency_spend_correlation(&tally.repeat),
     })
 }
@@ -238,6 +251,8 @@ pub struct Fitted {
     pub run_date: NaiveDate,
     pub time_unit_days: f64,
     pub monthly_discount_rate: f64,
+    /// The bounds every fit ran under.
+    pub bounds: Bounds,
     /// `all`, and each market with at least `clv.min_market_customers` buyers.
     pub scopes: BTreeMap<String, ScopeFit>,
     pub holdout: Holdout,
@@ -350,11 +365,11 @@ fn score_customer<'f>(fitted: &'f Fitted, sums: &Sums, memo: &SeriesMemo, c: &Cu
     let (scope, fit) = scope_of(&fitted.scopes, c.market);
     let model = &fit.bg_nbd;
     let h = history(c.x, c.recency_days, c.age_days, unit);
-    let spend = fit.gamma_gamma.expected_spend(c.x, c.repeat_spend.unwrap_or(0.0));
+    let spend = fit.spend.expected_spend(c.x, c.repeat_spend.unwrap_or(0.0));
     let backtest = match (&sums.backtest, c.backtest) {
         (Some(existing), Some((then, spend_then))) => {
             let (_, fit) = scope_of(&fitted.backtest_scopes, c.market);
-            let spend = fit.gamma_gamma.expected_spend(then.x, spend_then.unwrap_or(0.0));
+            let spend = fit.spend.expected_spend(then.x, spend_then.unwrap_or(0.0));
             let h = history(then.x, then.t_x, then.t, unit);
             Some(existing.windows_of(&fit.bg_nbd, h, spend, memo))
         }
@@ -555,7 +570,7 @@ fn fit_scopes(
     // only `all` failing stops the stage.
     std::thread::scope(|threads| {
         let fits: Vec<_> = own
-            .map(|(scope, tally)| (scope, threads.spawn(|| fit_scope(scope, tally, at))))
+            .map(|(scope, tally)| (scope, threads.spawn(|| fit_scope(scope, tally, at, config))))
             .collect();
         let mut fitted = BTreeMap::new();
         for (scope, fit) in fits {
@@ -628,15 +643,30 @@ fn metric_rows(fitted: &Fitted) -> Vec<MetricRow> {
         ] {
             rows.push(row("bg_nbd", scope, "fitting", metric, value));
         }
-        let GammaGamma { p, q, v } = fit.gamma_gamma;
-        for (metric, value) in [
-            ("p", p),
-            ("q", q),
-            ("v", v),
+        let spend: Vec<(&str, f64)> = match &fit.spend {
+            SpendModel::GammaGamma {
+                parameters: GammaGamma { p, q, v },
+                mean_log_likelihood,
+            } => vec![
+                ("p", *p),
+                ("q", *q),
+                ("v", *v),
+                ("mean_log_likelihood", *mean_log_likelihood),
+                ("fallback", 0.0),
+            ],
+            SpendModel::ObservedMean {
+                mean_usd, prior_days, ..
+            } => vec![
+                ("fallback", 1.0),
+                ("observed_mean_spend_usd", *mean_usd),
+                ("spend_prior_days", *prior_days),
+            ],
+        };
+        for (metric, value) in spend.into_iter().chain([
             ("repeat_customers", fit.repeat_customers as f64),
-            ("mean_log_likelihood", fit.gamma_gamma_mean_log_likelihood),
+            ("non_positive_spend_customers", fit.non_positive_spend as f64),
             ("frequency_spend_correlation", fit.frequency_spend_correlation),
-        ] {
+        ]) {
             rows.push(row("gamma_gamma", scope, "fitting", metric, value));
         }
     }
@@ -669,7 +699,13 @@ pub fn model_card(fitted: &Fitted) -> serde_json::Value {
         "purpose": "expected purchases, P(alive), expected order value and 12-month CLV of every buying customer",
         "models": {
             "bg_nbd": "Fader, Hardie and Lee (2005): Poisson purchases while alive, Gamma(r, alpha) rates, Beta(a, b) dropout after each purchase; fitted by maximum likelihood (L-BFGS on log-parameters)",
-            "gamma_gamma": "Fader, Hardie and Lee (2005) / Colombo and Jiang (1999): Gamma(p, nu) spend per purchase day, nu ~ Gamma(q, v); fitted on repeat customers",
+            "gamma_gamma": "Fader, Hardie and Lee (2005) / Colombo and Jiang (1999): Gamma(p, nu) spend per purchase day, nu ~ Gamma(q, v); fitted on repeat customers with a positive mean spend",
+            "spend_fallback": "where Gamma-Gamma cannot be fitted in a scope (a fit bound reached, no convergence, or q <= 1: an infinite mean spend under the model), a customer's expected spend is (x m + k M) / (x + k): their observed mean m over x repeat days and the scope's mean spend per repeat day M, weighted as k days (clv.spend_prior_days); the scope's spend_model says which was used and why",
+        },
+        "fit_bounds": {
+            "max_passes_over_the_data": fitted.bounds.evaluations,
+            "max_seconds": fitted.bounds.seconds,
+            "at_a_bound": "the fit counts as failed: a market's BG/NBD falls back to the fit on all customers, all's BG/NBD stops the stage (exit 3), any scope's Gamma-Gamma falls back to the observed mean",
         },
         "time_unit_days": fitted.time_unit_days,
         "purchase": "a UTC day with at least one completed order",
@@ -710,9 +746,11 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &Config) -> Result<
             let (scopes, holdout_model, backtest_scopes) = std::thread::scope(|threads| {
                 let holdout = threads.spawn(|| {
                     let _span = tracing::debug_span!("fit", at = "holdout cut-off").entered();
-                    match BgNbd::fit(&tallies.calibration) {
-                        Ok((model, _)) if tallies.calibration.customers() > 0 => Some(model),
-                        Ok(_) => None,
+                    if tallies.calibration.customers() == 0 {
+                        return None;
+                    }
+                    match BgNbd::fit(&tallies.calibration, &fit_bounds(config)) {
+                        Ok((model, _)) => Some(model),
                         Err(reason) => {
                             tracing::warn!(%reason, "no holdout check: BG/NBD could not be fitted at the cut-off");
                             None
@@ -738,6 +776,7 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &Config) -> Result<
                 run_date,
                 time_unit_days: unit,
                 monthly_discount_rate: config.monthly_discount_rate,
+                bounds: fit_bounds(config),
                 scopes,
                 holdout: Holdout {
                     days: tallies.holdout_days,
@@ -806,7 +845,7 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &Config) -> Result<
                 "scored_customers": tables[0].rows,
                 "scopes": fitted.scopes.keys().collect::<Vec<_>>(),
                 "r": all.bg_nbd.r, "alpha": all.bg_nbd.alpha, "a": all.bg_nbd.a, "b": all.bg_nbd.b,
-                "p": all.gamma_gamma.p, "q": all.gamma_gamma.q, "v": all.gamma_gamma.v,
+                "spend_model": &all.spend,
                 "holdout_predicted_purchase_days": fitted.holdout.predicted_purchase_days,
                 "holdout_actual_purchase_days": fitted.holdout.actual_purchase_days,
                 "growth_forecast": history.is_some(),

@@ -4,6 +4,12 @@
 //! in the log-parameters; the fit is refused unless the gradient has vanished at the end (under
 //! 1e-6, or under 1e-4 where no step improves on the point any more: the likelihood's own
 //! precision).
+//!
+//! Every fit is bounded ([`Bounds`]): in iterations per run, in passes over the data (argmin
+//! does not cap the line search's evaluations, and More-Thuente can evaluate without end where
+//! the likelihood is not finite) and in wall time. A fit that reaches a bound is refused with
+//! the bound named, like any other fit that does not converge; the callers decide what a
+//! refused fit means for the night.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -27,7 +33,65 @@ pub type LogLikelihood<'a> = dyn Fn(&[f64]) -> (f64, Vec<f64>) + Sync + 'a;
 struct Negated<'a> {
     log_likelihood: &'a LogLikelihood<'a>,
     progress: &'a Mutex<Progress>,
+    budget: &'a Budget,
 }
+
+/// How far a fit may go before it is stopped (see the module's documentation); each L-BFGS
+/// run also stops after [`MAX_ITERATIONS`].
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Bounds {
+    /// Evaluations the optimizer asks for over the whole fit (about three per pass over the
+    /// data: the cost, the gradient, the gradient again where a step is accepted).
+    pub evaluations: u64,
+    /// Wall time of the whole fit.
+    pub seconds: f64,
+}
+
+/// Iterations of one L-BFGS run (a fit makes at most [`RESTARTS`] runs).
+const MAX_ITERATIONS: u64 = 500;
+
+/// What is left of a fit's [`Bounds`]: its evaluations so far (over every run) and its
+/// deadline.
+struct Budget {
+    bounds: Bounds,
+    evaluations: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
+}
+
+impl Budget {
+    fn new(bounds: Bounds) -> Self {
+        Budget {
+            bounds,
+            evaluations: Default::default(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Counts one evaluation; the bound reached, if any, in words.
+    fn spend(&self) -> Result<(), Bounded> {
+        let evaluations = self
+            .evaluations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        if evaluations > self.bounds.evaluations {
+            return Err(Bounded(format!("{} evaluations", self.bounds.evaluations)));
+        }
+        if self.started.elapsed().as_secs_f64() > self.bounds.seconds {
+            return Err(Bounded(format!("{} seconds", self.bounds.seconds)));
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn evaluations(&self) -> u64 {
+        self.evaluations.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The error that stops a run at one of its [`Bounds`].
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("stopped at its bound of {0}")]
+struct Bounded(String);
 
 /// A point with the log-likelihood and its gradient there.
 type Evaluated = (Vec<f64>, f64, Vec<f64>);
@@ -45,6 +109,8 @@ struct Progress {
     best: Option<(Vec<f64>, f64, f64)>,
     /// Passes since `best` last rose.
     since_best: u64,
+    /// The bound that stopped the run, if one did.
+    bounded: Option<Bounded>,
 }
 
 impl Progress {
@@ -78,6 +144,12 @@ impl Negated<'_> {
     fn at(&self, p: &Array1<f64>) -> Result<(f64, Vec<f64>), argmin::core::Error> {
         let p = p.as_slice().expect("a contiguous parameter vector");
         let mut progress = self.progress.lock().expect("the progress' lock");
+        // Counted before the recent points are looked up: a line search stuck on one point
+        // asks for it again and again without a pass over the data.
+        if let Err(bounded) = self.budget.spend() {
+            progress.bounded = Some(bounded.clone());
+            return Err(bounded.into());
+        }
         if let Some((_, value, gradient)) = progress.recent.iter().find(|(q, _, _)| q.as_slice() == p) {
             return Ok((*value, gradient.clone()));
         }
@@ -137,9 +209,21 @@ pub struct Maximum {
     pub iterations: u64,
 }
 
-/// Maximizes `log_likelihood` over log-parameters from `start` (the logs of the parameters).
-/// The error says why, in words a model card can carry: did not converge, or left the domain.
-pub fn maximize(start: &[f64], log_likelihood: &LogLikelihood<'_>) -> Result<Maximum, String> {
+/// Maximizes `log_likelihood` over log-parameters from `start` (the logs of the parameters),
+/// within `bounds`. The error says why, in words a model card can carry: stopped at a bound,
+/// did not converge, or left the domain.
+pub fn maximize(
+    start: &[f64],
+    log_likelihood: &LogLikelihood<'_>,
+    bounds: &Bounds,
+) -> Result<Maximum, String> {
+    let budget = Budget::new(*bounds);
+    let (value, gradient) = log_likelihood(start);
+    if !value.is_finite() || gradient.iter().any(|g| !g.is_finite()) {
+        return Err(format!(
+            "the log-likelihood is not finite where the fit starts (mean log-likelihood {value}): a value outside the model's domain in the data"
+        ));
+    }
     let mut from = start.to_vec();
     let mut iterations = 0;
     // L-BFGS can stop short of the tolerance when its curvature memory goes stale near the top
@@ -148,8 +232,17 @@ pub fn maximize(start: &[f64], log_likelihood: &LogLikelihood<'_>) -> Result<Max
     // the first run is not touched.
     for _ in 0..RESTARTS {
         let started = std::time::Instant::now();
-        let (best, used, passes, stalled) = run_lbfgs(&from, log_likelihood)?;
+        let Run {
+            best,
+            iterations: used,
+            passes,
+            stalled,
+            bounded,
+        } = run_lbfgs(&from, log_likelihood, &budget)?;
         iterations += used;
+        if let Some(bounded) = bounded {
+            return Err(format!("{bounded} after {iterations} iterations",));
+        }
         let (value, gradient) = log_likelihood(&best);
         let steepest = steepest(&gradient);
         let seconds = started.elapsed().as_secs_f64();
@@ -200,12 +293,21 @@ const FLOAT_PRECISION_GRADIENT: f64 = 1e-4;
 /// How many times L-BFGS may start again from where it stopped.
 const RESTARTS: usize = 4;
 
-/// One L-BFGS run: the best log-parameters it found, its iterations, its passes over the data,
-/// and whether it stalled near the top (see [`STALLED_PASSES`]).
-fn run_lbfgs(
-    start: &[f64],
-    log_likelihood: &LogLikelihood<'_>,
-) -> Result<(Vec<f64>, u64, u64, bool), String> {
+/// What one L-BFGS run ended with.
+struct Run {
+    /// The best log-parameters it found.
+    best: Vec<f64>,
+    iterations: u64,
+    /// Its passes over the data.
+    passes: u64,
+    /// Whether it stalled near the top (see [`STALLED_PASSES`]).
+    stalled: bool,
+    /// The bound that stopped it, if one did.
+    bounded: Option<Bounded>,
+}
+
+/// One L-BFGS run from `start`, within what is left of `budget`.
+fn run_lbfgs(start: &[f64], log_likelihood: &LogLikelihood<'_>, budget: &Budget) -> Result<Run, String> {
     let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
         .with_tolerance_grad(GRADIENT_TOLERANCE / 10.0)
         .and_then(|s| s.with_tolerance_cost(0.0))
@@ -214,11 +316,31 @@ fn run_lbfgs(
     let problem = Negated {
         log_likelihood,
         progress: &progress,
+        budget,
     };
     let result = Executor::new(problem, solver)
-        .configure(|state| state.param(Array1::from(start.to_vec())).max_iters(500))
-        .run()
-        .map_err(|e| format!("the optimizer failed: {e}"))?;
+        .configure(|state| {
+            state
+                .param(Array1::from(start.to_vec()))
+                .max_iters(MAX_ITERATIONS)
+        })
+        .run();
+    let result = match result {
+        Ok(result) => result,
+        Err(error) => {
+            let progress = progress.lock().expect("the progress' lock");
+            return match &progress.bounded {
+                Some(bounded) => Ok(Run {
+                    best: start.to_vec(),
+                    iterations: 0,
+                    passes: progress.passes,
+                    stalled: false,
+                    bounded: Some(bounded.clone()),
+                }),
+                None => Err(format!("the optimizer failed: {error}")),
+            };
+        }
+    };
     let state = result.state();
     let progress = std::mem::take(&mut *progress.lock().expect("the progress' lock"));
     // A stalled run ends (argmin reports the error as the solver's exit) at the highest point
@@ -231,7 +353,13 @@ fn run_lbfgs(
             .ok_or("the optimizer returned no parameters")?
             .to_vec(),
     };
-    Ok((best, state.get_iter(), progress.passes, stalled))
+    Ok(Run {
+        best,
+        iterations: state.get_iter(),
+        passes: progress.passes,
+        stalled,
+        bounded: progress.bounded,
+    })
 }
 
 /// Asserts that a log-likelihood's gradient at `at` is its slope, by central differences.
@@ -256,6 +384,12 @@ pub fn assert_gradient_is_slope(log_likelihood: &LogLikelihood<'_>, at: &[f64], 
 mod tests {
     use super::*;
 
+    /// Bounds no test below comes near.
+    const GENEROUS: Bounds = Bounds {
+        evaluations: 100_000,
+        seconds: 600.0,
+    };
+
     #[test]
     fn finds_the_maximum_of_a_known_likelihood() {
         // Exponential waiting times with mean 4: the maximum-likelihood rate is 1 / mean.
@@ -266,7 +400,7 @@ mod tests {
             // mean of ln(rate) - rate * t, and its derivative in ln(rate)
             (rate.ln() - rate * mean, vec![1.0 - rate * mean])
         };
-        let found = maximize(&[3.0], &log_likelihood).unwrap();
+        let found = maximize(&[3.0], &log_likelihood, &GENEROUS).unwrap();
         assert!((found.parameters[0] - 0.25).abs() < 1e-7, "{found:?}");
     }
 
@@ -274,7 +408,7 @@ mod tests {
     fn a_likelihood_without_a_maximum_is_refused() {
         // Increasing without bound in the parameter: no maximum to converge to.
         let log_likelihood = |p: &[f64]| (p[0], vec![1.0]);
-        let error = maximize(&[0.0], &log_likelihood).unwrap_err();
+        let error = maximize(&[0.0], &log_likelihood, &GENEROUS).unwrap_err();
         assert!(error.contains("converge") || error.contains("failed"), "{error}");
     }
 
@@ -290,7 +424,7 @@ mod tests {
                 vec![-(2.0 * x + y), -(6.0 * y + x)],
             )
         };
-        let found = maximize(&[4.0, 4.0], &log_likelihood).unwrap();
+        let found = maximize(&[4.0, 4.0], &log_likelihood, &GENEROUS).unwrap();
         assert!((found.parameters[0].ln() - 1.0).abs() < 1e-6, "{found:?}");
         let points = points.into_inner().unwrap();
         let evaluations = points.len();
@@ -307,6 +441,94 @@ mod tests {
         assert!(evaluations > 3, "{evaluations}");
     }
 
+    /// A bowl with its top at (1, -2); each pass takes `pause`.
+    fn bowl(
+        passes: &Mutex<u64>,
+        pause: std::time::Duration,
+    ) -> impl Fn(&[f64]) -> (f64, Vec<f64>) + Sync + '_ {
+        move |p: &[f64]| {
+            *passes.lock().unwrap() += 1;
+            std::thread::sleep(pause);
+            let (x, y) = (p[0] - 1.0, p[1] + 2.0);
+            (
+                -(x * x + 3.0 * y * y + x * y),
+                vec![-(2.0 * x + y), -(6.0 * y + x)],
+            )
+        }
+    }
+
+    #[test]
+    fn the_line_search_from_where_the_likelihood_is_not_finite_stops_at_the_bound() {
+        // What hung the night on CDNOW (a repeat customer with a zero mean spend makes the
+        // Gamma-Gamma likelihood -inf everywhere): argmin's More-Thuente, which has no cap of
+        // its own, starting from an infinite cost, evaluates without end. `maximize` refuses
+        // such a start; the budget must still stop a run that meets one.
+        let passes = Mutex::new(0_u64);
+        let nowhere = |p: &[f64]| {
+            *passes.lock().unwrap() += 1;
+            (f64::NEG_INFINITY, vec![f64::NEG_INFINITY; p.len()])
+        };
+        let budget = Budget::new(Bounds {
+            evaluations: 200,
+            seconds: 600.0,
+        });
+        let run = run_lbfgs(&[0.0, 0.0, 0.0], &nowhere, &budget).unwrap();
+        let bounded = run.bounded.expect("the run stopped at its bound");
+        assert_eq!(bounded.to_string(), "stopped at its bound of 200 evaluations");
+        // It asks for the same point again and again: few passes, all the evaluations.
+        assert!(passes.into_inner().unwrap() <= 200);
+        assert_eq!(budget.evaluations(), 201);
+    }
+
+    #[test]
+    fn a_fit_stopped_at_a_bound_is_refused_and_names_it() {
+        let passes = Mutex::new(0);
+        let few = Bounds {
+            evaluations: 4,
+            seconds: 600.0,
+        };
+        let error = maximize(&[4.0, 4.0], &bowl(&passes, Default::default()), &few).unwrap_err();
+        assert!(
+            error.starts_with("stopped at its bound of 4 evaluations"),
+            "{error}"
+        );
+        // The check where the fit starts, then at most the four the bound allows.
+        assert!(passes.into_inner().unwrap() <= 5);
+        // The same fit unbounded reaches the top.
+        let passes = Mutex::new(0);
+        let found = maximize(&[4.0, 4.0], &bowl(&passes, Default::default()), &GENEROUS).unwrap();
+        assert!((found.parameters[0].ln() - 1.0).abs() < 1e-6, "{found:?}");
+        assert!(passes.into_inner().unwrap() > 5);
+    }
+
+    #[test]
+    fn a_fit_slower_than_its_bound_of_seconds_is_refused() {
+        let passes = Mutex::new(0);
+        let brief = Bounds {
+            evaluations: 100_000,
+            seconds: 0.1,
+        };
+        let pause = std::time::Duration::from_millis(30);
+        let error = maximize(&[4.0, 4.0], &bowl(&passes, pause), &brief).unwrap_err();
+        assert!(
+            error.starts_with("stopped at its bound of 0.1 seconds"),
+            "{error}"
+        );
+        assert!(passes.into_inner().unwrap() < 21);
+    }
+
+    #[test]
+    fn a_likelihood_that_is_not_finite_where_the_fit_starts_is_refused_at_once() {
+        let passes = Mutex::new(0);
+        let nowhere = |p: &[f64]| {
+            *passes.lock().unwrap() += 1;
+            (f64::NEG_INFINITY, vec![0.0; p.len()])
+        };
+        let error = maximize(&[0.0], &nowhere, &GENEROUS).unwrap_err();
+        assert!(error.contains("not finite where the fit starts"), "{error}");
+        assert_eq!(passes.into_inner().unwrap(), 1);
+    }
+
     #[test]
     fn a_run_stalled_below_the_tolerance_stops_at_its_highest_point() {
         // A bowl (not quite quadratic) that is flat within 1e-13 of its top while its gradient
@@ -314,7 +536,7 @@ mod tests {
         // once its changes fall below its rounding. That gradient meets the tolerance (1e-6),
         // not what L-BFGS itself is asked to reach (1e-7), and no step shows a rise.
         let passes = Mutex::new(0_u32);
-        let found = maximize(&[4.0, 4.0], &flat_topped(5e-7, &passes)).unwrap();
+        let found = maximize(&[4.0, 4.0], &flat_topped(5e-7, &passes), &GENEROUS).unwrap();
         assert!((found.parameters[0].ln() - 1.0).abs() <= 2.5e-7, "{found:?}");
         // 21 passes to the top without the flat; 103 with it and without the stop, 31 with both.
         let passes = passes.into_inner().unwrap();
@@ -344,13 +566,13 @@ mod tests {
         // the likelihood's precision (the 10M backtest's Gamma-Gamma fit), so no run can meet
         // the tolerance; each stops after ten passes without a rise, and the first is accepted.
         let passes = Mutex::new(0_u32);
-        let found = maximize(&[4.0, 4.0], &flat_topped(1e-5, &passes)).unwrap();
+        let found = maximize(&[4.0, 4.0], &flat_topped(1e-5, &passes), &GENEROUS).unwrap();
         assert!((found.parameters[0].ln() - 1.0).abs() <= 1e-6, "{found:?}");
         let passes = passes.into_inner().unwrap();
         assert!(passes <= 40, "{passes} passes: {found:?}");
         // Farther from the top than the precision allows, a run that stops rising is refused.
         let passes = Mutex::new(0_u32);
-        let error = maximize(&[4.0, 4.0], &flat_topped(1e-3, &passes)).unwrap_err();
+        let error = maximize(&[4.0, 4.0], &flat_topped(1e-3, &passes), &GENEROUS).unwrap_err();
         assert!(error.contains("converge"), "{error}");
     }
 }

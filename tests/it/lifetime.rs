@@ -68,7 +68,10 @@ fn run_clv_after(ws: &Workspace, select: &str, date: &str, sets: &[&str]) -> Out
 }
 
 /// The clv metrics of a run date, as `(model, evaluated_on, metric) -> value` for scope `all`.
-async fn metrics(ws: &Workspace, date: &str) -> std::collections::HashMap<(String, String, String), f64> {
+pub(crate) async fn metrics(
+    ws: &Workspace,
+    date: &str,
+) -> std::collections::HashMap<(String, String, String), f64> {
     let file = ws
         .output()
         .join(format!("model_metrics/run_date={date}/part-clv.parquet"));
@@ -204,6 +207,95 @@ fn too_few_repeat_customers_exit_3_and_publish_nothing() {
     assert!(stderr.contains("clv.min_repeat_customers"), "{stderr}");
     assert!(!ws.output().join("clv_scores").exists());
     assert!(!ws.output().join("model_metrics").exists());
+}
+
+#[tokio::test]
+async fn spend_too_heavy_tailed_for_gamma_gamma_falls_back_and_the_night_goes_on() {
+    // Four groups of 250 customers spending $15, $60, $200 and $600 a purchase: Gamma-Gamma's
+    // best fit has q at most 1 (an infinite mean spend), which once stopped the stage (exit 3).
+    let ws = Workspace::new();
+    let bases = [15.0, 60.0, 200.0, 600.0];
+    let mut rows: Vec<(String, String, String, f64)> = Vec::new();
+    for customer in 0..1_000 {
+        let base = bases[customer % 4];
+        for purchase in 0..=(customer % 5) {
+            let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap()
+                + chrono::Days::new((customer % 50 + purchase * 45) as u64);
+            let wobble = 0.9 + 0.2 * ((customer * 7 + purchase * 3) % 10) as f64 / 10.0;
+            rows.push((
+                format!("o{customer}-{purchase}"),
+                format!("c{customer}"),
+                format!("{day}T10:00:00"),
+                (base * wobble * 100.0).round() / 100.0,
+            ));
+        }
+    }
+    let rows: Vec<(&str, &str, &str, f64, &str)> = rows
+        .iter()
+        .map(|(o, c, t, a)| (o.as_str(), c.as_str(), t.as_str(), *a, "completed"))
+        .collect();
+    support::write_orders(&ws.input(), "o.parquet", &rows);
+    let done = run_clv(&ws, "2024-12-31", &[]);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let m = metrics(&ws, "2024-12-31").await;
+    let spend = |metric: &str| {
+        m.get(&(
+            "gamma_gamma".to_string(),
+            "fitting".to_string(),
+            metric.to_string(),
+        ))
+    };
+    assert_eq!(spend("fallback"), Some(&1.0), "{m:?}");
+    assert_eq!(spend("q"), None);
+    assert_eq!(spend("spend_prior_days"), Some(&1.0));
+    // The scope's mean per repeat purchase day: sum of x m over sum of x, from the rows.
+    let observed = *spend("observed_mean_spend_usd").unwrap();
+    let (mut spent, mut days) = (0.0, 0.0);
+    for customer in 0..1_000usize {
+        let repeat: f64 = rows
+            .iter()
+            .filter(|r| r.1 == format!("c{customer}"))
+            .skip(1)
+            .map(|r| r.3)
+            .sum();
+        spent += repeat;
+        days += (customer % 5) as f64;
+    }
+    assert!(
+        (observed - spent / days).abs() < 1e-6,
+        "{observed} against {}",
+        spent / days
+    );
+    // The model card says why, and each group is valued near its own spend.
+    let card: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            ws.output()
+                .join("_models/clv/run_date=2024-12-31/model_card.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let reason = card["scopes"]["all"]["spend"]["reason"].as_str().unwrap();
+    assert!(reason.contains("is at most 1"), "{reason}");
+    let by_group = support::query_sql(
+        &ws.published("clv_scores", "2024-12-31"),
+        "select cast(substr(customer_id, 2) as int) % 4 as grp, \
+         round(avg(expected_order_value_usd)) as spend from t \
+         where repeat_days = 4 group by 1 order by 1",
+    )
+    .await;
+    let spends: Vec<f64> = support::lines(&by_group)
+        .iter()
+        .filter_map(|l| l.split('|').nth(2)?.trim().parse().ok())
+        .collect();
+    assert_eq!(spends.len(), 4, "{by_group}");
+    for (spend, base) in spends.iter().zip(bases) {
+        // Four days at the group's spend against one at the scope's mean.
+        assert!(
+            (spend - (4.0 * base + observed) / 5.0).abs() < 0.1 * base + 1.0,
+            "{by_group}"
+        );
+    }
 }
 
 #[tokio::test]
