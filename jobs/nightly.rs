@@ -274,7 +274,7 @@ async fn model_stages(options: &TransformOptions, plan: transform::Plan, run: &m
             // fingerprint): the churn stage's sessions skip what it passed.
             let as_of = AsOf::new(plan.source, &options.models_dir, options.config.clone())?
                 .with_checked(plan.run_date, run.manifest().quality.clone());
-            let report = churn::run(&as_of, run.output(), plan.run_date, &options.config.churn).await?;
+            let report = churn::run(&as_of, run.output(), plan.run_date, &options.config).await?;
             run.record(report).await?;
         }
     } else {

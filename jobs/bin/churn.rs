@@ -32,7 +32,7 @@ fn main() {
         let (output, date, config) = args.stage.open().await?;
         let as_of = AsOf::new(Source::open(&args.input).await?, &args.models, config.clone())?;
         stage_alone(&output, date, "churn", async |output: &Root| {
-            churn::run(&as_of, output, date, &config.churn).await
+            churn::run(&as_of, output, date, &config).await
         })
         .await
     })

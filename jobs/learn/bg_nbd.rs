@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::learn::likelihood::{self, Maximum};
+use crate::learn::likelihood::{self, Bounds, Maximum};
 
 /// One customer's purchase history, in the model's time unit.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -180,7 +180,7 @@ impl BgNbd {
     }
 
     /// Fits the parameters by maximum likelihood.
-    pub fn fit(histories: &Histories) -> Result<(BgNbd, Maximum), String> {
+    pub fn fit(histories: &Histories, bounds: &Bounds) -> Result<(BgNbd, Maximum), String> {
         let data = Prepared::new(&histories.weighted());
         let log_likelihood = |p: &[f64]| {
             let model = BgNbd {
@@ -191,7 +191,7 @@ impl BgNbd {
             };
             model.mean_log_likelihood(&data)
         };
-        let found = likelihood::maximize(&[0.0; 4], &log_likelihood)?;
+        let found = likelihood::maximize(&[0.0; 4], &log_likelihood, bounds)?;
         let p = &found.parameters;
         Ok((
             BgNbd {
@@ -222,6 +222,17 @@ impl BgNbd {
     /// P(alive at the end of the observation | history).
     pub fn p_alive(&self, h: History) -> f64 {
         1.0 / (1.0 + self.dropout_odds(h))
+    }
+
+    /// P(no purchase in the `t` after the end of the observation | history): dead already, or
+    /// alive and, at the rate the history implies (Gamma(r + x, alpha + T) after it), buying
+    /// nothing in `t`: 1 - P(alive) + P(alive) ((alpha + T) / (alpha + T + t))^(r + x). A
+    /// customer drops out only right after a purchase, so one alive without a purchase in `t`
+    /// is alive throughout.
+    pub fn p_no_purchase(&self, h: History, t: f64) -> f64 {
+        let alive = self.p_alive(h);
+        let silent = ((self.alpha + h.t) / (self.alpha + h.t + t)).powf(self.r + f64::from(h.x));
+        1.0 - alive + alive * silent
     }
 
     /// Expected purchases in the `t` after the end of the observation, given the history
@@ -501,6 +512,31 @@ pub(crate) mod tests {
         // Over no time, nothing; over more time, more.
         assert_eq!(m.expected_purchases(h, 0.0), 0.0);
         assert!(m.expected_purchases(h, 78.0) > m.expected_purchases(h, 39.0));
+    }
+
+    #[test]
+    fn the_chance_of_no_purchase_runs_from_certainty_to_the_chance_of_being_dead() {
+        let m = CDNOW;
+        let h = History {
+            x: 2,
+            t_x: 30.43,
+            t: 38.86,
+        };
+        // Over no time nothing is bought; over ever more time only the dead buy nothing.
+        assert_eq!(m.p_no_purchase(h, 0.0), 1.0);
+        assert!((m.p_no_purchase(h, 1e9) - (1.0 - m.p_alive(h))).abs() < 1e-6);
+        // Over a short time the chance of a purchase is the expected purchases (at most one).
+        let t = 1e-6;
+        let bought = 1.0 - m.p_no_purchase(h, t);
+        let expected = m.expected_purchases(h, t);
+        assert!(
+            (bought - expected).abs() < 1e-5 * expected,
+            "{bought} against {expected}"
+        );
+        // Longer is less likely silent; a lapsed buyer more likely than a busy one.
+        assert!(m.p_no_purchase(h, 13.0) > m.p_no_purchase(h, 26.0));
+        let busy = History { t_x: 38.0, ..h };
+        assert!(m.p_no_purchase(h, 13.0) > m.p_no_purchase(busy, 13.0));
     }
 
     #[test]

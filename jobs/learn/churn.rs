@@ -13,6 +13,12 @@
 //! with the best validation ROC AUC is retrained on the latest labelled window (C2) and scores
 //! every customer active in the `active_days` before D, streamed batch by batch.
 //!
+//! Where no window can be trained on (a history shorter than the two windows, or a window with
+//! one class), the stage does not fail: BG/NBD, which needs no labels, is fitted on every
+//! buyer's features as of the run date, and a customer's churn probability is their chance of
+//! no purchase in the horizon ([`NoPurchase`]); the model card says why, and there are no
+//! validation figures.
+//!
 //! The model is saved as JSON (version, features, encoder, scaler, parameters, metrics) beside
 //! a model card, so `score` can score from it without retraining.
 
@@ -36,11 +42,13 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::config::{ChurnCandidate, ChurnConfig};
+use crate::config::{ChurnCandidate, ChurnConfig, Config};
 use crate::error::{Error, Result};
 use crate::input::catalog::RunDate;
+use crate::learn::bg_nbd::{BgNbd, Histories, History};
+use crate::learn::clv;
 use crate::learn::evaluation::{self, CalibrationBin, Decile};
-use crate::learn::features::{self, AsOf, CATEGORICAL, Encoder, NUMERIC, PURCHASES};
+use crate::learn::features::{self, AsOf, CATEGORICAL, Encoder, NUMERIC, PURCHASES, numeric_column};
 use crate::learn::model_metrics::{self, MetricRow};
 use crate::learn::outputs::{self, Stage};
 use crate::learn::tree;
@@ -158,29 +166,98 @@ impl Logit {
     }
 }
 
-/// A fitted candidate.
+/// The churn model where no labelled window can be trained on: BG/NBD fitted on every buyer's
+/// features as of the run date, a customer's churn probability their chance of no purchase in
+/// the horizon. Purchases are counted as `frequency` counts them (completed orders), the times
+/// are those from the first and the latest purchase to the end of the run date.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NoPurchase {
+    pub bg_nbd: BgNbd,
+    /// Days in BG/NBD's time unit (`clv.time_unit`).
+    pub unit_days: f64,
+    pub horizon_days: u32,
+    /// Why no classifier was trained.
+    pub reason: String,
+}
+
+/// The feature columns [`NoPurchase`] reads.
+const PURCHASE_HISTORY: [&str; 3] = ["frequency", "recency_days", "tenure_days"];
+
+impl NoPurchase {
+    /// The BG/NBD histories of a batch of `customer_features`, in the model's time unit.
+    fn histories(batch: &RecordBatch, unit_days: f64) -> Result<Vec<History>> {
+        let [frequency, recency, tenure] = PURCHASE_HISTORY.map(|c| numeric_column(batch, c));
+        let (frequency, recency, tenure) = (frequency?, recency?, tenure?);
+        Ok((0..batch.num_rows())
+            .map(|row| {
+                let purchases = frequency[row].unwrap_or(1.0).max(1.0);
+                let (recency, tenure) = (recency[row].unwrap_or(0.0), tenure[row].unwrap_or(0.0));
+                History {
+                    x: purchases as u32 - 1,
+                    t_x: (tenure - recency).max(0.0) / unit_days,
+                    t: tenure / unit_days,
+                }
+            })
+            .collect())
+    }
+
+    /// Fits BG/NBD on every customer of the published features of the run date.
+    async fn fit(output: &Root, run_date: NaiveDate, config: &Config, reason: String) -> Result<Self> {
+        let unit_days = config.clv.time_unit.days();
+        let mut histories = Histories::default();
+        let mut stream = features::read_published(output, run_date).await?;
+        while let Some(batch) = stream
+            .try_next()
+            .await
+            .map_err(Error::engine("reading customer_features"))?
+        {
+            Self::histories(&batch, unit_days)?
+                .into_iter()
+                .for_each(|h| histories.add(h));
+        }
+        let (bg_nbd, _) =
+            BgNbd::fit(&histories, &clv::fit_bounds(&config.clv)).map_err(|e| Error::CannotTrain {
+                job: JOB.into(),
+                reason: format!("{reason}; the fallback, BG/NBD on every buyer's purchases, failed too: {e}"),
+            })?;
+        Ok(NoPurchase {
+            bg_nbd,
+            unit_days,
+            horizon_days: config.churn.horizon_days,
+            reason,
+        })
+    }
+
+    fn probabilities(&self, batch: &RecordBatch) -> Result<Vec<f64>> {
+        let horizon = f64::from(self.horizon_days) / self.unit_days;
+        Ok(Self::histories(batch, self.unit_days)?
+            .into_iter()
+            .map(|h| self.bg_nbd.p_no_purchase(h, horizon))
+            .collect())
+    }
+}
+
+/// A fitted candidate, or the fallback without labels.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Classifier {
     LogisticRegression { model: Logit },
     DecisionTree { tree: LeafTree },
     BaggedTrees { trees: Vec<LeafTree> },
+    BgNbdNoPurchase { model: NoPurchase },
 }
 
 impl Classifier {
-    pub fn kind(&self) -> ChurnCandidate {
+    pub fn name(&self) -> &'static str {
         match self {
-            Classifier::LogisticRegression { .. } => ChurnCandidate::LogisticRegression,
-            Classifier::DecisionTree { .. } => ChurnCandidate::DecisionTree,
-            Classifier::BaggedTrees { .. } => ChurnCandidate::BaggedTrees,
+            Classifier::LogisticRegression { .. } => ChurnCandidate::LogisticRegression.name(),
+            Classifier::DecisionTree { .. } => ChurnCandidate::DecisionTree.name(),
+            Classifier::BaggedTrees { .. } => ChurnCandidate::BaggedTrees.name(),
+            Classifier::BgNbdNoPurchase { .. } => "bg_nbd_no_purchase",
         }
     }
 
-    pub fn name(&self) -> &'static str {
-        self.kind().name()
-    }
-
-    /// Churn probabilities of standardized rows.
+    /// Churn probabilities of standardized rows; the fallback reads no matrix, so none.
     fn probabilities(&self, x: &Array2<f64>) -> Vec<f64> {
         match self {
             Classifier::LogisticRegression { model } => model.probabilities(x),
@@ -188,6 +265,7 @@ impl Classifier {
             Classifier::BaggedTrees { trees } => per_row(x, |row| {
                 trees.iter().map(|t| t.probability(row)).sum::<f64>() / trees.len() as f64
             }),
+            Classifier::BgNbdNoPurchase { .. } => Vec::new(),
         }
     }
 }
@@ -208,25 +286,42 @@ pub struct ChurnModel {
     pub trained_cutoff: NaiveDate,
     pub horizon_days: u32,
     pub active_days: u32,
-    /// The matrix columns, in order.
+    /// The matrix columns, in order (the fallback's: the feature columns it reads).
     pub features: Vec<String>,
-    pub encoder: Encoder,
-    pub scaler: LinearScaler<f64>,
+    /// The encoder and scaler of the matrix; the fallback has none.
+    #[serde(default)]
+    pub encoder: Option<Encoder>,
+    #[serde(default)]
+    pub scaler: Option<LinearScaler<f64>>,
     pub classifier: Classifier,
     /// The accuracy-maximising threshold on the training window.
     pub threshold: f64,
     pub high_risk: f64,
     pub medium_risk: f64,
-    /// The validation figures of the chosen candidate.
-    pub metrics: Metrics,
+    /// The validation figures of the chosen candidate; the fallback has none.
+    #[serde(default)]
+    pub metrics: Option<Metrics>,
 }
 
 impl ChurnModel {
-    /// Churn probabilities for a batch of `customer_features`.
-    pub fn probabilities(&self, batch: &RecordBatch) -> Result<(Array2<f64>, Vec<f64>)> {
-        let x = self.scaler.transform(self.encoder.encode(batch)?);
+    /// Churn probabilities for a batch of `customer_features`, with the standardized matrix
+    /// they came from (none for the fallback).
+    pub fn probabilities(&self, batch: &RecordBatch) -> Result<(Option<Array2<f64>>, Vec<f64>)> {
+        let (Some(encoder), Some(scaler)) = (&self.encoder, &self.scaler) else {
+            let Classifier::BgNbdNoPurchase { model } = &self.classifier else {
+                return Err(Error::CannotTrain {
+                    job: JOB.into(),
+                    reason: format!(
+                        "the saved {} model has no encoder or scaler",
+                        self.classifier.name()
+                    ),
+                });
+            };
+            return Ok((None, model.probabilities(batch)?));
+        };
+        let x = scaler.transform(encoder.encode(batch)?);
         let p = self.classifier.probabilities(&x);
-        Ok((x, p))
+        Ok((Some(x), p))
     }
 
     /// The risk tier of a probability (README: Churn prediction).
@@ -265,10 +360,29 @@ impl ChurnModel {
         )
     }
 
+    /// The fallback's parameters as `model_metrics` rows (none for a trained classifier).
+    fn fallback_rows(&self) -> Vec<MetricRow> {
+        let Classifier::BgNbdNoPurchase { model } = &self.classifier else {
+            return Vec::new();
+        };
+        let BgNbd { r, alpha, a, b } = model.bg_nbd;
+        [("r", r), ("alpha", alpha), ("a", a), ("b", b)]
+            .into_iter()
+            .map(|(metric, value)| {
+                let mut row = MetricRow::new(JOB, self.classifier.name(), "fitting", metric, value);
+                row.chosen = true;
+                row
+            })
+            .collect()
+    }
+
     /// The `churn_scores` rows of a batch of features.
     pub fn score_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let (x, p) = self.probabilities(batch)?;
-        let drivers: Vec<Option<String>> = x.axis_iter(Axis(0)).map(|row| self.drivers(row)).collect();
+        let drivers: Vec<Option<String>> = match &x {
+            Some(x) => x.axis_iter(Axis(0)).map(|row| self.drivers(row)).collect(),
+            None => vec![None; p.len()],
+        };
         RecordBatch::try_new(
             scores_schema(),
             vec![
@@ -391,6 +505,17 @@ pub struct Window {
     pub cutoff: NaiveDate,
     pub features: RecordBatch,
     pub churned: Vec<bool>,
+}
+
+impl Window {
+    /// Its cut-off, customers and churn rate, for the model card.
+    fn figures(&self) -> (NaiveDate, usize, f64) {
+        (
+            self.cutoff,
+            self.churned.len(),
+            evaluation::base_rate(&self.churned),
+        )
+    }
 }
 
 /// Builds a labelled window: features as of `cutoff` for a seeded sample of the customers
@@ -653,27 +778,52 @@ pub fn train(
         horizon_days: config.horizon_days,
         active_days: config.active_days,
         features: encoder.names(),
-        encoder,
-        scaler,
+        encoder: Some(encoder),
+        scaler: Some(scaler),
         classifier,
         threshold,
         high_risk: config.high_risk,
         medium_risk: config.medium_risk,
-        metrics: chosen_metrics,
+        metrics: Some(chosen_metrics),
     };
     Ok(Trained {
         model,
         candidates,
-        training: (
-            training.cutoff,
-            training.churned.len(),
-            evaluation::base_rate(&training.churned),
-        ),
-        validation: (
-            validation.cutoff,
-            validation.churned.len(),
-            evaluation::base_rate(&validation.churned),
-        ),
+        training: training.figures(),
+        validation: validation.figures(),
+    })
+}
+
+/// The fallback where no window can be trained on ([`NoPurchase`]), for `reason`.
+async fn without_labels(
+    output: &Root,
+    run_date: NaiveDate,
+    config: &Config,
+    (training, validation): (&Window, &Window),
+    reason: String,
+) -> Result<Trained> {
+    tracing::warn!(%reason, "no churn classifier can be trained: churn is BG/NBD's chance of no purchase in the horizon");
+    let churn = &config.churn;
+    let model = NoPurchase::fit(output, run_date, config, reason).await?;
+    Ok(Trained {
+        model: ChurnModel {
+            version: env!("CARGO_PKG_VERSION").into(),
+            run_date,
+            trained_cutoff: run_date,
+            horizon_days: churn.horizon_days,
+            active_days: churn.active_days,
+            features: PURCHASE_HISTORY.map(String::from).to_vec(),
+            encoder: None,
+            scaler: None,
+            classifier: Classifier::BgNbdNoPurchase { model },
+            threshold: 0.5,
+            high_risk: churn.high_risk,
+            medium_risk: churn.medium_risk,
+            metrics: None,
+        },
+        candidates: Vec::new(),
+        training: training.figures(),
+        validation: validation.figures(),
     })
 }
 
@@ -705,8 +855,9 @@ pub async fn run(
     as_of: &AsOf,
     output: &Root,
     run_date: NaiveDate,
-    config: &ChurnConfig,
+    full_config: &Config,
 ) -> Result<StageReport> {
+    let config = &full_config.churn;
     // Fail before the heavy work when the features to score are not there.
     features::require_published(output, run_date).await?;
     let horizon = Days::new(u64::from(config.horizon_days));
@@ -720,11 +871,19 @@ pub async fn run(
             let later = as_of.session(run_date).await?;
             let training = window(as_of, &later, c1, config).await?;
             let validation = window(as_of, &later, c2, config).await?;
-            let trained = train(&training, &validation, run_date, config)?;
+            let trainable = check_trainable(&training, config, "training")
+                .and_then(|()| check_trainable(&validation, config, "validation"));
+            let trained = match trainable {
+                Ok(()) => train(&training, &validation, run_date, config)?,
+                Err(Error::CannotTrain { reason, .. }) => {
+                    without_labels(output, run_date, full_config, (&training, &validation), reason).await?
+                }
+                Err(error) => return Err(error),
+            };
             let scores = score_all(&trained.model, output, run_date, draft).await?;
             let card = model_card(&trained, config);
             let files = outputs::save_model(draft, JOB, run_date, &trained.model, &card).await?;
-            let mut rows = Vec::new();
+            let mut rows = trained.model.fallback_rows();
             for (name, on_training, on_validation) in &trained.candidates {
                 let chosen = name == trained.model.classifier.name();
                 rows.extend(on_training.rows(name, "training", chosen));
@@ -737,14 +896,14 @@ pub async fn run(
                     &model_metrics::batch(&rows)?,
                 )
                 .await?;
-            let m = &trained.model.metrics;
+            let m = trained.model.metrics.as_ref();
             let summary = json!({
                 "model": trained.model.classifier.name(),
-                "validation_roc_auc": m.roc_auc,
-                "validation_accuracy": m.accuracy,
-                "validation_base_rate": m.base_rate,
-                "validation_majority_accuracy": m.majority_accuracy,
-                "validation_top_decile_lift": m.top_decile_lift,
+                "validation_roc_auc": m.map(|m| m.roc_auc),
+                "validation_accuracy": m.map(|m| m.accuracy),
+                "validation_base_rate": m.map(|m| m.base_rate),
+                "validation_majority_accuracy": m.map(|m| m.majority_accuracy),
+                "validation_top_decile_lift": m.map(|m| m.top_decile_lift),
                 "scored_customers": scores.rows,
             });
             Ok((vec![scores, metrics_table], files, summary))
@@ -760,7 +919,13 @@ pub fn model_card(trained: &Trained, config: &ChurnConfig) -> serde_json::Value 
         "version": model.version,
         "run_date": model.run_date,
         "chosen": model.classifier.name(),
-        "chosen_by": "validation ROC AUC",
+        "chosen_by": match &model.classifier {
+            Classifier::BgNbdNoPurchase { model } => format!(
+                "no labelled window could be trained on ({}): BG/NBD fitted on every buyer's purchases as of the run date needs no labels, and a customer's churn probability is their chance of no purchase in the {} days after it",
+                model.reason, model.horizon_days
+            ),
+            _ => "validation ROC AUC".to_string(),
+        },
         "label": format!(
             "a customer with a purchase in the {} days before the cut-off churns when they make no purchase in the {} days after it",
             config.active_days, config.horizon_days
@@ -1028,7 +1193,7 @@ mod tests {
             .map(|(name, _, v)| (name.clone(), v.roc_auc))
             .collect();
         assert_eq!(trained.model.classifier.name(), "logistic_regression", "{aucs:?}");
-        assert!(trained.model.metrics.roc_auc > 0.75, "{aucs:?}");
+        assert!(trained.model.metrics.as_ref().unwrap().roc_auc > 0.75, "{aucs:?}");
         // Drivers come from the oriented coefficients: the six planted features push up.
         let Classifier::LogisticRegression { model } = &trained.model.classifier else {
             unreachable!("checked above")

@@ -595,11 +595,46 @@ async fn churn(data: &Published) -> Result<String> {
             facts.push(vec![escape(name), format(rows.num(0, 1))]);
         }
     }
-    let mut body = format!(
-        "<p>Chosen model: <strong>{}</strong>, measured on the validation window (customers active before its cut-off, labelled by what they did after).</p>",
-        escape(&model)
-    );
-    body.push_str(&table("Validation figures", &["figure", "value"], &facts));
+    let mut body = if facts.is_empty() {
+        format!(
+            "<p>Model: <strong>{}</strong>. No labelled window could be trained on yet (a history shorter than two churn horizons, or a window of one class): churn is BG/NBD's chance of no purchase in the horizon, and there are no validation figures (the model card says why).</p>",
+            escape(&model)
+        )
+    } else {
+        format!(
+            "<p>Chosen model: <strong>{}</strong>, measured on the validation window (customers active before its cut-off, labelled by what they did after).</p>",
+            escape(&model)
+        )
+    };
+    if !facts.is_empty() {
+        body.push_str(&validation_charts(data, &model, facts).await?);
+    }
+    if data.has(&["churn_scores"]) {
+        let tiers = data
+            .rows("select risk_tier, count(*) from churn_scores group by 1 order by 2 desc")
+            .await?;
+        let rows: Vec<Vec<String>> = (0..tiers.len())
+            .map(|r| vec![escape(&tiers.text(r, 0)), count(tiers.num(r, 1))])
+            .collect();
+        body.push_str(&table(
+            "Customers scored per risk tier",
+            &["risk tier", "customers"],
+            &rows,
+        ));
+    }
+    Ok(section("churn", title, &body))
+}
+
+/// The chosen churn model's validation figures, ROC curve, lift and calibration.
+async fn validation_charts(data: &Published, model: &str, facts: Vec<Vec<String>>) -> Result<String> {
+    let metric = async |name: &str| -> Result<Rows> {
+        data.rows(&format!(
+            "select parameter, value from churn_metrics where chosen and evaluated_on = 'validation' \
+             and metric = '{name}' order by parameter"
+        ))
+        .await
+    };
+    let mut body = table("Validation figures", &["figure", "value"], &facts);
     let (fpr, tpr, lift) = (
         metric("roc_false_positive_rate").await?,
         metric("roc_true_positive_rate").await?,
@@ -629,7 +664,7 @@ async fn churn(data: &Published) -> Result<String> {
         &roc_axes,
         &[
             Series {
-                name: model.clone(),
+                name: model.to_string(),
                 points: roc,
                 ..Series::default()
             },
@@ -682,20 +717,7 @@ async fn churn(data: &Published) -> Result<String> {
             },
         ],
     ));
-    if data.has(&["churn_scores"]) {
-        let tiers = data
-            .rows("select risk_tier, count(*) from churn_scores group by 1 order by 2 desc")
-            .await?;
-        let rows: Vec<Vec<String>> = (0..tiers.len())
-            .map(|r| vec![escape(&tiers.text(r, 0)), count(tiers.num(r, 1))])
-            .collect();
-        body.push_str(&table(
-            "Customers scored per risk tier",
-            &["risk tier", "customers"],
-            &rows,
-        ));
-    }
-    Ok(section("churn", title, &body))
+    Ok(body)
 }
 
 /// Channel ROI of the latest month whose 90-day window has closed, with the budget proposal.

@@ -115,9 +115,10 @@ fn a_backfill_runs_each_date_and_resume_skips_what_is_published() {
 #[test]
 fn resume_runs_only_the_stages_a_failed_night_left() {
     let ws = workspace();
-    // A churn stage that cannot train (the horizon reaches before the first order) fails the
-    // night after the SQL and segment stages published.
-    let failing = nightly(&ws, &["--date", RUN_DATE, "--set", "churn.horizon_days=900"]);
+    // A lifetime-value stage that cannot train (more repeat customers asked for than there
+    // are) fails the night after the SQL, segment and churn stages published.
+    let impossible = "clv.min_repeat_customers=100000000";
+    let failing = nightly(&ws, &["--date", RUN_DATE, "--set", impossible]);
     assert_eq!(
         failing.status.code(),
         Some(exit_code::BAD_INPUT),
@@ -126,26 +127,31 @@ fn resume_runs_only_the_stages_a_failed_night_left() {
     );
     let failed = manifest(&ws, RUN_DATE);
     assert_eq!(failed["status"], "failed");
-    assert_eq!(failed["completed"], serde_json::json!(["sql", "segment"]));
+    assert_eq!(
+        failed["completed"],
+        serde_json::json!(["sql", "segment", "churn"])
+    );
     assert!(
-        failed["error"].as_str().unwrap().contains("churn"),
+        failed["error"].as_str().unwrap().contains("clv"),
         "{}",
         failed["error"]
     );
 
-    // Resuming with the same inputs, code and settings retries the churn stage alone.
+    // Resuming with the same inputs, code and settings retries the clv stage alone.
     let segments = std::fs::read(ws.published("customer_segments", RUN_DATE)).unwrap();
-    let retried = nightly(
-        &ws,
-        &["--date", RUN_DATE, "--resume", "--set", "churn.horizon_days=900"],
-    );
+    let scores = std::fs::read(ws.published("churn_scores", RUN_DATE)).unwrap();
+    let retried = nightly(&ws, &["--date", RUN_DATE, "--resume", "--set", impossible]);
     assert_eq!(retried.status.code(), Some(exit_code::BAD_INPUT));
     let again = manifest(&ws, RUN_DATE);
     assert_eq!(again["run_id"], failed["run_id"], "the SQL stage ran again");
-    assert_eq!(again["completed"], serde_json::json!(["sql", "segment"]));
+    assert_eq!(again["completed"], serde_json::json!(["sql", "segment", "churn"]));
     assert_eq!(
         std::fs::read(ws.published("customer_segments", RUN_DATE)).unwrap(),
         segments
+    );
+    assert_eq!(
+        std::fs::read(ws.published("churn_scores", RUN_DATE)).unwrap(),
+        scores
     );
 }
 
