@@ -7,6 +7,7 @@
 
 pub mod allocator;
 pub mod benchmark;
+pub mod cdnow;
 pub mod cli;
 #[cfg(feature = "ballista")]
 pub mod cluster;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use growth_jobs::benchmark::{self, BenchOptions};
+use growth_jobs::cdnow::{self, CdnowOptions};
 use growth_jobs::cli;
 use growth_jobs::side_by_side::{self, SideBySideOptions};
 
@@ -54,6 +55,18 @@ struct Args {
     /// The run date of the comparison (the peer's input ends on 2024-12-31).
     #[arg(long, default_value = "2024-12-31")]
     date: String,
+    /// Instead of the stages above: the whole night at every month-end of CDNOW's master file
+    /// (give its path: `python3 tests/cdnow_reference.py --path` prints where lifetimes keeps
+    /// it), with each night's stage times, the churn scores of --churn-date against the 90 days
+    /// after, and the forecast backtest's coverage.
+    #[arg(long)]
+    cdnow: Option<PathBuf>,
+    /// With --cdnow: the run date whose churn scores are measured.
+    #[arg(long, default_value = "1998-03-31")]
+    churn_date: chrono::NaiveDate,
+    /// With --cdnow: `section.key=value` overrides for every night.
+    #[arg(long = "set")]
+    sets: Vec<String>,
 }
 
 fn main() {
@@ -64,6 +77,17 @@ fn main() {
         .into_iter()
         .map(|l| (l != "none").then_some(l))
         .collect();
+    if let Some(master) = args.cdnow {
+        let options = CdnowOptions {
+            master,
+            work_dir: args.work_dir.join("cdnow"),
+            models_dir: args.models,
+            sets: args.sets,
+            churn_date: args.churn_date,
+        };
+        let result = cli::runtime().and_then(|rt| rt.block_on(cdnow::run(&options)));
+        cli::exit(result);
+    }
     if args.versus_peer {
         let options = SideBySideOptions {
             scales: args.scales,
