@@ -5,7 +5,7 @@
 //! (`bench --cdnow`): the whole night at every month-end with its stages' times, the churn
 //! model scored against what each customer did next, and the forecast backtest's coverage.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -294,13 +294,11 @@ pub async fn churn_roc_auc(master: &Path, output: &Path, date: NaiveDate) -> Res
     ))
 }
 
-/// Prints the backtest's coverage of its 80% intervals at `(all)` for each night that has a
-/// backtest, and per measure over all of them.
-async fn coverage(output: &Path) -> Result<()> {
-    println!("\nForecast backtest at (all): share of months whose 80% interval held what happened\n");
-    println!("| run date | new_customers | active_customers | orders | revenue_usd |\n|---|---|---|---|---|");
-    let measures = crate::learn::forecast::MEASURES;
-    let mut totals: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+/// The backtest's coverage of its 80% intervals at `(all)`: per run date that has a backtest,
+/// the share of its months whose interval held what happened, per measure in
+/// [`crate::learn::forecast::MEASURES`] order.
+pub async fn backtest_coverage(output: &Path) -> Result<Vec<(NaiveDate, [f64; 4])>> {
+    let mut rows = Vec::new();
     for date in month_ends() {
         let file = output.join(format!("model_metrics/run_date={date}/part-clv.parquet"));
         let batches = query(
@@ -324,29 +322,37 @@ async fn coverage(output: &Path) -> Result<()> {
         if found.is_empty() {
             continue;
         }
-        let cells: Vec<String> = measures
-            .iter()
-            .map(|m| match found.get(&format!("coverage_{m}")) {
-                Some(v) => {
-                    let total = totals.entry(m).or_default();
-                    total.0 += v;
-                    total.1 += 1;
-                    format!("{v:.2}")
-                }
-                None => "-".into(),
-            })
-            .collect();
-        println!("| {date} | {} |", cells.join(" | "));
+        let measures = crate::learn::forecast::MEASURES
+            .map(|m| found.get(&format!("coverage_{m}")).copied().unwrap_or(f64::NAN));
+        rows.push((date, measures));
     }
-    let means: Vec<String> = measures
-        .iter()
-        .map(|m| {
-            totals
-                .get(m)
-                .map_or("-".into(), |(s, n)| format!("{:.2}", s / *n as f64))
-        })
-        .collect();
-    println!("| mean | {} |", means.join(" | "));
+    Ok(rows)
+}
+
+/// The mean of each measure's coverage over the run dates.
+pub fn mean_coverage(rows: &[(NaiveDate, [f64; 4])]) -> [f64; 4] {
+    let mut means = [0.0; 4];
+    for (_, coverage) in rows {
+        for (mean, value) in means.iter_mut().zip(coverage) {
+            *mean += value / rows.len() as f64;
+        }
+    }
+    means
+}
+
+/// Prints [`backtest_coverage`] per run date and its mean per measure.
+async fn coverage(output: &Path) -> Result<()> {
+    println!("\nForecast backtest at (all): share of months whose 80% interval held what happened\n");
+    println!(
+        "| run date | {} |\n|---|---|---|---|---|",
+        crate::learn::forecast::MEASURES.join(" | ")
+    );
+    let rows = backtest_coverage(output).await?;
+    let cells = |values: &[f64; 4]| values.map(|v| format!("{v:.2}")).join(" | ");
+    for (date, coverage) in &rows {
+        println!("| {date} | {} |", cells(coverage));
+    }
+    println!("| mean | {} |", cells(&mean_coverage(&rows)));
     Ok(())
 }
 

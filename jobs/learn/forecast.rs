@@ -11,11 +11,14 @@
 //! (`cohort_retention`): retention, orders and revenue per cohort customer.
 //!
 //! Intervals: a new-customer count's comes from the trend's prediction interval (Student t, on
-//! the log scale). Active customers, orders and revenue add three variances: the cohorts' part
+//! the log scale). Active customers, orders and revenue add four variances: the cohorts' part
 //! scaled by the trend's relative error, the existing customers' part scaled by the BG/NBD's
-//! relative error in the night's holdout check (at least [`MIN_MODEL_ERROR`]), and Poisson noise
-//! on the existing customers' counts. The `(all)` rows add the markets' bounds (errors taken
-//! as moving together), so they are wider than independent markets would give.
+//! relative error in the night's holdout check (at least [`MIN_MODEL_ERROR`]), Poisson noise
+//! on the existing customers' counts, and the measure's own month-to-month variation that no
+//! model here explains (a promotion, a shipping delay, the calendar beyond the season factors):
+//! the residual spread of a log-linear fit to its season-adjusted recent months
+//! ([`month_noise`]). The `(all)` rows add the markets' bounds (errors taken as moving
+//! together), so they are wider than independent markets would give.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -390,6 +393,17 @@ impl Trend {
     }
 }
 
+/// A measure's month-to-month variation that no model here explains, as a relative error: the
+/// log-scale residual standard deviation of a log-linear fit to its season-adjusted values in
+/// `recent` (`column` of [`MarketHistory`]'s months); 0 with fewer than three months.
+pub fn month_noise(recent: &[(i32, [f64; 4])], season: &Season, column: usize) -> f64 {
+    let adjusted: Vec<(i32, f64)> = recent
+        .iter()
+        .map(|(month, values)| (*month, values[column] / season.factor(*month)))
+        .collect();
+    Trend::fit(&adjusted).map_or(0.0, |trend| trend.residual_sd)
+}
+
 /// Per month of a cohort's life (0 = its acquisition month), its active customers, orders and
 /// revenue per acquired customer, from the latest `cohorts` cohorts whose month is complete by
 /// `last_complete`; an age no such cohort has reached repeats the last age that has one.
@@ -477,6 +491,8 @@ pub fn forecast(
         let order_value = if orders > 0.0 { revenue / orders } else { 0.0 };
         // Orders follow active customers at the market's recent orders per active customer.
         let orders_per_active = if active > 0.0 { orders / active } else { 0.0 };
+        let [_, active_noise, orders_noise, revenue_noise] =
+            [0, 1, 2, 3].map(|column| month_noise(&recent, &season, column));
         let curves = cohort_curves(&past.cohorts, last, settings.trend_months, horizon.months)
             .unwrap_or_else(|| vec![[0.0; 3]; horizon.months]);
         let new: Vec<(Interval, f64)> = (0..horizon.months)
@@ -506,19 +522,29 @@ pub fn forecast(
             // model's error: a count varies by its square root, revenue by the order value times.
             let existing_part = [own.active[k], own.revenue[k]].map(|v| v * season.factor(month));
             let noise = [existing_part[0], existing_part[1] * order_value];
+            // The models' variance of active customers and revenue, then each measure's own
+            // month-to-month variation on top; orders follow active customers.
             let [active, revenue] = [0, 1].map(|m| {
                 let value = existing_part[m] + cohort_part[m];
-                let spread =
-                    ((settings.model_error * existing_part[m]).powi(2) + noise[m] + cohort_error[m].powi(2))
-                        .sqrt()
-                        * trend.quantile;
+                let variance =
+                    (settings.model_error * existing_part[m]).powi(2) + noise[m] + cohort_error[m].powi(2);
+                (value, variance)
+            });
+            let interval = |(value, variance): (f64, f64), month_noise: f64| {
+                let spread = (variance + (month_noise * value).powi(2)).sqrt() * trend.quantile;
                 Interval {
                     value,
                     lower: (value - spread).max(0.0),
                     upper: value + spread,
                 }
-            });
-            let values = [new[k].0, active, active.scaled(orders_per_active), revenue];
+            };
+            let orders = (active.0 * orders_per_active, active.1 * orders_per_active.powi(2));
+            let values = [
+                new[k].0,
+                interval(active, active_noise),
+                interval(orders, orders_noise),
+                interval(revenue, revenue_noise),
+            ];
             let actual = actuals.then(|| past.months.get(&month).copied().unwrap_or([0.0; 4]));
             let row = Row {
                 kind,
@@ -805,6 +831,38 @@ mod tests {
         assert!((in_a_year.value / truth - 1.0).abs() < 1e-9);
         assert!((in_a_year.upper - in_a_year.lower) < 1e-6 * truth);
         assert!(Trend::fit(&growing[..2]).is_none());
+    }
+
+    #[test]
+    fn month_noise_is_the_spread_around_a_log_linear_path_after_the_season() {
+        let season = Season { factors: [1.0; 12] };
+        // Orders (column 2) growing 2% a month, alternately 10% over and under the path: a
+        // log-scale residual of ln(1.1) and ln(0.9) each month.
+        let recent: Vec<(i32, [f64; 4])> = (0..12)
+            .map(|m| {
+                let shock = if m % 2 == 0 { 1.1 } else { 0.9 };
+                (m, [0.0, 0.0, 1000.0 * 1.02_f64.powi(m) * shock - 0.5, 0.0])
+            })
+            .collect();
+        let noise = month_noise(&recent, &season, 2);
+        // The fit absorbs a little of the alternation into its slope; the spread stays near
+        // the shocks' own (a mean square of 0.0100 over 10 degrees of freedom).
+        let shocks = (1.1_f64.ln().powi(2) + 0.9_f64.ln().powi(2)) / 2.0;
+        assert!((noise - (shocks * 12.0 / 10.0).sqrt()).abs() < 0.01, "{noise}");
+        // A steady path has none; too short a history, none measured.
+        let steady: Vec<(i32, [f64; 4])> = (0..12)
+            .map(|m| (m, [0.0, 0.0, 1000.0 * 1.02_f64.powi(m) - 0.5, 0.0]))
+            .collect();
+        assert!(month_noise(&steady, &season, 2) < 1e-9);
+        assert_eq!(month_noise(&recent[..2], &season, 2), 0.0);
+        // A calendar the season factors know is no noise.
+        let mut factors = [1.0; 12];
+        factors[11] = 1.5;
+        let december: Vec<(i32, [f64; 4])> = (0..24)
+            .map(|m| (m, [0.0, 0.0, if m % 12 == 11 { 1500.0 } else { 1000.0 }, 0.0]))
+            .collect();
+        assert!(month_noise(&december, &Season { factors }, 2) < 1e-3);
+        assert!(month_noise(&december, &season, 2) > 0.1);
     }
 
     #[test]

@@ -89,6 +89,22 @@ async fn every_month_end_of_cdnow_master_publishes_every_stage_and_fits_as_lifet
         "ROC AUC {roc_auc} on {scored} customers"
     );
 
+    // The forecast's 80% intervals, backtested at the ten month-ends that have six months
+    // behind them, hold what happened in 60-95% of months for each measure but new customers
+    // (none arrive after March 1997, which no trend can know from a first quarter of arrivals).
+    let coverage = cdnow::backtest_coverage(&ws.output()).await.unwrap();
+    assert_eq!(coverage.len(), 10, "{coverage:?}");
+    let means = cdnow::mean_coverage(&coverage);
+    for (measure, mean) in ["active_customers", "orders", "revenue_usd"]
+        .iter()
+        .zip(&means[1..])
+    {
+        assert!(
+            (0.6..=0.95 + 1e-9).contains(mean),
+            "{measure}: {mean} ({coverage:?})"
+        );
+    }
+
     let reference = lifetimes_parameters(&dates);
     let mut compared = 0;
     for date in &dates {
