@@ -257,7 +257,8 @@ impl Classifier {
         }
     }
 
-    /// Churn probabilities of standardized rows; the fallback reads no matrix, so none.
+    /// Churn probabilities of standardized rows; the fallback reads the features themselves
+    /// ([`ChurnModel::probabilities`] asks it), not a matrix, so none here.
     fn probabilities(&self, x: &Array2<f64>) -> Vec<f64> {
         match self {
             Classifier::LogisticRegression { model } => model.probabilities(x),
@@ -307,17 +308,17 @@ impl ChurnModel {
     /// Churn probabilities for a batch of `customer_features`, with the standardized matrix
     /// they came from (none for the fallback).
     pub fn probabilities(&self, batch: &RecordBatch) -> Result<(Option<Array2<f64>>, Vec<f64>)> {
-        let (Some(encoder), Some(scaler)) = (&self.encoder, &self.scaler) else {
-            let Classifier::BgNbdNoPurchase { model } = &self.classifier else {
-                return Err(Error::CannotTrain {
-                    job: JOB.into(),
-                    reason: format!(
-                        "the saved {} model has no encoder or scaler",
-                        self.classifier.name()
-                    ),
-                });
-            };
+        if let Classifier::BgNbdNoPurchase { model } = &self.classifier {
             return Ok((None, model.probabilities(batch)?));
+        }
+        let (Some(encoder), Some(scaler)) = (&self.encoder, &self.scaler) else {
+            return Err(Error::CannotTrain {
+                job: JOB.into(),
+                reason: format!(
+                    "the saved {} model has no encoder or scaler",
+                    self.classifier.name()
+                ),
+            });
         };
         let x = scaler.transform(encoder.encode(batch)?);
         let p = self.classifier.probabilities(&x);
