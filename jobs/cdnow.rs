@@ -161,7 +161,7 @@ pub async fn run(options: &CdnowOptions) -> Result<()> {
         options.master.display()
     );
     println!(
-        "| run date | night s | {} | peak RSS MiB | clv scopes falling back |",
+        "| run date | night s | {} s | peak RSS MiB | clv scopes falling back |",
         STAGES.join(" s | ")
     );
     println!("|---|---|{}---|---|", "---|".repeat(STAGES.len()));

@@ -5,9 +5,9 @@
 //! 1e-6, or under 1e-4 where no step improves on the point any more: the likelihood's own
 //! precision).
 //!
-//! Every fit is bounded ([`Bounds`]): in iterations per run, in passes over the data (argmin
-//! does not cap the line search's evaluations, and More-Thuente can evaluate without end where
-//! the likelihood is not finite) and in wall time. A fit that reaches a bound is refused with
+//! Every fit is bounded ([`Bounds`]): in iterations per run, in evaluations the optimizer asks
+//! for (argmin does not cap the line search's, and More-Thuente can ask without end where the
+//! likelihood is not finite) and in wall time. A fit that reaches a bound is refused with
 //! the bound named, like any other fit that does not converge; the callers decide what a
 //! refused fit means for the night.
 
@@ -241,7 +241,7 @@ pub fn maximize(
         } = run_lbfgs(&from, log_likelihood, &budget)?;
         iterations += used;
         if let Some(bounded) = bounded {
-            return Err(format!("{bounded} after {iterations} iterations",));
+            return Err(format!("{bounded} after {iterations} iterations"));
         }
         let (value, gradient) = log_likelihood(&best);
         let steepest = steepest(&gradient);
