@@ -52,22 +52,36 @@ impl Threshold {
     }
 }
 
+/// The `margin_rate` key that applies to markets not named.
+pub const DEFAULT_MARGIN_KEY: &str = "default";
+
 /// Everything the models read from config.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// KPI name (the `kpi_monthly` column it applies to) to its bands.
     pub kpi_thresholds: BTreeMap<String, Threshold>,
-    /// Channels whose ROI is under this are told to give budget to preferred channels.
-    pub roi_threshold: f64,
-    /// Channels whose ROI is at or above this are preferred: they receive the budget moved
-    /// (plan 2.4.1 and 8.3: ROI above 4).
+    /// The models' own accuracy to its bands: `churn_accuracy` (the chosen churn model's
+    /// validation accuracy; plan: 85%) and `forecast_accuracy` (1 - the backtest's revenue MAPE
+    /// over every market; plan 6.4: 82%).
+    pub model_thresholds: BTreeMap<String, Threshold>,
+    /// Channels whose ROI is at or above this are preferred: they receive the budget cut from
+    /// others (plan 2.4.1 and 8.3: ROI above 4).
     pub preferred_roi: f64,
-    /// The share of an under-threshold channel's spend moved away next month.
-    pub budget_shift_share: f64,
-    /// The share of the moved budget held back as a reserve rather than given to preferred
-    /// channels (the plan keeps 30%).
+    /// The share of its budget a channel loses when its CAC is above the cac_usd green bound
+    /// (plan 4.3 and 8.2: cut the channel whose CAC passes $5).
+    pub cac_cut_share: f64,
+    /// The share it loses when its CAC is above the red bound, or it spent and acquired no one
+    /// (plan 6.1: above $10, the cost-control plan).
+    pub cac_red_cut_share: f64,
+    /// The share of each market-month's marketing budget held back as a reserve (plan 7.3: 30%).
     pub budget_reserve_share: f64,
+    /// The months a customer must buy on two different days within to count as a repurchaser
+    /// (repurchase_rate; plan 3.4).
+    pub repurchase_window_months: i32,
+    /// Gross margin as a share of revenue, per market (`default` for the others): LTV is value
+    /// to the business, revenue times this.
+    pub margin_rate: BTreeMap<String, f64>,
     /// Traffic and acquisition channels no one pays for: their sessions are organic traffic,
     /// their new customers (with referred ones) self-grown.
     pub organic_channels: Vec<String>,
@@ -419,12 +433,12 @@ impl Default for Config {
             ("ltv_to_cac", band(AtLeast, 4.0, 3.0)),
             ("monthly_churn_rate", band(AtMost, 0.12, 0.18)),
             ("retention_6m", band(AtLeast, 0.65, 0.50)),
-            ("repeat_purchase_rate", band(AtLeast, 0.40, 0.30)),
+            ("repurchase_rate", band(AtLeast, 0.40, 0.30)),
             ("dau_mau", band(AtLeast, 0.30, 0.20)),
             ("invite_share_rate", band(AtLeast, 0.15, 0.10)),
             ("delivered_within_7d_share", band(AtLeast, 0.50, 0.40)),
             ("total_customers_yoy", band(AtLeast, 0.25, 0.15)),
-            ("member_repeat_rate", band(AtLeast, 0.45, 0.35)),
+            ("member_repurchase_rate", band(AtLeast, 0.45, 0.35)),
             ("self_growth_ratio", band(AtLeast, 0.10, 0.05)),
             ("organic_session_share", band(AtLeast, 0.25, 0.15)),
             ("cpc_usd", band(AtMost, 0.80, 1.20)),
@@ -433,12 +447,22 @@ impl Default for Config {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        let model_thresholds = [
+            ("churn_accuracy", band(AtLeast, 0.85, 0.80)),
+            ("forecast_accuracy", band(AtLeast, 0.82, 0.75)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
         Config {
             kpi_thresholds,
-            roi_threshold: 0.0,
+            model_thresholds,
             preferred_roi: 4.0,
-            budget_shift_share: 0.2,
+            cac_cut_share: 0.2,
+            cac_red_cut_share: 0.5,
             budget_reserve_share: 0.3,
+            repurchase_window_months: 12,
+            margin_rate: [(DEFAULT_MARGIN_KEY.to_string(), 0.3)].into_iter().collect(),
             organic_channels: ["organic", "direct", "app"].map(String::from).to_vec(),
             churn_lapse_months: 3,
             segment: SegmentConfig::default(),
@@ -487,10 +511,14 @@ impl Config {
         let mut config = Self::default();
         // A file naming some KPIs keeps the defaults of the others.
         config.kpi_thresholds.extend(overrides.kpi_thresholds);
-        config.roi_threshold = overrides.roi_threshold;
+        config.model_thresholds.extend(overrides.model_thresholds);
         config.preferred_roi = overrides.preferred_roi;
-        config.budget_shift_share = overrides.budget_shift_share;
+        config.cac_cut_share = overrides.cac_cut_share;
+        config.cac_red_cut_share = overrides.cac_red_cut_share;
         config.budget_reserve_share = overrides.budget_reserve_share;
+        config.repurchase_window_months = overrides.repurchase_window_months;
+        // A file naming some markets' margins keeps the default of the others.
+        config.margin_rate.extend(overrides.margin_rate);
         config.organic_channels = overrides.organic_channels;
         config.churn_lapse_months = overrides.churn_lapse_months;
         config.segment = overrides.segment;
@@ -513,7 +541,7 @@ impl Config {
             file: path.display().to_string(),
             reason,
         };
-        for (kpi, t) in &self.kpi_thresholds {
+        for (kpi, t) in self.kpi_thresholds.iter().chain(&self.model_thresholds) {
             let ordered = match t.direction {
                 Direction::AtMost => t.green <= t.red,
                 Direction::AtLeast => t.green >= t.red,
@@ -528,15 +556,27 @@ impl Config {
         if self.churn_lapse_months < 1 {
             return Err(bad("churn_lapse_months must be at least 1".into()));
         }
-        if self.preferred_roi < self.roi_threshold
-            || !(0.0..=1.0).contains(&self.budget_shift_share)
-            || !(0.0..=1.0).contains(&self.budget_reserve_share)
-        {
+        let shares = [
+            ("cac_cut_share", self.cac_cut_share),
+            ("cac_red_cut_share", self.cac_red_cut_share),
+            ("budget_reserve_share", self.budget_reserve_share),
+        ];
+        if let Some((key, value)) = shares.iter().find(|(_, v)| !(0.0..=1.0).contains(v)) {
+            return Err(bad(format!("{key} is {value}: it must be within 0..=1")));
+        }
+        if self.cac_red_cut_share < self.cac_cut_share {
             return Err(bad(
-                "preferred_roi must be at least roi_threshold, and budget_shift_share and \
-                 budget_reserve_share within 0..=1"
+                "cac_red_cut_share must be at least cac_cut_share: a red CAC cuts no less than a yellow one"
                     .into(),
             ));
+        }
+        if self.repurchase_window_months < 1 {
+            return Err(bad("repurchase_window_months must be at least 1".into()));
+        }
+        if let Some((market, rate)) = self.margin_rate.iter().find(|(_, r)| !(0.0..=1.0).contains(*r)) {
+            return Err(bad(format!(
+                "margin_rate.{market} is {rate}: a gross margin is a share of revenue, within 0..=1"
+            )));
         }
         let segment = &self.segment;
         if segment.k_min < 2 || segment.k_min > segment.k_max || segment.k.is_some_and(|k| k < 2) {
@@ -706,14 +746,14 @@ mod tests {
             &[
                 "churn.horizon_days=60".into(),
                 "run.memory_limit=3GiB".into(),
-                "roi_threshold = 0.5".into(),
+                "preferred_roi = 4.5".into(),
                 "segment.algorithm=gaussian_mixture".into(),
             ],
         )
         .unwrap();
         assert_eq!(config.churn.horizon_days, 60);
         assert_eq!(config.run.memory_limit_bytes(), Ok(Some(3 << 30)));
-        assert_eq!(config.roi_threshold, 0.5);
+        assert_eq!(config.preferred_roi, 4.5);
         assert_eq!(config.segment.algorithm, Algorithm::GaussianMixture);
         assert_eq!(config.segment.k_max, 10);
         let unknown = Config::load_with(None, &["churn.horizon=60".into()]);

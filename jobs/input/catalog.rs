@@ -364,6 +364,7 @@ pub fn known_tables() -> std::collections::BTreeSet<String> {
                 "kpi_thresholds",
                 "settings",
                 "organic_channels",
+                "margin_rates",
                 crate::input::rules::REJECTS_VIEW,
             ]
             .map(String::from),

@@ -5,7 +5,7 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::lit;
 use datafusion::prelude::SessionContext;
 
-use crate::config::{Config, Direction};
+use crate::config::{Config, DEFAULT_MARGIN_KEY, Direction};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::input::catalog::{self, RunDate};
@@ -33,9 +33,9 @@ pub async fn session_for(
     Ok((ctx, quality))
 }
 
-/// Registers the config's `kpi_thresholds`, `settings` and `organic_channels` with a session,
-/// as plain views over values, for the models to read. `organic_channels` may be empty: a
-/// null row, filtered out, gives the values list its type.
+/// Registers the config's `kpi_thresholds`, `settings`, `organic_channels` and `margin_rates`
+/// with a session, as plain views over values, for the models to read. `organic_channels` and
+/// `margin_rates` may be empty: a null row, filtered out, gives the values list its type.
 async fn register_config(ctx: &SessionContext, config: &Config) -> Result<()> {
     let rows: Vec<String> = config
         .kpi_thresholds
@@ -62,10 +62,16 @@ async fn register_config(ctx: &SessionContext, config: &Config) -> Result<()> {
         .read_empty()
         .and_then(|df| {
             df.select(vec![
-                lit(ScalarValue::Float64(Some(config.roi_threshold))).alias("roi_threshold"),
                 lit(ScalarValue::Float64(Some(config.preferred_roi))).alias("preferred_roi"),
-                lit(ScalarValue::Float64(Some(config.budget_shift_share))).alias("budget_shift_share"),
+                lit(ScalarValue::Float64(Some(config.cac_cut_share))).alias("cac_cut_share"),
+                lit(ScalarValue::Float64(Some(config.cac_red_cut_share))).alias("cac_red_cut_share"),
                 lit(ScalarValue::Float64(Some(config.budget_reserve_share))).alias("budget_reserve_share"),
+                lit(ScalarValue::Int32(Some(config.repurchase_window_months)))
+                    .alias("repurchase_window_months"),
+                lit(ScalarValue::Float64(Some(
+                    config.margin_rate.get(DEFAULT_MARGIN_KEY).copied().unwrap_or(1.0),
+                )))
+                .alias("margin_rate"),
                 lit(ScalarValue::Int32(Some(config.churn_lapse_months))).alias("churn_lapse_months"),
                 lit(ScalarValue::Int32(Some(
                     i32::try_from(config.clv.holdout_days).unwrap_or(i32::MAX),
@@ -97,5 +103,20 @@ async fn register_config(ctx: &SessionContext, config: &Config) -> Result<()> {
     .await
     .and_then(|df| ctx.register_table("organic_channels", df.into_view()))
     .map_err(Error::engine("registering organic_channels"))?;
+    let margins = config
+        .margin_rate
+        .iter()
+        .filter(|(market, _)| market.as_str() != DEFAULT_MARGIN_KEY)
+        .map(|(market, rate)| format!("('{}', {rate:?})", market.replace('\'', "''")))
+        .chain(std::iter::once("(null, null)".to_string()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    ctx.sql(&format!(
+        "select cast(column1 as varchar) as market, cast(column2 as double) as margin_rate \
+         from (values {margins}) where column1 is not null"
+    ))
+    .await
+    .and_then(|df| ctx.register_table("margin_rates", df.into_view()))
+    .map_err(Error::engine("registering margin_rates"))?;
     Ok(())
 }

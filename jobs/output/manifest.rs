@@ -114,6 +114,10 @@ pub struct Manifest {
     pub inputs: BTreeMap<String, InputSummary>,
     /// Optional input tables not given: models saw them empty.
     pub absent_inputs: Vec<String>,
+    /// What the night noticed and did not stop for, in words (for example a configured organic
+    /// channel that no input names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub models: Vec<ModelEntry>,
     /// Rows the row rules set aside, per table and rule (listed in the `rejects` table).
     pub quality: crate::input::quality::Report,

@@ -226,10 +226,31 @@ async fn scorecard(data: &Published, config: &Config) -> Result<(String, Option<
     }
     let latest = rows.text(n - 1, 0);
     let first = n.saturating_sub(TREND_MONTHS);
+    // The month under way, shown for what it is: its figures so far, with no colour.
+    let partial = data
+        .rows(&format!(
+            "select cast(month_start as varchar) as month_text, {} from kpi_monthly \
+             where market = '{ALL}' and channel = '{ALL}' and not period_complete order by month_start",
+            columns.join(", ")
+        ))
+        .await?;
+    let partial_month = (partial.len() > 0).then(|| month_label(&partial.text(partial.len() - 1, 0)));
     let mut body = format!(
-        r#"<p>Every market and channel together, {} (the latest complete month). Status words stand beside the colours; thresholds from the config ([kpi_thresholds]).</p>"#,
+        r#"<p>Every market and channel together, {} (the latest complete month). Status words stand beside the colours; thresholds from the config ([kpi_thresholds]). The month under way shows its figures so far, without a status: a month is judged when it ends.</p>"#,
         escape(&month_label(&latest))
     );
+    let channels = data
+        .rows(&format!(
+            "select distinct channel from kpi_monthly where channel <> '{ALL}'"
+        ))
+        .await?;
+    let seen: std::collections::BTreeSet<String> = (0..channels.len()).map(|r| channels.text(r, 0)).collect();
+    for channel in config.organic_channels.iter().filter(|c| !seen.contains(*c)) {
+        body.push_str(&format!(
+            r#"<p class="warning">Warning: the organic channel <code>{}</code> (organic_channels in the config) is in no input: organic_session_share and self_growth_ratio count nothing under it.</p>"#,
+            escape(channel)
+        ));
+    }
     let mut cells = Vec::new();
     let mut trends = String::new();
     for (k, kpi) in kpis.iter().enumerate() {
@@ -238,6 +259,12 @@ async fn scorecard(data: &Published, config: &Config) -> Result<(String, Option<
         let value = rows.number(n - 1, k + 1);
         let before = if n > 1 { rows.number(n - 2, k + 1) } else { None };
         let shown = value.map_or("n/a".to_string(), format);
+        let so_far = match &partial_month {
+            Some(_) => partial
+                .number(partial.len() - 1, k + 1)
+                .map_or("n/a".to_string(), format),
+            None => "n/a".to_string(),
+        };
         cells.push(vec![
             escape(kpi),
             format!(
@@ -248,6 +275,15 @@ async fn scorecard(data: &Published, config: &Config) -> Result<(String, Option<
             ),
             status(value.map(|v| threshold.status(v))),
             escape(&before.map_or("n/a".to_string(), format)),
+            format!(
+                r#"{} {}"#,
+                escape(&so_far),
+                if partial_month.is_some() {
+                    status(Some("partial"))
+                } else {
+                    String::new()
+                }
+            ),
             escape(&format!(
                 "{} {} / red {}",
                 match threshold.direction {
@@ -300,7 +336,14 @@ async fn scorecard(data: &Published, config: &Config) -> Result<(String, Option<
     }
     body.push_str(&table(
         "KPIs at the latest complete month",
-        &["KPI", "value", "status", "month before", "threshold"],
+        &[
+            "KPI",
+            "value",
+            "status",
+            "month before",
+            partial_month.as_deref().unwrap_or("month under way"),
+            "threshold",
+        ],
         &cells,
     ));
     body.push_str(&format!(r#"<div class="trends">{trends}</div>"#));
@@ -625,6 +668,67 @@ async fn churn(data: &Published) -> Result<String> {
     Ok(section("churn", title, &body))
 }
 
+/// The two models the plan sets an accuracy for, judged against `[model_thresholds]`: the chosen
+/// churn model's validation accuracy and the forecast's backtest (1 - revenue MAPE over every
+/// market). A churn model without a validation window has no accuracy, and so no status.
+async fn model_accuracy(data: &Published, config: &Config) -> Result<String> {
+    let title = "Model accuracy";
+    let mut cells = Vec::new();
+    let mut judge = |name: &str, what: &str, value: Option<f64>| {
+        let threshold = config.model_thresholds.get(name);
+        cells.push(vec![
+            escape(name),
+            escape(what),
+            value.map_or("n/a".to_string(), percent),
+            status(value.zip(threshold).map(|(v, t)| t.status(v))),
+            threshold.map_or(String::new(), |t| {
+                escape(&format!(
+                    "green from {} / red under {}",
+                    percent(t.green),
+                    percent(t.red)
+                ))
+            }),
+        ]);
+    };
+    let churn = if data.has(&["churn_metrics"]) {
+        let rows = data
+            .rows(
+                "select value from churn_metrics where chosen and evaluated_on = 'validation' \
+                 and metric = 'accuracy'",
+            )
+            .await?;
+        (rows.len() > 0).then(|| rows.num(0, 0))
+    } else {
+        None
+    };
+    judge("churn_accuracy", "chosen churn model, validation window", churn);
+    let forecast = if data.has(&["clv_metrics"]) {
+        let rows = data
+            .rows(&format!(
+                "select value from clv_metrics where evaluated_on = 'backtest' \
+                 and metric = 'mape_revenue' and parameter = '{ALL}'"
+            ))
+            .await?;
+        (rows.len() > 0).then(|| 1.0 - rows.num(0, 0))
+    } else {
+        None
+    };
+    judge(
+        "forecast_accuracy",
+        "12-month forecast, backtest revenue (1 - MAPE)",
+        forecast,
+    );
+    Ok(section(
+        "accuracy",
+        title,
+        &table(
+            "The models' accuracy against the plan",
+            &["measure", "of", "value", "status", "threshold"],
+            &cells,
+        ),
+    ))
+}
+
 /// The chosen churn model's validation figures, ROC curve, lift and calibration.
 async fn validation_charts(data: &Published, model: &str, facts: Vec<Vec<String>>) -> Result<String> {
     let metric = async |name: &str| -> Result<Rows> {
@@ -732,10 +836,13 @@ async fn channels(data: &Published) -> Result<String> {
              sums as (select cast(judged.month as varchar) as month_text, channel, sum(spend_usd) as spend, \
                sum(new_customers) as acquired, sum(revenue_90d_usd) as revenue, sum(proposed_spend_usd) as proposed, \
                sum(case when budget_recommendation = 'increase' then 1 else 0 end) as ups, \
-               sum(case when budget_recommendation = 'decrease' then 1 else 0 end) as downs \
+               sum(case when budget_recommendation = 'decrease' then 1 else 0 end) as downs, \
+               sum(case when budget_shift_usd < 0 then -budget_shift_usd else 0 end) as cut, \
+               sum(case when budget_shift_usd > 0 then budget_shift_usd else 0 end) as added \
                from channel_performance join judged on channel_performance.month_start = judged.month \
                where spend_usd > 0 group by 1, 2) \
-             select month_text, channel, spend, acquired, revenue, (revenue - spend) / spend as roi, proposed, ups, downs \
+             select month_text, channel, spend, acquired, revenue, (revenue - spend) / spend as roi, proposed, ups, downs, \
+               cut, added \
              from sums order by roi desc, channel",
         )
         .await?;
@@ -747,12 +854,31 @@ async fn channels(data: &Published) -> Result<String> {
         ));
     }
     let month = month_label(&rows.text(0, 0));
+    let budget = data
+        .rows(
+            "with judged as (select max(month_start) as month from channel_performance where budget_recommendation is not null), \
+             markets as (select distinct market, market_budget_usd, market_reserve_usd from channel_performance \
+               join judged on channel_performance.month_start = judged.month where budget_recommendation is not null) \
+             select sum(market_budget_usd), sum(market_reserve_usd) from markets",
+        )
+        .await?;
+    let (total, reserve) = (budget.num(0, 0), budget.num(0, 1));
+    let (cut, added): (f64, f64) =
+        (0..rows.len()).fold((0.0, 0.0), |(c, a), r| (c + rows.num(r, 9), a + rows.num(r, 10)));
     let bars: Vec<(String, f64)> = (0..rows.len())
         .map(|r| (rows.text(r, 1), rows.num(r, 5)))
         .collect();
     let mut body = format!(
         "<p>{month}, the latest month whose customers' first 90 days are over, every market together. ROI = (90-day revenue - spend) / spend.</p>"
     );
+    body.push_str(&format!(
+        "<p>The plan's budget rule (docs/kpis.md): of the {} budget, {} is held in reserve ({} of it cuts no preferred channel could take); {} is cut from channels whose CAC is over its bounds or that acquired no one, and {} goes to channels with ROI at or above the preferred bar.</p>",
+        usd(total),
+        usd(reserve),
+        usd(cut - added),
+        usd(cut),
+        usd(added)
+    ));
     body.push_str(&charts::bars(
         "channel-roi",
         &format!("ROI per channel, {month}"),
@@ -768,6 +894,8 @@ async fn channels(data: &Published) -> Result<String> {
                 usd(rows.num(r, 4)),
                 ratio(rows.num(r, 5)),
                 usd(rows.num(r, 6)),
+                usd(-rows.num(r, 9)),
+                usd(rows.num(r, 10)),
                 format!("{} up, {} down", rows.num(r, 7), rows.num(r, 8)),
             ]
         })
@@ -781,6 +909,8 @@ async fn channels(data: &Published) -> Result<String> {
             "90-day revenue",
             "ROI",
             "proposed spend",
+            "cut",
+            "added",
             "markets moved",
         ],
         &cells,
@@ -981,6 +1111,7 @@ pub async fn build(output: &Root, run_date: NaiveDate, config: &Config) -> Resul
         rfm(&data).await?,
         clusters(&data).await?,
         churn(&data).await?,
+        model_accuracy(&data, config).await?,
         channels(&data).await?,
         referrals(&data).await?,
         forecast(&data).await?,
@@ -992,6 +1123,7 @@ pub async fn build(output: &Root, run_date: NaiveDate, config: &Config) -> Resul
         ("rfm", "RFM segments"),
         ("clusters", "Clusters"),
         ("churn", "Churn model"),
+        ("accuracy", "Model accuracy"),
         ("channels", "Channel ROI"),
         ("referrals", "Referrals"),
         ("forecast", "Forecast"),

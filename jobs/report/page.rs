@@ -92,6 +92,9 @@ pub fn status(status: Option<&str>) -> String {
             };
             format!(r#"<span class="status {s}">{mark} {s}</span>"#)
         }
+        Some("partial") => {
+            r#"<span class="status partial">partial: no status until the period ends</span>"#.into()
+        }
         _ => r#"<span class="status none">no status</span>"#.into(),
     }
 }
@@ -139,7 +142,7 @@ h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bott
 table{border-collapse:collapse;margin:8px 0 16px;font-size:.9em}caption{text-align:left;font-weight:600;padding:4px 0}\
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}\
 .status{display:inline-block;padding:1px 6px;border-radius:3px;font-weight:600;white-space:nowrap}\
-.status.green{background:#d7f0dd;color:#0b5d1e}.status.yellow{background:#fff1c2;color:#6b4e00}.status.red{background:#fad4d0;color:#8a1c0f}.status.none{color:#555}\
+.status.green{background:#d7f0dd;color:#0b5d1e}.status.yellow{background:#fff1c2;color:#6b4e00}.status.red{background:#fad4d0;color:#8a1c0f}.status.none,.status.partial{color:#555}\
 .chart{max-width:100%;height:auto;display:block;margin:8px 0}.missing{color:#555;font-style:italic}\
 nav ul{columns:3;padding-left:1.2em}.note{color:#444;font-size:.9em}\
 .trends{display:flex;flex-wrap:wrap;gap:12px}.trends figure{width:340px;margin:0}.trends figcaption{font-size:.85em;font-weight:600}";

@@ -247,6 +247,46 @@ pub fn fingerprint(options: &TransformOptions, plan: &Plan) -> String {
     format!("{:x}", Sha256::digest(everything.to_string().as_bytes()))
 }
 
+/// A configured organic channel that no input names counts nothing: organic_session_share and
+/// self_growth_ratio would read 0% (red) without a word, for example with `organic_search` in
+/// the input and `organic` in the config.
+async fn absent_organic_channels(ctx: &SessionContext, organic: &[String]) -> Result<Vec<String>> {
+    if organic.is_empty() {
+        return Ok(Vec::new());
+    }
+    let seen = ctx
+        .sql(
+            "select distinct channel from sessions \
+             union select distinct acquisition_channel from customers \
+             union select distinct channel from orders",
+        )
+        .await
+        .map_err(Error::engine("listing the input's channels"))?
+        .collect()
+        .await
+        .map_err(Error::engine("listing the input's channels"))?;
+    let mut channels = std::collections::BTreeSet::new();
+    for batch in &seen {
+        let column =
+            datafusion::arrow::compute::cast(batch.column(0), &datafusion::arrow::datatypes::DataType::Utf8)
+                .map_err(|e| Error::engine("listing the input's channels")(e.into()))?;
+        let strings = datafusion::arrow::array::AsArray::as_string::<i32>(&column);
+        channels.extend(strings.iter().flatten().map(str::to_string));
+    }
+    Ok(organic
+        .iter()
+        .filter(|c| !channels.contains(*c))
+        .map(|c| {
+            format!(
+                "organic channel {c:?} (organic_channels in the config) is in no input's channel column \
+                 (orders, customers, sessions): organic_session_share and self_growth_ratio count nothing \
+                 under it; the input's channels are {}",
+                channels.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect())
+}
+
 /// Runs the SQL stage of a validated plan and publishes its tables.
 pub async fn build_planned(
     options: &TransformOptions,
@@ -278,6 +318,10 @@ pub async fn build_planned(
     };
     draft.remove().await?;
     watch.lap("publish");
+    let warnings = absent_organic_channels(ctx, &options.config.organic_channels).await?;
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
 
     let mut manifest = Manifest {
         run_id,
@@ -293,6 +337,7 @@ pub async fn build_planned(
         versions: Versions::current(),
         inputs: plan.source.summaries(),
         absent_inputs: plan.source.input.absent().iter().map(|s| s.to_string()).collect(),
+        warnings,
         models: entries,
         quality: plan.quality.clone(),
         config: options.config.clone(),

@@ -13,7 +13,7 @@
 --   period_complete: true (a day up to the run date is complete at the run date's end)
 --   days_in_period: 1
 --   new_customers: customers whose first purchase was that day
---   referred_new_customers: of those, customers with a referrer or acquired through the referral channel
+--   referred_new_customers: of those, referred customers (stg_customers.referred: a first purchase after an accepted invite)
 --   self_grown_new_customers: of those, referred customers and customers acquired through an organic channel (organic_channels in sql/growth.toml)
 --   growth_new_customers: new customers of the growth window: the 30 days ending that day
 --   growth_new_customers_prev: new customers of the 30 days before those
@@ -25,6 +25,11 @@
 --   repeat_buyers: of those, customers who had bought on an earlier day or bought twice or more that day
 --   active_members: of the active customers, paid members
 --   member_repeat_buyers: of the repeat buyers, paid members
+--   buyers_window: distinct customers with a purchase in the repurchase window: the round(repurchase_window_months * 365 / 12) days ending that day
+--   repurchasers_window: of those, customers who bought on at least two different days in the window
+--   member_buyers_window: of buyers_window, paid members
+--   member_repurchasers_window: of repurchasers_window, paid members
+--   buyers_window_prev: buyers_window of the window before, ending a window's length of days before
 --   orders: completed orders that day
 --   revenue_cents: revenue of those orders, US cents
 --   placed_orders: orders placed that day whatever their status (stg_kpi_day_events)
@@ -40,14 +45,17 @@
 --   cohort_6m_repeat: of those, customers with a second purchase within 182 days of their first
 --   cohort_12m_size: customers acquired in the 30 days ending 365 days before
 --   cohort_12m_revenue_cents: their revenue in their first 365 days, US cents
+--   cohort_12m_margin_cents: that revenue times their market's margin_rate (sql/growth.toml), US cents
 --   cohort_12m_spend_cents: marketing spend on their acquisition days, US cents
 --   sessions: visits that day, anonymous ones included, by the visit's market and channel
 --   organic_sessions: of those, from an organic channel
 --   traffic_orders: completed orders that day by the order's own market and channel, compared with sessions
 --   session_customer_days: distinct logged-in customers with a session that day, buyers or not
 --   mau: distinct logged-in customers with a session in the 30 days ending that day, buyers or not
---   invites_sent: invites sent that day
+--   converting_visitors: distinct logged-in customers with a session that day who also bought that day
+--   invites_sent: invites sent that day, by the inviter's market and channel, inviters who never bought included (stg_invites)
 --   invites_accepted: of those, accepted by the run date
+--   converted_invites: of those, invites that brought a new buyer (stg_invites)
 --   sharers: distinct customers who sent an invite that day
 --   active_sharers: distinct customers who sent an invite that day and bought that day
 --   delivery_known: completed orders placed that day whose 7 days have passed by the run date's end
@@ -61,10 +69,7 @@ with customers_in as (
         stg_customers.acquisition_channel as channel,
         cast(cast(stg_customers.first_purchase_ts as date) as int) as acquisition_day,
         cast(cast(stg_customers.second_purchase_ts as date) as int) as second_purchase_day,
-        case
-            when stg_customers.referrer_customer_id is not null or stg_customers.acquisition_channel = 'referral' then 1
-            else 0
-        end as referred,
+        case when stg_customers.referred then 1 else 0 end as referred,
         case when organic.channel is not null then 1 else 0 end as organic
     from stg_customers
     left join (select distinct channel from organic_channels) as organic
@@ -80,7 +85,15 @@ day_events as (
 ),
 
 invites_in as (
-    select inviter_customer_id, cast(cast(sent_ts as date) as int) as day_number, accepted_ts from invites
+    select inviter_customer_id, market, channel, day_number, accepted, converted from stg_invites
+),
+
+margins as (
+    select market, margin_rate from margin_rates
+),
+
+repurchase_window as (
+    select cast(round(repurchase_window_months * 365 / 12.0) as int) as days from settings
 ),
 
 days as (
@@ -97,6 +110,10 @@ segments as (
     select distinct market, acquisition_channel as channel from stg_customers
     union
     select distinct market, channel from day_events
+    union
+    select distinct market, channel from stg_session_days
+    union
+    select distinct market, channel from invites_in
 ),
 
 grid as (
@@ -106,8 +123,64 @@ grid as (
 ),
 
 customer_days as (
-    select customer_id, market, channel, is_member, day_number, next_day_number, days_since, orders, revenue_cents
+    select customer_id, market, channel, is_member, day_number, next_day_number, after_next_day_number, days_since,
+        orders, revenue_cents
     from stg_customer_days
+),
+
+-- As in stg_kpi_monthly_counts, in days: a purchase day d keeps its customer among the window's
+-- buyers from d until d + days or their next purchase day; consecutive purchase days d1 < d2 make
+-- them a repurchaser from d2 until d1 + days or the day after d2. The spans never overlap.
+window_changes as (
+    select customer_days.day_number, customer_days.market, customer_days.channel,
+        1 as buyers_change, case when customer_days.is_member then 1 else 0 end as member_buyers_change,
+        0 as repurchasers_change, 0 as member_repurchasers_change
+    from customer_days
+    union all
+    select
+        least(customer_days.day_number + repurchase_window.days,
+              coalesce(customer_days.next_day_number, customer_days.day_number + repurchase_window.days)),
+        customer_days.market, customer_days.channel,
+        -1, case when customer_days.is_member then -1 else 0 end, 0, 0
+    from repurchase_window
+    cross join customer_days
+    union all
+    select customer_days.next_day_number, customer_days.market, customer_days.channel,
+        0, 0, 1, case when customer_days.is_member then 1 else 0 end
+    from repurchase_window
+    cross join customer_days
+    where customer_days.next_day_number < customer_days.day_number + repurchase_window.days
+    union all
+    select
+        least(customer_days.day_number + repurchase_window.days,
+              coalesce(customer_days.after_next_day_number, customer_days.day_number + repurchase_window.days)),
+        customer_days.market, customer_days.channel,
+        0, 0, -1, case when customer_days.is_member then -1 else 0 end
+    from repurchase_window
+    cross join customer_days
+    where customer_days.next_day_number < customer_days.day_number + repurchase_window.days
+),
+
+window_events as (
+    select
+        day_number, market, channel,
+        sum(buyers_change) as buyers_change,
+        sum(repurchasers_change) as repurchasers_change,
+        sum(member_buyers_change) as member_buyers_change,
+        sum(member_repurchasers_change) as member_repurchasers_change
+    from window_changes
+    group by day_number, market, channel
+),
+
+-- Logged-in visitors of the day who also bought that day: visitor conversion's numerator.
+converting as (
+    select stg_session_days.day_number, stg_session_days.market, stg_session_days.channel,
+        count(*) as converting_visitors
+    from stg_session_days
+    join customer_days
+        on stg_session_days.customer_id = customer_days.customer_id
+        and stg_session_days.day_number = customer_days.day_number
+    group by 1, 2, 3
 ),
 
 -- Each purchase day keeps the customer in the churn base for the lapse days after it, until the
@@ -224,14 +297,14 @@ ltv as (
 
 referrals as (
     select
-        invites_in.day_number,
-        customers_in.market,
-        customers_in.channel,
+        day_number,
+        market,
+        channel,
         count(*) as invites_sent,
-        count(invites_in.accepted_ts) as invites_accepted,
-        count(distinct invites_in.inviter_customer_id) as sharers
+        sum(case when accepted then 1 else 0 end) as invites_accepted,
+        sum(case when converted then 1 else 0 end) as converted_invites,
+        count(distinct inviter_customer_id) as sharers
     from invites_in
-    join customers_in on invites_in.inviter_customer_id = customers_in.customer_id
     group by 1, 2, 3
 ),
 
@@ -291,8 +364,17 @@ base as (
         coalesce(active_at_6m.cohort_6m_active, 0) as cohort_6m_day_active,
         coalesce(retention.cohort_6m_repeat, 0) as cohort_6m_day_repeat,
         coalesce(ltv.cohort_12m_revenue_cents, 0) as cohort_12m_day_revenue_cents,
+        -- whole cents, so the roll-ups' sums are exact whatever order rows meet in
+        cast(round(coalesce(ltv.cohort_12m_revenue_cents, 0) * coalesce(margins.margin_rate, settings.margin_rate)) as bigint)
+            as cohort_12m_day_margin_cents,
+        coalesce(window_events.buyers_change, 0) as buyers_change,
+        coalesce(window_events.repurchasers_change, 0) as repurchasers_change,
+        coalesce(window_events.member_buyers_change, 0) as member_buyers_change,
+        coalesce(window_events.member_repurchasers_change, 0) as member_repurchasers_change,
+        coalesce(converting.converting_visitors, 0) as converting_visitors,
         coalesce(referrals.invites_sent, 0) as invites_sent,
         coalesce(referrals.invites_accepted, 0) as invites_accepted,
+        coalesce(referrals.converted_invites, 0) as converted_invites,
         coalesce(referrals.sharers, 0) as sharers,
         coalesce(buying_sharers.active_sharers, 0) as active_sharers,
         coalesce(delivery.delivery_known, 0) as delivery_known,
@@ -300,6 +382,14 @@ base as (
         coalesce(delivery.delivered, 0) as delivered,
         coalesce(delivery.delivery_micros_sum, 0) as delivery_micros_sum
     from grid
+    cross join settings
+    left join margins on grid.market = margins.market
+    left join window_events
+        on grid.day_number = window_events.day_number and grid.market = window_events.market
+        and grid.channel = window_events.channel
+    left join converting
+        on grid.day_number = converting.day_number and grid.market = converting.market
+        and grid.channel = converting.channel
     left join acquisitions
         on grid.day_number = acquisitions.day_number and grid.market = acquisitions.market and grid.channel = acquisitions.channel
     left join activity
@@ -357,8 +447,15 @@ rolled_up as (
         sum(cohort_6m_day_active) as cohort_6m_day_active,
         sum(cohort_6m_day_repeat) as cohort_6m_day_repeat,
         sum(cohort_12m_day_revenue_cents) as cohort_12m_day_revenue_cents,
+        sum(cohort_12m_day_margin_cents) as cohort_12m_day_margin_cents,
+        sum(buyers_change) as buyers_change,
+        sum(repurchasers_change) as repurchasers_change,
+        sum(member_buyers_change) as member_buyers_change,
+        sum(member_repurchasers_change) as member_repurchasers_change,
+        sum(converting_visitors) as converting_visitors,
         sum(invites_sent) as invites_sent,
         sum(invites_accepted) as invites_accepted,
+        sum(converted_invites) as converted_invites,
         sum(sharers) as sharers,
         sum(active_sharers) as active_sharers,
         sum(delivery_known) as delivery_known,
@@ -381,6 +478,10 @@ running as (
         sum(mau_change) over to_date as mau,
         sum(churned) over last_30_days as churned_30d,
         sum(new_customers) over to_date as total_customers,
+        sum(buyers_change) over to_date as buyers_window,
+        sum(repurchasers_change) over to_date as repurchasers_window,
+        sum(member_buyers_change) over to_date as member_buyers_window,
+        sum(member_repurchasers_change) over to_date as member_repurchasers_window,
         sum(new_customers) over last_30_days as growth_new_customers,
         lag(new_customers, 365) over by_day as cohort_12m_day_size,
         lag(spend_cents, 365) over by_day as cohort_12m_day_spend_cents
@@ -405,6 +506,7 @@ with_base as (
         sum(cohort_6m_day_repeat) over last_30_days as cohort_6m_repeat,
         sum(cohort_12m_day_size) over last_30_days as cohort_12m_size,
         sum(cohort_12m_day_revenue_cents) over last_30_days as cohort_12m_revenue_cents,
+        sum(cohort_12m_day_margin_cents) over last_30_days as cohort_12m_margin_cents,
         sum(cohort_12m_day_spend_cents) over last_30_days as cohort_12m_spend_cents
     from running
     window
@@ -431,6 +533,11 @@ select
     repeat_buyers,
     active_members,
     member_repeat_buyers,
+    buyers_window,
+    repurchasers_window,
+    member_buyers_window,
+    member_repurchasers_window,
+    buyers_window_prev,
     orders,
     revenue_cents,
     placed_orders,
@@ -446,14 +553,17 @@ select
     cohort_6m_repeat,
     cohort_12m_size,
     cohort_12m_revenue_cents,
+    cohort_12m_margin_cents,
     cohort_12m_spend_cents,
     sessions,
     organic_sessions,
     traffic_orders,
     dau as session_customer_days,
     mau,
+    converting_visitors,
     invites_sent,
     invites_accepted,
+    converted_invites,
     sharers,
     active_sharers,
     delivery_known,
@@ -461,4 +571,17 @@ select
     delivered,
     delivery_micros_sum
 from with_base
+left join (
+    -- the window before: as many days back as the window is long (lag's offset is a constant)
+    select
+        running.day_number + repurchase_window.days as prev_day_number,
+        running.market as prev_market,
+        running.channel as prev_channel,
+        running.buyers_window as buyers_window_prev
+    from repurchase_window
+    cross join running
+) as window_before
+    on with_base.day_number = window_before.prev_day_number
+    and with_base.market = window_before.prev_market
+    and with_base.channel = window_before.prev_channel
 order by period_start, market, channel

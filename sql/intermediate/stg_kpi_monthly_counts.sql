@@ -10,7 +10,7 @@
 --   period_complete: whether the month ended by the run date's end (false for the run date's month unless the run date is its last day)
 --   days_in_period: days of the month up to the run date
 --   new_customers: customers whose first purchase falls in the month
---   referred_new_customers: of those, customers with a referrer or acquired through the referral channel
+--   referred_new_customers: of those, referred customers (stg_customers.referred: a first purchase after an accepted invite)
 --   self_grown_new_customers: of those, referred customers and customers acquired through an organic channel (organic_channels in sql/growth.toml)
 --   growth_new_customers: new customers of the growth window: the month
 --   growth_new_customers_prev: new customers of the window before: the month before
@@ -19,9 +19,14 @@
 --   total_customers_prev: total_customers at the end of the month before
 --   total_customers_year_ago: total_customers at the end of the month 12 months before
 --   active_customers: distinct customers with at least one purchase in the month
---   repeat_buyers: of those, customers who had bought before the month or bought twice or more in it
+--   repeat_buyers: of those, customers who had bought before the month or bought twice or more in it (returning buyers)
 --   active_members: of the active customers, paid members
 --   member_repeat_buyers: of the repeat buyers, paid members
+--   buyers_window: distinct customers with a purchase in the repurchase window: the repurchase_window_months months ending with this one
+--   repurchasers_window: of those, customers who bought on at least two different days in the window
+--   member_buyers_window: of buyers_window, paid members
+--   member_repurchasers_window: of repurchasers_window, paid members
+--   buyers_window_prev: buyers_window of the window before, ending repurchase_window_months months before this month
 --   orders: completed orders in the month
 --   revenue_cents: revenue of those orders, US cents
 --   placed_orders: orders placed in the month whatever their status (stg_kpi_day_events)
@@ -37,14 +42,17 @@
 --   cohort_6m_repeat: of those, customers with a second purchase by the end of this month
 --   cohort_12m_size: customers acquired 12 months before this month
 --   cohort_12m_revenue_cents: their revenue in their first 12 months (months 0 to 11), US cents
+--   cohort_12m_margin_cents: that revenue times their market's margin_rate (sql/growth.toml), US cents
 --   cohort_12m_spend_cents: marketing spend in their acquisition month, US cents
 --   sessions: visits in the month, anonymous ones included, by the visit's market and channel
 --   organic_sessions: of those, from an organic channel
 --   traffic_orders: completed orders in the month by the order's own market and channel, compared with sessions
 --   session_customer_days: (customer, day) pairs with a logged-in session in the month
 --   mau: distinct logged-in customers with a session in the month, buyers or not
---   invites_sent: invites sent in the month
+--   converting_visitors: of those, customers who also bought in the month
+--   invites_sent: invites sent in the month, by the inviter's market and channel, inviters who never bought included (stg_invites)
 --   invites_accepted: of those, accepted by the run date
+--   converted_invites: of those, invites that brought a new buyer (stg_invites)
 --   sharers: distinct customers who sent an invite in the month
 --   active_sharers: distinct customers who sent an invite in the month and bought in it
 --   delivery_known: completed orders placed in the month whose 7 days have passed by the run date's end
@@ -58,10 +66,7 @@ with customers_in as (
         stg_customers.acquisition_channel as channel,
         stg_customers.acquisition_month_index,
         stg_customers.second_purchase_month_index,
-        case
-            when stg_customers.referrer_customer_id is not null or stg_customers.acquisition_channel = 'referral' then 1
-            else 0
-        end as referred,
+        case when stg_customers.referred then 1 else 0 end as referred,
         case when organic.channel is not null then 1 else 0 end as organic
     from stg_customers
     left join (select distinct channel from organic_channels) as organic
@@ -95,9 +100,17 @@ day_events as (
 ),
 
 invites_in as (
-    select invites.inviter_customer_id, calendar_days.month_index, invites.accepted_ts
-    from invites
-    join calendar_days on cast(cast(invites.sent_ts as date) as int) = calendar_days.day_number
+    select inviter_customer_id, market, channel, month_index, accepted, converted from stg_invites
+),
+
+-- Purchase days with the next two: the repurchase window's counts are built from them.
+purchase_days as (
+    select customer_id, market, channel, is_member, month_index, next_month_index, after_next_month_index
+    from stg_customer_days
+),
+
+margins as (
+    select market, margin_rate from margin_rates
 ),
 
 months as (
@@ -114,6 +127,10 @@ lapse as (
     select churn_lapse_months from settings
 ),
 
+repurchase_window as (
+    select repurchase_window_months as months from settings
+),
+
 lapse_steps as (
     select numbers.n, lapse.churn_lapse_months
     from numbers
@@ -127,6 +144,10 @@ segments as (
     select distinct market, acquisition_channel as channel from stg_customers
     union
     select distinct market, channel from day_events
+    union
+    select distinct market, channel from stg_session_days
+    union
+    select distinct market, channel from invites_in
 ),
 
 grid as (
@@ -216,6 +237,91 @@ ltv as (
     group by 1, 2, 3
 ),
 
+-- The repurchase window of month m is the `months` months m - months + 1 to m. A purchase day d
+-- keeps its customer among the window's buyers from month M(d) until M(d) + months, or until the
+-- month of their next purchase day, which takes over; two consecutive purchase days d1 < d2 make
+-- the customer a repurchaser from M(d2) until M(d1) + months, or until the month of the day
+-- after d2, which takes over with d2. The spans of one customer never overlap, so a running sum
+-- of these +1/-1 changes counts each customer once per month.
+window_changes as (
+    select
+        purchase_days.month_index,
+        purchase_days.market,
+        purchase_days.channel,
+        1 as buyers_change,
+        case when purchase_days.is_member then 1 else 0 end as member_buyers_change,
+        0 as repurchasers_change,
+        0 as member_repurchasers_change
+    from purchase_days
+    where purchase_days.next_month_index is null or purchase_days.next_month_index > purchase_days.month_index
+    union all
+    select
+        least(purchase_days.month_index + repurchase_window.months, coalesce(purchase_days.next_month_index, purchase_days.month_index + repurchase_window.months)),
+        purchase_days.market,
+        purchase_days.channel,
+        -1,
+        case when purchase_days.is_member then -1 else 0 end,
+        0,
+        0
+    from repurchase_window
+    cross join purchase_days
+    where purchase_days.next_month_index is null or purchase_days.next_month_index > purchase_days.month_index
+    union all
+    select
+        purchase_days.next_month_index,
+        purchase_days.market,
+        purchase_days.channel,
+        0,
+        0,
+        1,
+        case when purchase_days.is_member then 1 else 0 end
+    from repurchase_window
+    cross join purchase_days
+    where purchase_days.next_month_index < purchase_days.month_index + repurchase_window.months
+        and (purchase_days.after_next_month_index is null
+             or purchase_days.after_next_month_index > purchase_days.next_month_index)
+    union all
+    select
+        least(purchase_days.month_index + repurchase_window.months, coalesce(purchase_days.after_next_month_index, purchase_days.month_index + repurchase_window.months)),
+        purchase_days.market,
+        purchase_days.channel,
+        0,
+        0,
+        -1,
+        case when purchase_days.is_member then -1 else 0 end
+    from repurchase_window
+    cross join purchase_days
+    where purchase_days.next_month_index < purchase_days.month_index + repurchase_window.months
+        and (purchase_days.after_next_month_index is null
+             or purchase_days.after_next_month_index > purchase_days.next_month_index)
+),
+
+window_events as (
+    select
+        month_index, market, channel,
+        sum(buyers_change) as buyers_change,
+        sum(repurchasers_change) as repurchasers_change,
+        sum(member_buyers_change) as member_buyers_change,
+        sum(member_repurchasers_change) as member_repurchasers_change
+    from window_changes
+    group by month_index, market, channel
+),
+
+-- Logged-in visitors of the month who also bought in it: visitor conversion's numerator.
+converting as (
+    select visits.month_index, visits.market, visits.channel, count(*) as converting_visitors
+    from (
+        select distinct stg_session_days.customer_id, stg_session_days.market, stg_session_days.channel,
+            calendar_days.month_index
+        from stg_session_days
+        join calendar_days on stg_session_days.day_number = calendar_days.day_number
+    ) as visits
+    join customer_months
+        on visits.customer_id = customer_months.customer_id
+        and visits.month_index = customer_months.activity_month_index
+    group by 1, 2, 3
+),
+
 engagement as (
     select
         calendar_days.month_index,
@@ -230,14 +336,14 @@ engagement as (
 
 referrals as (
     select
-        invites_in.month_index,
-        customers_in.market,
-        customers_in.channel,
+        month_index,
+        market,
+        channel,
         count(*) as invites_sent,
-        count(invites_in.accepted_ts) as invites_accepted,
-        count(distinct invites_in.inviter_customer_id) as sharers
+        sum(case when accepted then 1 else 0 end) as invites_accepted,
+        sum(case when converted then 1 else 0 end) as converted_invites,
+        count(distinct inviter_customer_id) as sharers
     from invites_in
-    join customers_in on invites_in.inviter_customer_id = customers_in.customer_id
     group by 1, 2, 3
 ),
 
@@ -301,10 +407,19 @@ base as (
         coalesce(retention.cohort_6m_size, 0) as cohort_6m_size,
         coalesce(retention.cohort_6m_repeat, 0) as cohort_6m_repeat,
         coalesce(ltv.cohort_12m_revenue_cents, 0) as cohort_12m_revenue_cents,
+        -- whole cents, so the roll-ups' sums are exact whatever order rows meet in
+        cast(round(coalesce(ltv.cohort_12m_revenue_cents, 0) * coalesce(margins.margin_rate, settings.margin_rate)) as bigint)
+            as cohort_12m_margin_cents,
+        coalesce(window_events.buyers_change, 0) as buyers_change,
+        coalesce(window_events.repurchasers_change, 0) as repurchasers_change,
+        coalesce(window_events.member_buyers_change, 0) as member_buyers_change,
+        coalesce(window_events.member_repurchasers_change, 0) as member_repurchasers_change,
         coalesce(engagement.customer_days, 0) as customer_days,
         coalesce(engagement.mau, 0) as mau,
+        coalesce(converting.converting_visitors, 0) as converting_visitors,
         coalesce(referrals.invites_sent, 0) as invites_sent,
         coalesce(referrals.invites_accepted, 0) as invites_accepted,
+        coalesce(referrals.converted_invites, 0) as converted_invites,
         coalesce(referrals.sharers, 0) as sharers,
         coalesce(buying_sharers.active_sharers, 0) as active_sharers,
         coalesce(delivery.delivery_known, 0) as delivery_known,
@@ -312,6 +427,14 @@ base as (
         coalesce(delivery.delivered, 0) as delivered,
         coalesce(delivery.delivery_micros_sum, 0) as delivery_micros_sum
     from grid
+    cross join settings
+    left join margins on grid.market = margins.market
+    left join window_events
+        on grid.month_index = window_events.month_index and grid.market = window_events.market
+        and grid.channel = window_events.channel
+    left join converting
+        on grid.month_index = converting.month_index and grid.market = converting.market
+        and grid.channel = converting.channel
     left join acquisitions
         on grid.month_index = acquisitions.month_index and grid.market = acquisitions.market and grid.channel = acquisitions.channel
     left join activity
@@ -368,10 +491,17 @@ rolled_up as (
         sum(cohort_6m_size) as cohort_6m_size,
         sum(cohort_6m_repeat) as cohort_6m_repeat,
         sum(cohort_12m_revenue_cents) as cohort_12m_revenue_cents,
+        sum(cohort_12m_margin_cents) as cohort_12m_margin_cents,
+        sum(buyers_change) as buyers_change,
+        sum(repurchasers_change) as repurchasers_change,
+        sum(member_buyers_change) as member_buyers_change,
+        sum(member_repurchasers_change) as member_repurchasers_change,
         sum(customer_days) as customer_days,
         sum(mau) as mau,
+        sum(converting_visitors) as converting_visitors,
         sum(invites_sent) as invites_sent,
         sum(invites_accepted) as invites_accepted,
+        sum(converted_invites) as converted_invites,
         sum(sharers) as sharers,
         sum(active_sharers) as active_sharers,
         sum(delivery_known) as delivery_known,
@@ -388,7 +518,13 @@ rolled_up as (
 ),
 
 with_totals as (
-    select *, sum(new_customers) over to_date as total_customers
+    select
+        *,
+        sum(new_customers) over to_date as total_customers,
+        sum(buyers_change) over to_date as buyers_window,
+        sum(repurchasers_change) over to_date as repurchasers_window,
+        sum(member_buyers_change) over to_date as member_buyers_window,
+        sum(member_repurchasers_change) over to_date as member_repurchasers_window
     from rolled_up
     window to_date as (partition by market, channel order by month_index rows between unbounded preceding and current row)
 ),
@@ -425,6 +561,11 @@ select
     repeat_buyers,
     active_members,
     member_repeat_buyers,
+    buyers_window,
+    repurchasers_window,
+    member_buyers_window,
+    member_repurchasers_window,
+    buyers_window_prev,
     orders,
     revenue_cents,
     placed_orders,
@@ -440,14 +581,17 @@ select
     cohort_6m_repeat,
     cohort_12m_size,
     cohort_12m_revenue_cents,
+    cohort_12m_margin_cents,
     cohort_12m_spend_cents,
     sessions,
     organic_sessions,
     traffic_orders,
     customer_days as session_customer_days,
     mau,
+    converting_visitors,
     invites_sent,
     invites_accepted,
+    converted_invites,
     sharers,
     active_sharers,
     delivery_known,
@@ -455,4 +599,17 @@ select
     delivered,
     delivery_micros_sum
 from with_history
+left join (
+    -- the window before: as many months back as the window is long (lag's offset is a constant)
+    select
+        with_totals.month_index + repurchase_window.months as month_index,
+        with_totals.market as prev_market,
+        with_totals.channel as prev_channel,
+        with_totals.buyers_window as buyers_window_prev
+    from repurchase_window
+    cross join with_totals
+) as window_before
+    on with_history.month_index = window_before.month_index
+    and with_history.market = window_before.prev_market
+    and with_history.channel = window_before.prev_channel
 order by period_start, market, channel

@@ -1,15 +1,18 @@
 -- Paid-channel performance: what each channel cost, the customers it brought, what those
--- customers spent in their first 90 days, and how much budget should move where.
--- Budget rule (settings in sql/growth.toml), within a (month, market): a channel whose roi is
--- under roi_threshold gives budget_shift_share of its spend ('decrease'). Of the budget so freed,
--- budget_reserve_share is held in reserve (the plan keeps 30%) and the rest goes to the preferred
--- channels, those whose roi is at or above preferred_roi (plan 2.4.1 and 8.3: ROI above 4), in
--- proportion to their spend ('increase'). With no preferred channel all of it is reserve. Others
--- 'keep'. So per (month, market) the proposed spends plus the reserve equal the spend judged.
--- The month judged is a month whose 90-day window has closed; read the latest such month's
--- proposal as next month's plan. No recommendation without spend, nor while the month's 90-day
--- revenue window is open: a recent month's revenue is not all in yet, and judging it early would
--- push every recent month toward 'decrease'.
+-- customers spent in their first 90 days, and how the plan's budget rule would move the budget.
+-- Budget rule (settings in sql/growth.toml), within a (month, market) whose 90-day window has
+-- closed: the budget is the market-month's spend. budget_reserve_share of it is held in reserve
+-- (plan 7.3: 30%) and each channel's base is its spend times (1 - budget_reserve_share). A
+-- channel that spent and acquired no one, or whose CAC is above the cac_usd red bound
+-- (kpi_thresholds), gives up cac_red_cut_share of its base (plan 6.1: above $10, the
+-- cost-control plan); one whose CAC is above the green bound gives up cac_cut_share (plan 4.3 and
+-- 8.2: cut the channel above $5) ('decrease'). What is cut goes to the market's preferred
+-- channels, those not cut whose roi is at or above preferred_roi (plan 2.4.1: ROI above 4), in
+-- proportion to their spend ('increase'); with no preferred channel it joins the reserve. Others
+-- 'keep' their base. So per (month, market) the proposed spends plus the reserve equal the
+-- budget (a data test). Read the latest judged month's proposal as next month's plan. No
+-- recommendation without spend, nor while the month's 90-day revenue window is open: a recent
+-- month's revenue is not all in yet.
 -- grain: one row per (month_start, market, channel) with spend or new customers
 -- materialized: table
 -- columns:
@@ -27,11 +30,14 @@
 --   revenue_window_complete: whether 90 days have passed since the end of the month by the run date, so revenue_90d_usd is final
 --   roas_90d: revenue_90d_usd / spend_usd, the ROAS of the month's cohort; null without spend (kpi_monthly.blended_roas is revenue of all buyers / spend)
 --   roi: (revenue_90d_usd - spend_usd) / spend_usd; null without spend
---   preferred_channel: whether roi is at or above preferred_roi; null where budget_recommendation is null
+--   preferred_channel: whether the channel receives cut budget: not cut and roi at or above preferred_roi; null where budget_recommendation is null
 --   budget_recommendation: increase, keep or decrease by the rule above; null without spend or while revenue_window_complete is false
---   budget_shift_usd: the change of spend the rule proposes, USD: negative for decrease, positive for increase, 0 for keep; null where budget_recommendation is null
---   proposed_spend_usd: spend_usd + budget_shift_usd, the spend the rule proposes for a month like this one
---   market_reserve_usd: the budget freed in the (month, market) and held in reserve, USD, the same on each of its rows; null where budget_recommendation is null
+--   budget_reason: why: cac_above_red (or spend_without_customers) and cac_above_green for decrease, roi_at_or_above_preferred for a preferred channel, within_bounds otherwise; null where budget_recommendation is null
+--   budget_shift_usd: the change the rule makes to the channel's base (spend_usd times 1 - budget_reserve_share), USD: negative for decrease, positive for increase, 0 for keep; null where budget_recommendation is null
+--   proposed_spend_usd: base + budget_shift_usd, the spend the rule proposes for a month like this one
+--   market_budget_usd: the (month, market)'s spend over the channels judged, USD, the same on each of its rows
+--   market_proposed_usd: the sum of proposed_spend_usd over the (month, market), USD
+--   market_reserve_usd: the (month, market)'s reserve, USD: budget_reserve_share of its budget, plus what was cut where no channel is preferred; null where budget_recommendation is null
 with customers_in as (
     select
         customer_id, market, acquisition_channel as channel, acquisition_month,
@@ -57,7 +63,11 @@ spend_in as (
 ),
 
 settings_in as (
-    select roi_threshold, preferred_roi, budget_shift_share, budget_reserve_share from settings
+    select
+        settings.preferred_roi, settings.cac_cut_share, settings.cac_red_cut_share, settings.budget_reserve_share,
+        cac_bounds.green as cac_green_usd, cac_bounds.red as cac_red_usd
+    from settings
+    cross join (select green, red from kpi_thresholds where kpi = 'cac_usd') as cac_bounds
 ),
 
 run_end as (
@@ -132,10 +142,12 @@ measured as (
             when combined.spend_cents > 0
                 then cast(combined.revenue_90d_cents - combined.spend_cents as double) / combined.spend_cents
         end as roi,
-        settings_in.roi_threshold,
         settings_in.preferred_roi,
-        settings_in.budget_shift_share,
-        settings_in.budget_reserve_share
+        settings_in.cac_cut_share,
+        settings_in.cac_red_cut_share,
+        settings_in.budget_reserve_share,
+        settings_in.cac_green_usd,
+        settings_in.cac_red_usd
     from combined
     cross join settings_in
     cross join run_end
@@ -146,43 +158,68 @@ judged as (
         *,
         case
             when roi is null or not revenue_window_complete then null
-            when roi < roi_threshold then 'decrease'
-            when roi >= preferred_roi then 'preferred'
-            else 'keep'
-        end as standing
+            when new_customers = 0 then 'spend_without_customers'
+            when cac_usd > cac_red_usd then 'cac_above_red'
+            when cac_usd > cac_green_usd then 'cac_above_green'
+            when roi >= preferred_roi then 'roi_at_or_above_preferred'
+            else 'within_bounds'
+        end as budget_reason
     from measured
 ),
 
--- What each (month, market) frees from its channels under the threshold, and the spend of its
--- preferred channels that the freed budget is shared out by.
+shares as (
+    select
+        *,
+        spend_cents * (1 - budget_reserve_share) / 100.0 as base_usd,
+        case
+            when budget_reason in ('spend_without_customers', 'cac_above_red') then cac_red_cut_share
+            when budget_reason = 'cac_above_green' then cac_cut_share
+            else 0.0
+        end as cut_share
+    from judged
+),
+
+-- What each judged (month, market) spent, what its cut channels give up, and the spend of its
+-- preferred channels that the cut budget is shared out by.
 market_budget as (
     select
         month_start,
         market,
-        sum(case when standing = 'decrease' then spend_cents else 0 end) / 100.0 * max(budget_shift_share) as freed_usd,
-        sum(case when standing = 'preferred' then spend_cents else 0 end) as preferred_spend_cents,
+        sum(spend_cents) / 100.0 as budget_usd,
+        -- to the micro-dollar: a float sum's last bits depend on the order rows meet in, which a
+        -- memory cap changes, and a published table must not
+        round(sum(base_usd * cut_share), 6) as cut_usd,
+        sum(case when budget_reason = 'roi_at_or_above_preferred' then spend_cents else 0 end) as preferred_spend_cents,
         max(budget_reserve_share) as reserve_share
-    from judged
-    where standing is not null
+    from shares
+    where budget_reason is not null
     group by month_start, market
 ),
 
 moves as (
     select
-        judged.*,
-        case when market_budget.preferred_spend_cents > 0 then market_budget.freed_usd * market_budget.reserve_share
-            else market_budget.freed_usd
-        end as market_reserve_usd,
+        shares.*,
+        market_budget.budget_usd as market_budget_usd,
+        market_budget.budget_usd * market_budget.reserve_share
+        + case when market_budget.preferred_spend_cents > 0 then 0.0 else market_budget.cut_usd end
+            as market_reserve_usd,
         case
-            when judged.standing = 'decrease' then -judged.spend_cents / 100.0 * judged.budget_shift_share
-            when judged.standing = 'preferred'
-                then market_budget.freed_usd * (1 - market_budget.reserve_share)
-                    * judged.spend_cents / market_budget.preferred_spend_cents
-            when judged.standing = 'keep' then 0.0
+            when shares.cut_share > 0 then -shares.base_usd * shares.cut_share
+            when shares.budget_reason = 'roi_at_or_above_preferred'
+                then market_budget.cut_usd * shares.spend_cents / market_budget.preferred_spend_cents
+            when shares.budget_reason is not null then 0.0
         end as budget_shift_usd,
-        market_budget.freed_usd
-    from judged
-    left join market_budget on judged.month_start = market_budget.month_start and judged.market = market_budget.market
+        market_budget.cut_usd
+    from shares
+    left join market_budget on shares.month_start = market_budget.month_start and shares.market = market_budget.market
+),
+
+proposals as (
+    select
+        *,
+        base_usd + budget_shift_usd as proposed_spend_usd,
+        round(sum(base_usd + budget_shift_usd) over (partition by month_start, market), 6) as market_proposed_usd
+    from moves
 )
 
 select
@@ -200,14 +237,18 @@ select
     revenue_window_complete,
     roas_90d,
     roi,
-    case when standing is not null then standing = 'preferred' end as preferred_channel,
+    case when budget_reason is not null then budget_reason = 'roi_at_or_above_preferred' end as preferred_channel,
     case
-        when standing = 'preferred' and freed_usd > 0 then 'increase'
-        when standing = 'preferred' then 'keep'
-        else standing
+        when budget_reason is null then null
+        when cut_share > 0 then 'decrease'
+        when budget_shift_usd > 0 then 'increase'
+        else 'keep'
     end as budget_recommendation,
+    budget_reason,
     budget_shift_usd,
-    spend_usd + budget_shift_usd as proposed_spend_usd,
-    case when standing is not null then market_reserve_usd end as market_reserve_usd
-from moves
+    proposed_spend_usd,
+    case when budget_reason is not null then market_budget_usd end as market_budget_usd,
+    case when budget_reason is not null then market_proposed_usd end as market_proposed_usd,
+    case when budget_reason is not null then market_reserve_usd end as market_reserve_usd
+from proposals
 order by month_start, market, channel

@@ -19,17 +19,19 @@
 --   marketing_spend_usd: marketing spend in the day, USD; null without the marketing_spend input
 --   cac_usd: marketing spend / new customers; null where nothing was spent (no paid acquisition) or no one was acquired; '(all)' rows blend all spend over all new customers, organic included
 --   arpu_usd: revenue_usd / active_customers
---   repeat_purchase_rate: share of the day's buyers who had bought before or bought twice in it
+--   returning_buyer_share: share of the day's buyers who had bought before or bought twice in it (no threshold: near 1 on any mature base)
+--   repurchase_rate: of the customers who bought in the repurchase window (the repurchase_window_months, 12 by default, ending with this day), the share who bought on two or more different days in it (plan 3.4: at least 40%)
 --   monthly_churn_rate: customers whose lapse (churn_lapse_months * 30 days without a purchase) completed in the 30 days ending that day / customers with a purchase in the lapse before those 30 days began
 --   retention_6m: share of the customers acquired in the 30 days ending 182 days before with a purchase in days 153 to 182 after their first
 --   repeat_within_6m: share of that cohort with a second purchase within 6 months (no threshold)
 --   ltv_12m_usd: revenue in their first 365 days per customer of those acquired in the 30 days ending 365 days before, USD
---   ltv_to_cac: that cohort's first-year revenue / the marketing spend of its acquisition days; null without spend
---   dau: distinct logged-in customers (buyers or not) with a session that day; null without the sessions input
---   mau: distinct logged-in customers (buyers or not) with a session in the 30 days ending that day; null without the sessions input
+--   ltv_12m_margin_usd: ltv_12m_usd times the cohort's market margin_rate (sql/growth.toml): first-year gross margin per customer, USD
+--   ltv_to_cac: that cohort's first-year gross margin (revenue times margin_rate) / the marketing spend of its acquisition days; null without spend (plan: at least 4)
+--   dau: distinct logged-in customers (buyers or not) with a session that day; null without the sessions input or without the customers input (then only buyers would be known)
+--   mau: distinct logged-in customers (buyers or not) with a session in the 30 days ending that day; null without the sessions input or without the customers input (then only buyers would be known)
 --   dau_mau: dau / mau
 --   invite_share_rate: share of the day's buyers who sent an invite in it; null without the invites input
---   invite_conversion: invites sent in the day and accepted by the run date / invites sent in the day
+--   invite_conversion: invites sent in the day that brought a new buyer by the run date (the invitee's first accepted invite, their first purchase after accepting it) / invites sent in the day; the same figure as referral_funnel's (plan 5.3: act below 5%)
 --   blended_roas: revenue of all the day's buyers / marketing spend of the day (channel_performance.roas_90d is the per-cohort ROAS)
 --   delivered_within_7d_share: of completed orders placed in the day whose 7 days have passed, the share delivered within 7 days (an order not shipped by then counts as late); null without the shipments input
 --   avg_delivery_days: average days from order to delivery over delivered orders placed in the day; null without the shipments input
@@ -37,28 +39,30 @@
 --   new_customers_mom: new customers in the 30 days ending that day / those of the 30 days before - 1
 --   new_customers_yoy: new customers in the 30 days ending that day / those of the 30 days ending 365 days before - 1
 --   total_customers_mom: total_customers / total_customers 30 days before - 1
---   total_customers_yoy: total_customers / total_customers 365 days before - 1, the plan's user growth
+--   total_customers_yoy: total_customers / total_customers 365 days before - 1, the plan's user growth; a running count: it never falls
+--   active_buyers_growth: buyers in the repurchase window ending with this day / buyers in the window before - 1: can fall below 0; null while the period is partial
 --   aov_usd: revenue_usd / orders, the average completed order's value, USD
 --   cancellation_rate: orders placed that day and cancelled / orders placed that day whatever their status
 --   refund_rate: orders placed that day and refunded / orders placed that day whatever their status
 --   member_share: share of the day's buyers who are paid members; null without the customers input
---   member_repeat_rate: repeat_purchase_rate of the members among the day's buyers
+--   member_returning_buyer_share: returning_buyer_share of the members among the day's buyers
+--   member_repurchase_rate: repurchase_rate of members (plan 3.4: at least 45%); null without the customers input
 --   referred_share_of_new: share of the day's new customers who were referred (a referrer, or the referral channel)
 --   self_growth_ratio: share of the day's new customers no one paid for: referred, or acquired through an organic channel (organic_channels in sql/growth.toml)
 --   sessions: visits that day, anonymous ones included, by the visit's market and traffic channel; null without the sessions input
 --   organic_session_share: share of those visits from an organic channel
---   visit_to_purchase_rate: completed orders / visits, both by their own market and channel (an order through email has no visit of its channel: read it on '(all)' rows); null without the sessions input
+--   visit_to_purchase_rate: of the logged-in visitors of the day, the share who bought in it (at most 1; anonymous visits have no visitor id and are left out); null without the sessions input
 --   cpc_usd: marketing spend / ad clicks, over spend rows that report clicks; null without clicks
---   cac_status: green, yellow or red against the cac_usd thresholds; null when cac_usd is null
+--   cac_status: green, yellow or red against the cac_usd thresholds; red where money was spent and no one was acquired; partial while the period is; null otherwise when cac_usd is null
 --   ltv_to_cac_status: status of ltv_to_cac
 --   monthly_churn_status: status of monthly_churn_rate
 --   retention_6m_status: status of retention_6m
---   repeat_purchase_status: status of repeat_purchase_rate
+--   repurchase_status: status of repurchase_rate
 --   dau_mau_status: status of dau_mau
 --   invite_share_status: status of invite_share_rate
 --   delivered_within_7d_status: status of delivered_within_7d_share
 --   total_customers_yoy_status: status of total_customers_yoy
---   member_repeat_status: status of member_repeat_rate
+--   member_repurchase_status: status of member_repurchase_rate
 --   self_growth_status: status of self_growth_ratio
 --   organic_session_status: status of organic_session_share
 --   cpc_status: status of cpc_usd
@@ -69,10 +73,11 @@ with kpis as (
         market,
         channel,
         new_customers, active_customers, orders, revenue_usd, marketing_spend_usd, cac_usd, arpu_usd,
-        repeat_purchase_rate, monthly_churn_rate, retention_6m, repeat_within_6m, ltv_12m_usd, ltv_to_cac, dau, mau, dau_mau,
+        returning_buyer_share, repurchase_rate, monthly_churn_rate, retention_6m, repeat_within_6m, ltv_12m_usd,
+        ltv_12m_margin_usd, ltv_to_cac, dau, mau, dau_mau,
         invite_share_rate, invite_conversion, blended_roas, delivered_within_7d_share, avg_delivery_days,
-        total_customers, new_customers_mom, new_customers_yoy, total_customers_mom, total_customers_yoy, aov_usd,
-        cancellation_rate, refund_rate, member_share, member_repeat_rate, referred_share_of_new, self_growth_ratio,
+        total_customers, new_customers_mom, new_customers_yoy, total_customers_mom, total_customers_yoy, active_buyers_growth, aov_usd,
+        cancellation_rate, refund_rate, member_share, member_returning_buyer_share, member_repurchase_rate, referred_share_of_new, self_growth_ratio,
         sessions, organic_session_share, visit_to_purchase_rate, cpc_usd
     from stg_kpi_measures
     where period_grain = 'day'
@@ -88,12 +93,12 @@ select
     statuses.ltv_to_cac_status,
     statuses.monthly_churn_status,
     statuses.retention_6m_status,
-    statuses.repeat_purchase_status,
+    statuses.repurchase_status,
     statuses.dau_mau_status,
     statuses.invite_share_status,
     statuses.delivered_within_7d_status,
     statuses.total_customers_yoy_status,
-    statuses.member_repeat_status,
+    statuses.member_repurchase_status,
     statuses.self_growth_status,
     statuses.organic_session_status,
     statuses.cpc_status,

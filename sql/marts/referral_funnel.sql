@@ -1,7 +1,9 @@
 -- The referral funnel: invites sent, how many customers share, how many invites turn into
 -- customers, and the viral k-factor. Invites count in the month they were sent, by the
 -- inviter's market and the share channel; an invite counts as accepted when accepted by the
--- run date. The share rate counts sharers who also bought in the month, so it is a share of the
+-- run date, and as converted when it brought a new buyer (stg_invites: the invitee's first
+-- accepted invite, their first purchase at or after it), the one definition kpi_monthly's
+-- invite_conversion uses too. The share rate counts sharers who also bought in the month, so it is a share of the
 -- month's buyers, as kpi_monthly's invite_share_rate; the k-factor counts new buyers, not
 -- acceptances (an accepted invite that never leads to a purchase brings nobody).
 -- grain: one row per (month_start, market, share_channel) with at least one invite sent or one referred customer acquired
@@ -16,18 +18,14 @@
 --   active_customers: distinct customers of the market with a purchase in the month (all share channels)
 --   share_rate: buying_sharers / active_customers, at most 1; null without active customers
 --   invites_accepted: invites sent in the month and accepted by the run date
---   invite_conversion: invites_accepted / invites_sent; null without invites
---   referred_new_customers: customers acquired (first purchase) in the month whose first accepted invite (by accepted_ts) came through this share channel
+--   converted_invites: of those, invites that brought a new buyer by the run date (stg_invites)
+--   invite_conversion: converted_invites / invites_sent, the plan's share conversion (section 5.3: act below 5%); null without invites
+--   referred_new_customers: customers acquired (first purchase) in the month after accepting an invite, counted under that invite's share channel and their own market
 --   k_factor: referred_new_customers / active_customers: new buying customers each active customer brought in through invites
-with customers_in as (
-    select customer_id, market, acquisition_month
-    from stg_customers
-    where first_purchase_ts is not null
-),
-
-invites_in as (
-    select invite_id, inviter_customer_id, invitee_customer_id, sent_ts, accepted_ts, share_channel
-    from invites
+with invites_in as (
+    select market, share_channel, inviter_customer_id, month_start, accepted, converted, invitee_market,
+        invitee_acquisition_month
+    from stg_invites
 ),
 
 customer_months as (
@@ -36,37 +34,25 @@ customer_months as (
 
 sent as (
     select
-        cast(date_trunc('month', invites_in.sent_ts) as date) as month_start,
-        coalesce(customers_in.market, 'unknown') as market,
-        invites_in.share_channel,
+        month_start,
+        market,
+        share_channel,
         count(*) as invites_sent,
-        count(distinct invites_in.inviter_customer_id) as sharers,
-        count(invites_in.accepted_ts) as invites_accepted
+        count(distinct inviter_customer_id) as sharers,
+        sum(case when accepted then 1 else 0 end) as invites_accepted,
+        sum(case when converted then 1 else 0 end) as converted_invites
     from invites_in
-    left join customers_in on invites_in.inviter_customer_id = customers_in.customer_id
     group by 1, 2, 3
 ),
 
 referred as (
     select
-        customers_in.acquisition_month as month_start,
-        customers_in.market,
-        first_accepted.share_channel,
+        invitee_acquisition_month as month_start,
+        invitee_market as market,
+        share_channel,
         count(*) as referred_new_customers
-    from customers_in
-    join (
-        select invitee_customer_id, share_channel
-        from (
-            select
-                invitee_customer_id,
-                share_channel,
-                row_number() over (partition by invitee_customer_id order by accepted_ts, invite_id) as acceptance
-            from invites_in
-            where accepted_ts is not null and invitee_customer_id is not null
-        ) as acceptances
-        where acceptance = 1
-    ) as first_accepted
-        on customers_in.customer_id = first_accepted.invitee_customer_id
+    from invites_in
+    where converted
     group by 1, 2, 3
 ),
 
@@ -77,8 +63,7 @@ buying_sharers as (
         sent_by.share_channel,
         count(*) as buying_sharers
     from (
-        select distinct
-            cast(date_trunc('month', sent_ts) as date) as month_start, inviter_customer_id, share_channel
+        select distinct month_start, inviter_customer_id, share_channel
         from invites_in
     ) as sent_by
     join customer_months
@@ -101,6 +86,7 @@ funnel as (
         coalesce(sent.invites_sent, 0) as invites_sent,
         coalesce(sent.sharers, 0) as sharers,
         coalesce(sent.invites_accepted, 0) as invites_accepted,
+        coalesce(sent.converted_invites, 0) as converted_invites,
         coalesce(referred.referred_new_customers, 0) as referred_new_customers
     from sent
     full outer join referred
@@ -122,7 +108,8 @@ select
             then cast(coalesce(buying_sharers.buying_sharers, 0) as double) / active.active_customers
     end as share_rate,
     funnel.invites_accepted,
-    case when funnel.invites_sent > 0 then cast(funnel.invites_accepted as double) / funnel.invites_sent end
+    funnel.converted_invites,
+    case when funnel.invites_sent > 0 then cast(funnel.converted_invites as double) / funnel.invites_sent end
         as invite_conversion,
     funnel.referred_new_customers,
     case when active.active_customers > 0 then cast(funnel.referred_new_customers as double) / active.active_customers end

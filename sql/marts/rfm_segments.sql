@@ -4,9 +4,10 @@
 -- Scores: score = least(5, 1 + floor(5 * percent_rank())), ordered by recency_days descending
 -- for R (the most recent get 5), by frequency ascending for F, by monetary_usd ascending for M.
 -- Ties share a score. With a single customer every score is 1.
--- Value tier: high when R, F and M are all 4 or 5 (recent, frequent, high spend); mid when R, F
--- and M are all 3 or more (recent enough, buying again, at least mid spend) but not high; low
--- otherwise: a one-off big spender is not a mid-value customer until they buy again.
+-- Value tier, the plan's three (section 6.4): high when R, F and M are all 4 or 5 (recent,
+-- frequent, high spend); mid when R and M are 3 or more but the customer is not high (recent,
+-- at least medium spend, however often: a recent one-off big spender is mid); low otherwise
+-- (long since a purchase, or low spend).
 -- grain: one row per customer with at least one purchase by the run date
 -- materialized: table
 -- columns:
@@ -86,7 +87,7 @@ select
     grid.segment,
     case
         when scored.r_score >= 4 and scored.f_score >= 4 and scored.m_score >= 4 then 'high'
-        when scored.r_score >= 3 and scored.f_score >= 3 and scored.m_score >= 3 then 'mid'
+        when scored.r_score >= 3 and scored.m_score >= 3 then 'mid'
         else 'low'
     end as value_tier
 from scored

@@ -7,7 +7,9 @@
 --   signup_ts: when they signed up (UTC); their first order when `customers` is absent
 --   market: market (ISO 3166 alpha-2) from customers, else the first purchase, else unknown
 --   acquisition_channel: channel from customers, else the first purchase's channel, else unknown
---   referrer_customer_id: who invited them; null when not referred
+--   referrer_customer_id: who invited them, from customers; null when not given
+--   first_accepted_invite_ts: when they first accepted an invite (invites.accepted_ts, UTC); null if never
+--   referred: whether they were referred: they accepted an invite at or before their first purchase; without an accepted invite, a referrer_customer_id or the referral acquisition channel (an invite accepted only after the first purchase did not bring them, so does not count)
 --   is_member: paid membership; null when unknown
 --   first_purchase_ts: their first completed order (UTC); null if they never bought
 --   acquisition_month: first day of the UTC month of first_purchase_ts
@@ -106,14 +108,37 @@ combined as (
         max(second_purchase_ts) as second_purchase_ts
     from facts
     group by customer_id
+),
+
+-- One row per invitee: an aggregation, so its join below is one row per customer at most.
+acceptances as (
+    select invitee_customer_id as customer_id, min(accepted_ts) as first_accepted_invite_ts
+    from invites
+    where accepted_ts is not null and invitee_customer_id is not null
+    group by invitee_customer_id
+),
+
+resolved as (
+    select
+        combined.*,
+        acceptances.first_accepted_invite_ts,
+        coalesce(nullif(combined.acquisition_channel, 'unknown'), combined.first_channel, 'unknown') as channel
+    from combined
+    left join acceptances on combined.customer_id = acceptances.customer_id
 )
 
 select
     customer_id,
     coalesce(signup_ts, first_purchase_ts) as signup_ts,
     coalesce(nullif(market, 'unknown'), first_market, 'unknown') as market,
-    coalesce(nullif(acquisition_channel, 'unknown'), first_channel, 'unknown') as acquisition_channel,
+    channel as acquisition_channel,
     referrer_customer_id,
+    first_accepted_invite_ts,
+    case
+        when first_accepted_invite_ts is not null
+            then first_purchase_ts is null or first_accepted_invite_ts <= first_purchase_ts
+        else referrer_customer_id is not null or channel = 'referral'
+    end as referred,
     is_member,
     first_purchase_ts,
     cast(date_trunc('month', first_purchase_ts) as date) as acquisition_month,
@@ -126,5 +151,5 @@ select
     coalesce(purchases, 0) as purchases,
     coalesce(revenue_cents, 0) as revenue_cents,
     coalesce(revenue_cents, 0) / 100.0 as revenue_usd
-from combined
+from resolved
 order by customer_id

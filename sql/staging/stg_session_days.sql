@@ -1,13 +1,14 @@
 -- The days each known customer was seen logged in, with their next such day: what DAU and MAU are
 -- built from, computed once. Customers who never bought count too: a logged-in visitor is an
 -- active user. Anonymous sessions (no customer_id) carry no visitor id in the input contract, so
--- they cannot be counted as distinct users and are left out.
+-- they cannot be counted as distinct users and are left out. A logged-in visitor no customers
+-- row or order knows still counts, under market and channel 'unknown'.
 -- grain: one row per (customer_id, day_number) with at least one logged-in session
 -- materialized: table
 -- columns:
 --   customer_id: the customer
---   market: the customer's market (from stg_customers)
---   channel: the customer's acquisition channel (from stg_customers)
+--   market: the customer's market (from stg_customers), else unknown
+--   channel: the customer's acquisition channel (from stg_customers), else unknown
 --   day_number: the session day, in days since 1970-01-01
 --   next_day_number: the customer's next session day; null if none yet
 with sessions_in as (
@@ -26,12 +27,12 @@ customers_in as (
 
 select
     sessions_in.customer_id,
-    customers_in.market,
-    customers_in.channel,
+    coalesce(customers_in.market, 'unknown') as market,
+    coalesce(customers_in.channel, 'unknown') as channel,
     sessions_in.day_number,
     lead(sessions_in.day_number) over (
         partition by sessions_in.customer_id order by sessions_in.day_number
     ) as next_day_number
 from sessions_in
-join customers_in on sessions_in.customer_id = customers_in.customer_id
+left join customers_in on sessions_in.customer_id = customers_in.customer_id
 order by sessions_in.customer_id, sessions_in.day_number

@@ -92,14 +92,14 @@ fn a_backfill_runs_each_date_and_resume_skips_what_is_published() {
     // Another setting changes the fingerprint: every date runs again.
     let changed = nightly(
         &ws,
-        &[&backfill[..], &["--resume", "--set", "roi_threshold=0.5"]].concat(),
+        &[&backfill[..], &["--resume", "--set", "preferred_roi=4.5"]].concat(),
     );
     assert!(changed.status.success(), "{}", stderr(&changed));
     for (old, d) in first.iter().zip(dates) {
         let new = manifest(&ws, d);
         assert_ne!(new["run_id"], old["run_id"], "{d} was not rerun");
         assert_ne!(new["fingerprint"], old["fingerprint"]);
-        assert_eq!(new["config"]["roi_threshold"], 0.5);
+        assert_eq!(new["config"]["preferred_roi"], 4.5);
     }
 
     let backwards = nightly(&ws, &["--from", dates[2], "--to", dates[0]]);
@@ -264,7 +264,7 @@ fn the_config_file_sets_paths_and_flags_and_environment_override_it() {
     std::fs::write(
         &config,
         format!(
-            "roi_threshold = 0.25\n[run]\ninput = {:?}\noutput = {:?}\nmemory_limit = \"1GiB\"\n",
+            "preferred_roi = 4.25\n[run]\ninput = {:?}\noutput = {:?}\nmemory_limit = \"1GiB\"\n",
             ws.input(),
             from_file
         ),
@@ -293,7 +293,7 @@ fn the_config_file_sets_paths_and_flags_and_environment_override_it() {
         &std::fs::read(from_file.join(format!("_manifests/run_date={RUN_DATE}/manifest.json"))).unwrap(),
     )
     .unwrap();
-    assert_eq!(written["config"]["roi_threshold"], 0.25);
+    assert_eq!(written["config"]["preferred_roi"], 4.25);
     assert_eq!(written["config"]["run"]["memory_limit"], "1GiB");
 
     // The environment beats the file, the flag beats the environment.
@@ -302,7 +302,7 @@ fn the_config_file_sets_paths_and_flags_and_environment_override_it() {
         &[],
         &[
             ("GROWTH_OUTPUT", env_output.to_str().unwrap()),
-            ("GROWTH_SET", "roi_threshold=0.75"),
+            ("GROWTH_SET", "preferred_roi=4.75"),
         ],
     );
     assert!(result.status.success(), "{}", stderr(&result));
@@ -310,18 +310,18 @@ fn the_config_file_sets_paths_and_flags_and_environment_override_it() {
         &std::fs::read(env_output.join(format!("_manifests/run_date={RUN_DATE}/manifest.json"))).unwrap(),
     )
     .unwrap();
-    assert_eq!(written["config"]["roi_threshold"], 0.75);
+    assert_eq!(written["config"]["preferred_roi"], 4.75);
     let flag_output = ws.dir.path().join("from-flag");
     let result = run(
         &[
             "--output",
             flag_output.to_str().unwrap(),
             "--set",
-            "roi_threshold=1.5",
+            "preferred_roi=5.5",
         ],
         &[
             ("GROWTH_OUTPUT", env_output.to_str().unwrap()),
-            ("GROWTH_SET", "roi_threshold=0.75"),
+            ("GROWTH_SET", "preferred_roi=4.75"),
         ],
     );
     assert!(result.status.success(), "{}", stderr(&result));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, StringArray, TimestampMicrosecondArray};
 
-use crate::marts::{run_marts, single_value};
+use crate::marts::{run_marts, run_marts_with, single_value};
 use crate::support::*;
 
 /// One scorecard row: `(market, channel)` on `period` (a month_start or a day).
@@ -102,14 +102,13 @@ async fn retention_is_still_buying_at_six_months_and_repeat_is_per_period() {
     .await;
     assert_eq!(single_value(&cohort, "retention_rate"), "0.25");
     let july = row(&ws, "kpi_monthly", "2025-01-31", "2024-07-01", "(all)", "(all)").await;
-    assert_eq!(single_value(&july, "repeat_purchase_rate"), "0.25");
-    assert_eq!(single_value(&july, "repeat_purchase_status"), "red");
+    assert_eq!(single_value(&july, "returning_buyer_share"), "0.25");
     let august = row(&ws, "kpi_monthly", "2025-01-31", "2024-08-01", "(all)", "(all)").await;
-    assert_eq!(single_value(&august, "repeat_purchase_rate"), "1.0");
+    assert_eq!(single_value(&august, "returning_buyer_share"), "1.0");
     // Daily: d bought twice on 07-05 (a repeat); c's first day is not.
     for (day, rate) in [("2024-07-05", "1.0"), ("2024-07-04", "0.0")] {
         let daily = row(&ws, "kpi_daily", "2025-01-31", day, "(all)", "(all)").await;
-        assert_eq!(single_value(&daily, "repeat_purchase_rate"), rate, "{day}");
+        assert_eq!(single_value(&daily, "returning_buyer_share"), rate, "{day}");
     }
     // Daily, 2024-12-31: the cohorts of 06-03..07-02 at 182 days hold a alone, whose next
     // purchase (day 192) is after days 153 to 182: none still buying.
@@ -313,24 +312,29 @@ async fn sharing_counts_buyers_who_share_and_k_factor_counts_new_buyers() {
     let funnel = query_sql(
         &ws.published("referral_funnel", "2025-01-31"),
         "select share_channel, invites_sent, sharers, buying_sharers, active_customers, share_rate,
-                invites_accepted, referred_new_customers, k_factor
+                invites_accepted, converted_invites, invite_conversion, referred_new_customers, k_factor
          from t where month_start = '2025-01-01' order by share_channel",
     )
     .await;
     assert_eq!(
         lines(&funnel),
         lines(
-            "+---------------+--------------+---------+----------------+------------------+------------+------------------+------------------------+----------+
-             | share_channel | invites_sent | sharers | buying_sharers | active_customers | share_rate | invites_accepted | referred_new_customers | k_factor |
-             +---------------+--------------+---------+----------------+------------------+------------+------------------+------------------------+----------+
-             | link          | 2            | 1       | 0              | 2                | 0.0        | 2                | 0                      | 0.0      |
-             | whatsapp      | 1            | 1       | 1              | 2                | 0.5        | 1                | 1                      | 0.5      |
-             +---------------+--------------+---------+----------------+------------------+------------+------------------+------------------------+----------+"
+            "+---------------+--------------+---------+----------------+------------------+------------+------------------+-------------------+-------------------+------------------------+----------+
+             | share_channel | invites_sent | sharers | buying_sharers | active_customers | share_rate | invites_accepted | converted_invites | invite_conversion | referred_new_customers | k_factor |
+             +---------------+--------------+---------+----------------+------------------+------------+------------------+-------------------+-------------------+------------------------+----------+
+             | link          | 2            | 1       | 0              | 2                | 0.0        | 2                | 0                 | 0.0               | 0                      | 0.0      |
+             | whatsapp      | 1            | 1       | 1              | 2                | 0.5        | 1                | 1                 | 1.0               | 1                      | 0.5      |
+             +---------------+--------------+---------+----------------+------------------+------------+------------------+-------------------+-------------------+------------------------+----------+"
         )
     );
     let january = row(&ws, "kpi_monthly", "2025-01-31", "2025-01-01", "(all)", "(all)").await;
     assert_eq!(single_value(&january, "invite_share_rate"), "0.5");
-    assert_eq!(single_value(&january, "invite_conversion"), "1.0");
+    // Invites that brought a buyer, the funnel's figure over every share channel: i1 alone of
+    // three (all three were accepted: acceptances would say 1.0).
+    assert_eq!(
+        single_value(&january, "invite_conversion"),
+        (1.0_f64 / 3.0).to_string()
+    );
     // Daily: on 01-03 n shared but nobody bought; on 01-02 b bought and shared.
     let sharing_day = row(&ws, "kpi_daily", "2025-01-31", "2025-01-02", "(all)", "(all)").await;
     assert_eq!(single_value(&sharing_day, "invite_share_rate"), "1.0");
@@ -392,8 +396,16 @@ async fn orders_by_status_members_referrals_and_growth() {
     assert_eq!(value("refund_rate"), (1.0_f64 / 7.0).to_string());
     assert_eq!(value("aov_usd"), "32.5", "completed orders only: 130 / 4");
     assert_eq!(value("member_share"), "0.5");
-    assert_eq!(value("member_repeat_rate"), "0.5", "m1 bought before, m2 not");
-    assert_eq!(value("member_repeat_status"), "green");
+    assert_eq!(
+        value("member_returning_buyer_share"),
+        "0.5",
+        "m1 bought before, m2 not"
+    );
+    // Members who bought in the 12 months to February: m1 on two days, m2 on one.
+    assert_eq!(value("member_repurchase_rate"), "0.5");
+    assert_eq!(value("member_repurchase_status"), "green");
+    // Buyers of those 12 months: m1, m2, r, g (h's February 2024 is outside); of the 12 before, h.
+    assert_eq!(value("active_buyers_growth"), "3.0");
     assert_eq!(value("referred_share_of_new"), (1.0_f64 / 3.0).to_string());
     assert_eq!(value("self_growth_ratio"), (2.0_f64 / 3.0).to_string());
     assert_eq!(value("self_growth_status"), "green");
@@ -422,7 +434,7 @@ async fn orders_by_status_members_referrals_and_growth() {
     assert_eq!(single_value(&organic, "referred_share_of_new"), "0.0");
     let member = row(&ws, "kpi_daily", "2025-02-28", "2025-02-10", "(all)", "(all)").await;
     assert_eq!(single_value(&member, "member_share"), "1.0");
-    assert_eq!(single_value(&member, "member_repeat_rate"), "0.0");
+    assert_eq!(single_value(&member, "member_returning_buyer_share"), "0.0");
 
     // A partial month has no growth rate: March on 03-10 is not March.
     run_marts(&ws, "2025-03-10").await;
@@ -433,8 +445,9 @@ async fn orders_by_status_members_referrals_and_growth() {
 
 /// March 2025 in SG: four visits, one by b through search and three anonymous (direct, app,
 /// search); b's one order came through search. Search spent $8 for 10 clicks; social ads spent $5
-/// and reported no clicks. Organic visits (direct, app) are half; one order per four visits; CPC
-/// is $8 over 10 clicks, not $13.
+/// and reported no clicks. Organic visits (direct, app) are half; b, the one logged-in visitor,
+/// bought: visitor conversion is 1 (anonymous visits have no visitor to count; orders per visit
+/// would say 0.25, and more than 1 with repeat orders); CPC is $8 over 10 clicks, not $13.
 #[tokio::test]
 async fn traffic_mix_conversion_and_cpc() {
     let ws = Workspace::new();
@@ -484,13 +497,13 @@ async fn traffic_mix_conversion_and_cpc() {
         assert_eq!(value("sessions"), "4", "{table}: {all}");
         assert_eq!(value("organic_session_share"), "0.5", "{table}");
         assert_eq!(value("organic_session_status"), "green", "{table}");
-        assert_eq!(value("visit_to_purchase_rate"), "0.25", "{table}");
+        assert_eq!(value("visit_to_purchase_rate"), "1.0", "{table}");
         assert_eq!(value("cpc_usd"), "0.8", "{table}");
         assert_eq!(value("cpc_status"), "green", "{table}: at most the plan's $0.80");
         let search = row(&ws, table, "2025-03-31", period, "SG", "search").await;
         assert_eq!(single_value(&search, "sessions"), "2", "{table}");
         assert_eq!(single_value(&search, "organic_session_share"), "0.0");
-        assert_eq!(single_value(&search, "visit_to_purchase_rate"), "0.5");
+        assert_eq!(single_value(&search, "visit_to_purchase_rate"), "1.0");
         let direct = row(&ws, table, "2025-03-31", period, "SG", "direct").await;
         assert_eq!(single_value(&direct, "sessions"), "1", "{table}");
         assert_eq!(single_value(&direct, "organic_session_share"), "1.0");
@@ -557,4 +570,274 @@ async fn delivery_time_is_per_route() {
              +---------------+-------------+----------------+------------------+---------------------------+-------------------+----------------------+"
         )
     );
+}
+
+/// January 2025 in SG: b (search) bought on 01-02 and invited z (sent 01-06, accepted 01-08) and
+/// w (sent 01-09, accepted 01-10). z, signed up through the referral channel, had already bought
+/// on 01-04: the invite did not bring z. w bought on 01-12, after accepting: referred. Of three
+/// new customers one was referred (not two), and one invite of two converted (not both).
+#[tokio::test]
+async fn referred_means_a_first_purchase_after_the_accepted_invite() {
+    let ws = Workspace::new();
+    let input = ws.input();
+    write_customers(
+        &input,
+        &[
+            ("b", "2025-01-01T00:00:00", "SG", "search"),
+            ("z", "2025-01-01T00:00:00", "SG", "referral"),
+            ("w", "2025-01-01T00:00:00", "SG", "referral"),
+        ],
+    );
+    write_orders(
+        &input,
+        "part-0.parquet",
+        &[
+            ("o1", "b", "2025-01-02T10:00:00", 10.0, "completed"),
+            ("o2", "z", "2025-01-04T10:00:00", 10.0, "completed"),
+            ("o3", "w", "2025-01-12T10:00:00", 10.0, "completed"),
+        ],
+    );
+    write_parquet(
+        &input.join("invites/i.parquet"),
+        vec![
+            ("invite_id", strings(&["i1", "i2"])),
+            ("inviter_customer_id", strings(&["b", "b"])),
+            (
+                "sent_ts",
+                timestamps(&["2025-01-06T10:00:00", "2025-01-09T10:00:00"]),
+            ),
+            ("share_channel", strings(&["link", "link"])),
+            ("invitee_customer_id", optional_strings(&[Some("z"), Some("w")])),
+            (
+                "accepted_ts",
+                optional_timestamps(&[Some("2025-01-08T10:00:00"), Some("2025-01-10T10:00:00")]),
+            ),
+        ],
+    );
+    run_marts(&ws, "2025-01-31").await;
+    let january = row(&ws, "kpi_monthly", "2025-01-31", "2025-01-01", "(all)", "(all)").await;
+    assert_eq!(single_value(&january, "new_customers"), "3");
+    assert_eq!(
+        single_value(&january, "referred_share_of_new"),
+        (1.0_f64 / 3.0).to_string(),
+        "{january}"
+    );
+    assert_eq!(single_value(&january, "invite_conversion"), "0.5");
+    let funnel = query_sql(
+        &ws.published("referral_funnel", "2025-01-31"),
+        "select referred_new_customers, converted_invites, invite_conversion from t where month_start = '2025-01-01'",
+    )
+    .await;
+    assert_eq!(single_value(&funnel, "referred_new_customers"), "1");
+    assert_eq!(single_value(&funnel, "invite_conversion"), "0.5");
+}
+
+/// a bought on 2023-03-01 and 2024-03-01, b twice on 2023-06-01, c on 2023-07-01 and 2023-08-15
+/// (run date 2024-03-31). March 2024's only buyer, a, had bought before: the returning-buyer
+/// share is 1, green under the old reading. The plan's repurchase rate looks at the 12 months
+/// April 2023 to March 2024: buyers a (one day in it), b (two orders, one day) and c (two days):
+/// 1 of 3, yellow (under the 40% target, above the 30% red bound). Its buyers against the 12 months before (a alone): growth 2.0.
+/// On 2024-04-01 April has one day: its figures show, its statuses say partial.
+#[tokio::test]
+async fn repurchase_is_two_purchase_days_in_the_window_and_partial_months_have_no_colour() {
+    let ws = Workspace::new();
+    write_orders(
+        &ws.input(),
+        "part-0.parquet",
+        &[
+            ("a1", "a", "2023-03-01T10:00:00", 10.0, "completed"),
+            ("a2", "a", "2024-03-01T10:00:00", 10.0, "completed"),
+            ("b1", "b", "2023-06-01T10:00:00", 10.0, "completed"),
+            ("b2", "b", "2023-06-01T18:00:00", 10.0, "completed"),
+            ("c1", "c", "2023-07-01T10:00:00", 10.0, "completed"),
+            ("c2", "c", "2023-08-15T10:00:00", 10.0, "completed"),
+        ],
+    );
+    run_marts(&ws, "2024-03-31").await;
+    let march = row(&ws, "kpi_monthly", "2024-03-31", "2024-03-01", "(all)", "(all)").await;
+    let value = |column: &str| single_value(&march, column);
+    assert_eq!(value("returning_buyer_share"), "1.0", "{march}");
+    assert_eq!(value("repurchase_rate"), (1.0_f64 / 3.0).to_string());
+    assert_eq!(value("repurchase_status"), "yellow");
+    assert_eq!(value("active_buyers_growth"), "2.0");
+    // Daily: the 365 days ending 2024-03-31 start on 2023-04-02: the same three, c alone twice.
+    let day = row(&ws, "kpi_daily", "2024-03-31", "2024-03-31", "(all)", "(all)").await;
+    assert_eq!(single_value(&day, "repurchase_rate"), (1.0_f64 / 3.0).to_string());
+    // 2023-08-15, c's second day: a (2023-03-01), b and c bought in the 365 days before.
+    let second = row(&ws, "kpi_daily", "2024-03-31", "2023-08-15", "(all)", "(all)").await;
+    assert_eq!(
+        single_value(&second, "repurchase_rate"),
+        (1.0_f64 / 3.0).to_string()
+    );
+    let before = row(&ws, "kpi_daily", "2024-03-31", "2023-08-14", "(all)", "(all)").await;
+    assert_eq!(single_value(&before, "repurchase_rate"), "0.0");
+
+    run_marts(&ws, "2024-04-01").await;
+    let april = row(&ws, "kpi_monthly", "2024-04-01", "2024-04-01", "(all)", "(all)").await;
+    assert_eq!(single_value(&april, "period_complete"), "false");
+    assert_eq!(
+        single_value(&april, "repurchase_rate"),
+        (1.0_f64 / 3.0).to_string(),
+        "{april}"
+    );
+    assert_eq!(single_value(&april, "repurchase_status"), "partial");
+    let march = row(&ws, "kpi_monthly", "2024-04-01", "2024-03-01", "(all)", "(all)").await;
+    assert_eq!(single_value(&march, "repurchase_status"), "yellow");
+}
+
+/// March 2025, no customers table: b bought; b and v (who never bought) visited. Without
+/// customers only buyers are known, so DAU/MAU would count b alone and say so as if it were the
+/// whole audience: it is null instead. Visitor conversion needs no customers table: v and b
+/// visited, b bought.
+#[tokio::test]
+async fn without_customers_dau_mau_is_null_not_a_count_of_buyers() {
+    let ws = Workspace::new();
+    let input = ws.input();
+    write_orders(
+        &input,
+        "part-0.parquet",
+        &[("o1", "b", "2025-03-02T10:00:00", 20.0, "completed")],
+    );
+    write_parquet(
+        &input.join("sessions/s.parquet"),
+        vec![
+            ("session_id", strings(&["s1", "s2"])),
+            ("customer_id", optional_strings(&[Some("b"), Some("v")])),
+            ("session_start_ts", timestamps(&["2025-03-02T09:00:00"; 2])),
+            ("market", strings(&["SG"; 2])),
+            ("channel", strings(&["search"; 2])),
+        ],
+    );
+    run_marts(&ws, "2025-03-31").await;
+    let march = row(&ws, "kpi_monthly", "2025-03-31", "2025-03-01", "(all)", "(all)").await;
+    for column in ["dau", "mau", "dau_mau", "dau_mau_status"] {
+        assert_eq!(single_value(&march, column), "", "{column}: {march}");
+    }
+    assert_eq!(single_value(&march, "visit_to_purchase_rate"), "0.5");
+}
+
+/// Rows the scorecard used to drop without a word (run date 2025-03-31, SG): u, whom no table
+/// knows, visited logged in (MAU counts u under market unknown); n, a customer who never bought,
+/// sent an invite (it counts in invites_sent under n's market).
+#[tokio::test]
+async fn unknown_visitors_and_non_buying_inviters_are_counted() {
+    let ws = Workspace::new();
+    let input = ws.input();
+    write_customers(
+        &input,
+        &[
+            ("b", "2025-03-01T00:00:00", "SG", "search"),
+            ("n", "2025-03-01T00:00:00", "SG", "search"),
+        ],
+    );
+    write_orders(
+        &input,
+        "part-0.parquet",
+        &[("o1", "b", "2025-03-02T10:00:00", 20.0, "completed")],
+    );
+    write_parquet(
+        &input.join("sessions/s.parquet"),
+        vec![
+            ("session_id", strings(&["s1", "s2"])),
+            ("customer_id", optional_strings(&[Some("b"), Some("u")])),
+            ("session_start_ts", timestamps(&["2025-03-02T09:00:00"; 2])),
+            ("market", strings(&["SG"; 2])),
+            ("channel", strings(&["search"; 2])),
+        ],
+    );
+    write_parquet(
+        &input.join("invites/i.parquet"),
+        vec![
+            ("invite_id", strings(&["i1"])),
+            ("inviter_customer_id", strings(&["n"])),
+            ("sent_ts", timestamps(&["2025-03-05T10:00:00"])),
+            ("share_channel", strings(&["link"])),
+            ("invitee_customer_id", optional_strings(&[None])),
+            ("accepted_ts", optional_timestamps(&[None])),
+        ],
+    );
+    run_marts(&ws, "2025-03-31").await;
+    let march = row(&ws, "kpi_monthly", "2025-03-31", "2025-03-01", "(all)", "(all)").await;
+    assert_eq!(single_value(&march, "mau"), "2", "{march}");
+    assert_eq!(
+        single_value(&march, "invite_conversion"),
+        "0.0",
+        "one invite sent, none converted"
+    );
+    let unknown = row(
+        &ws,
+        "kpi_monthly",
+        "2025-03-31",
+        "2025-03-01",
+        "unknown",
+        "unknown",
+    )
+    .await;
+    assert_eq!(single_value(&unknown, "mau"), "1", "{unknown}");
+}
+
+/// The cohort acquired in January 2024 (run date 2025-01-31): a spent $100 in its first year;
+/// search spent $10 in January 2024. With SG's margin at 40% and the default (30%) elsewhere,
+/// LTV/CAC is $40 over $10 = 4 (green), where revenue over spend would say 10.
+#[tokio::test]
+async fn ltv_to_cac_is_gross_margin_per_market() {
+    let ws = Workspace::new();
+    let input = ws.input();
+    write_customers(&input, &[("a", "2024-01-01T00:00:00", "SG", "search")]);
+    write_orders(
+        &input,
+        "part-0.parquet",
+        &[
+            ("o1", "a", "2024-01-10T10:00:00", 60.0, "completed"),
+            ("o2", "a", "2024-06-10T10:00:00", 40.0, "completed"),
+        ],
+    );
+    write_parquet(
+        &input.join("marketing_spend/s.parquet"),
+        vec![
+            (
+                "spend_date",
+                Arc::new(datafusion::arrow::array::Date32Array::from(vec![19723])) as ArrayRef, // 2024-01-01
+            ),
+            ("market", strings(&["SG"])),
+            ("channel", strings(&["search"])),
+            ("spend_usd", floats(&[10.0])),
+        ],
+    );
+    let mut config = growth_jobs::config::Config::default();
+    config.margin_rate.insert("SG".into(), 0.4);
+    run_marts_with(&ws, "2025-01-31", config).await;
+    let january = row(&ws, "kpi_monthly", "2025-01-31", "2025-01-01", "SG", "search").await;
+    assert_eq!(single_value(&january, "ltv_12m_usd"), "100.0", "{january}");
+    assert_eq!(single_value(&january, "ltv_12m_margin_usd"), "40.0");
+    assert_eq!(single_value(&january, "ltv_to_cac"), "4.0");
+    assert_eq!(single_value(&january, "ltv_to_cac_status"), "green");
+}
+
+/// The input names its organic traffic `organic_search`; the config's organic channels (organic,
+/// direct, app) appear nowhere. organic_session_share reads 0%, red: the manifest says why.
+#[tokio::test]
+async fn an_organic_channel_no_input_names_is_a_warning_in_the_manifest() {
+    let ws = Workspace::new();
+    let input = ws.input();
+    write_customers(&input, &[("b", "2025-03-01T00:00:00", "SG", "organic_search")]);
+    write_orders(
+        &input,
+        "part-0.parquet",
+        &[("o1", "b", "2025-03-02T10:00:00", 20.0, "completed")],
+    );
+    let manifest = run_marts(&ws, "2025-03-31").await;
+    assert_eq!(manifest.warnings.len(), 3, "{:?}", manifest.warnings);
+    assert!(
+        manifest
+            .warnings
+            .iter()
+            .any(|w| w.contains("\"direct\"") && w.contains("organic_search")),
+        "{:?}",
+        manifest.warnings
+    );
+    let mut config = growth_jobs::config::Config::default();
+    config.organic_channels = vec!["organic_search".into()];
+    let manifest = run_marts_with(&ws, "2025-03-31", config).await;
+    assert!(manifest.warnings.is_empty(), "{:?}", manifest.warnings);
 }

@@ -37,7 +37,8 @@ pub(crate) async fn run_marts_with(
 /// R by recency descending: d 0 -> 1, c 1/3 -> 2, a and b tie at 2/3 -> 4.
 /// F ascending: b and c tie at 0 -> 1, d 2/3 -> 4, a 1 -> 5 (capped from 6).
 /// M ascending: c 0 -> 1, d 1/3 -> 2, a 2/3 -> 4, b 1 -> 5.
-/// Tiers: a is high (4, 5, 4); b spent the most but bought once (F 1), so b is low, not mid.
+/// Tiers: a is high (4, 5, 4); b spent the most and bought recently, once (F 1): mid by the plan's
+/// rule (recent, not frequent, medium spend or more), not low; c (R 2) and d (R 1) are low.
 #[tokio::test]
 async fn rfm_scores_share_ties_and_name_segments_and_tiers() {
     let ws = Workspace::new();
@@ -69,7 +70,7 @@ async fn rfm_scores_share_ties_and_name_segments_and_tiers() {
              | customer_id | last_order_date | recency_days | frequency | monetary_usd | r_score | f_score | m_score | rfm_cell | segment         | value_tier |
              +-------------+-----------------+--------------+-----------+--------------+---------+---------+---------+----------+-----------------+------------+
              | a           | 2025-03-31      | 0            | 3         | 300.0        | 4       | 5       | 4       | 454      | Loyal Customers | high       |
-             | b           | 2025-03-31      | 0            | 1         | 400.0        | 4       | 1       | 5       | 415      | Promising       | low        |
+             | b           | 2025-03-31      | 0            | 1         | 400.0        | 4       | 1       | 5       | 415      | Promising       | mid        |
              | c           | 2025-02-28      | 31           | 1         | 5.0          | 2       | 1       | 1       | 211      | Hibernating     | low        |
              | d           | 2025-01-20      | 70           | 2         | 200.0        | 1       | 4       | 2       | 142      | At Risk         | low        |
              +-------------+-----------------+--------------+-----------+--------------+---------+---------+---------+----------+-----------------+------------+"
@@ -160,7 +161,9 @@ async fn marts_build_without_optional_tables_and_leave_their_measures_null() {
     assert_eq!(row("orders"), "2");
     assert_eq!(row("revenue_usd"), "50.0");
     assert_eq!(row("arpu_usd"), "25.0");
-    assert_eq!(row("repeat_purchase_rate"), "0.5");
+    assert_eq!(row("returning_buyer_share"), "0.5");
+    // Of the two buyers of the 12 months to February, x bought on two different days.
+    assert_eq!(row("repurchase_rate"), "0.5");
     for null in [
         "marketing_spend_usd",
         "cac_usd",
@@ -173,7 +176,7 @@ async fn marts_build_without_optional_tables_and_leave_their_measures_null() {
         assert_eq!(row(null), "", "{null} must be null without its input");
     }
     assert_eq!(
-        row("repeat_purchase_status"),
+        row("repurchase_status"),
         "green",
         "0.5 is at least the 0.40 target"
     );
@@ -248,10 +251,12 @@ async fn when_everyone_bought_once_repeat_and_retention_are_zero() {
     )
     .await;
     assert_eq!(
-        single_value(&january, "repeat_purchase_rate"),
+        single_value(&january, "returning_buyer_share"),
         "",
         "nobody bought in January"
     );
+    // The twelve months to January hold every customer, each with one purchase day: none repurchased.
+    assert_eq!(single_value(&january, "repurchase_rate"), "0.0");
     assert_eq!(single_value(&january, "repeat_within_6m"), "0.0");
     assert_eq!(
         single_value(&january, "retention_6m"),
@@ -386,11 +391,14 @@ fn full_market() -> Workspace {
     ws
 }
 
-/// January in SG: search spent $60 for 2 customers worth $100 in their first 90 days (ROI 2/3);
-/// social ads spent $30 for 1 customer worth $10 (ROI -2/3), so social gives 20% of its spend
-/// ($6). Search's ROI is under the preferred 4: no channel takes it, and all $6 is reserve.
+/// January in SG: search spent $60 for 2 customers worth $100 in their first 90 days (CAC $30,
+/// ROI 2/3); social ads spent $30 for 1 customer worth $10 (CAC $30, ROI -2/3). The plan's rule:
+/// the budget is $90; 30% ($27) is reserve and each channel's base is 70% of its spend (search
+/// $42, social $21). Both CACs are above the red bound ($10): each gives up half its base (search
+/// -$21, social -$10.50). No channel reaches ROI 4, so the $31.50 cut joins the reserve ($58.50).
+/// Today's ROI-only rule kept search (ROI above 0) and moved 20% of social's spend.
 #[tokio::test]
-async fn channel_roi_moves_budget_from_losing_to_winning_channels() {
+async fn the_plans_budget_rule_cuts_by_cac_keeps_a_reserve_and_moves_to_high_roi() {
     let ws = full_market();
     run_marts(&ws, "2025-06-30").await;
     let january = query_sql(
@@ -407,7 +415,7 @@ async fn channel_roi_moves_budget_from_losing_to_winning_channels() {
             "+------------+-----------+-------------+--------+------+---------+---------------+---------+-----------------+----------+----------+---------+-----------------------+
              | channel    | spend_usd | impressions | clicks | ctr  | cpc_usd | new_customers | cac_usd | revenue_90d_usd | complete | roas_90d | roi     | budget_recommendation |
              +------------+-----------+-------------+--------+------+---------+---------------+---------+-----------------+----------+----------+---------+-----------------------+
-             | search     | 60.0      | 15000       | 300    | 0.02 | 0.2     | 2             | 30.0    | 100.0           | true     | 1.6667   | 0.6667  | keep                  |
+             | search     | 60.0      | 15000       | 300    | 0.02 | 0.2     | 2             | 30.0    | 100.0           | true     | 1.6667   | 0.6667  | decrease              |
              | social_ads | 30.0      | 6000        | 60     | 0.01 | 0.5     | 1             | 30.0    | 10.0            | true     | 0.3333   | -0.6667 | decrease              |
              +------------+-----------+-------------+--------+------+---------+---------------+---------+-----------------+----------+----------+---------+-----------------------+"
         )
@@ -417,8 +425,9 @@ async fn channel_roi_moves_budget_from_losing_to_winning_channels() {
         async move {
             query_sql(
                 &path,
-                "select channel, preferred_channel, budget_recommendation, round(budget_shift_usd, 4) as shift,
-                        round(proposed_spend_usd, 4) as proposed, round(market_reserve_usd, 4) as reserve
+                "select channel, budget_recommendation, budget_reason, round(budget_shift_usd, 4) as shift,
+                        round(proposed_spend_usd, 4) as proposed, round(market_reserve_usd, 4) as reserve,
+                        round(market_budget_usd, 4) as budget
                  from t where month_start = '2025-01-01' order by channel",
             )
             .await
@@ -427,31 +436,65 @@ async fn channel_roi_moves_budget_from_losing_to_winning_channels() {
     assert_eq!(
         lines(&moves(&ws).await),
         lines(
-            "+------------+-------------------+-----------------------+-------+----------+---------+
-             | channel    | preferred_channel | budget_recommendation | shift | proposed | reserve |
-             +------------+-------------------+-----------------------+-------+----------+---------+
-             | search     | false             | keep                  | 0.0   | 60.0     | 6.0     |
-             | social_ads | false             | decrease              | -6.0  | 24.0     | 6.0     |
-             +------------+-------------------+-----------------------+-------+----------+---------+"
+            "+------------+-----------------------+---------------+-------+----------+---------+--------+
+             | channel    | budget_recommendation | budget_reason | shift | proposed | reserve | budget |
+             +------------+-----------------------+---------------+-------+----------+---------+--------+
+             | search     | decrease              | cac_above_red | -21.0 | 21.0     | 58.5    | 90.0   |
+             | social_ads | decrease              | cac_above_red | -10.5 | 10.5     | 58.5    | 90.0   |
+             +------------+-----------------------+---------------+-------+----------+---------+--------+"
         )
     );
-    // With search preferred (ROI 2/3 at or above 0.5) it takes 70% of the $6; 30% is reserve.
-    let config = growth_jobs::config::Config {
+    // Add $15 of influencer spend on 2025-01-05 that acquired no one, and bands of $30 / $40 with
+    // a preferred ROI of 0.5: influencer is the worst case (red, half its $10.50 base cut); search
+    // (CAC $30, not above $30; ROI 2/3) is preferred and takes the $5.25; social keeps its base.
+    // Budget $105 = reserve $31.50 + search $47.25 + social $21 + influencer $5.25.
+    write_parquet(
+        &ws.input().join("marketing_spend/influencer.parquet"),
+        vec![
+            (
+                "spend_date",
+                std::sync::Arc::new(datafusion::arrow::array::Date32Array::from(vec![20093])),
+            ),
+            ("market", strings(&["SG"])),
+            ("channel", strings(&["influencer"])),
+            ("spend_usd", floats(&[15.0])),
+            (
+                "impressions",
+                std::sync::Arc::new(datafusion::arrow::array::Int64Array::from(vec![1_000])),
+            ),
+            (
+                "clicks",
+                std::sync::Arc::new(datafusion::arrow::array::Int64Array::from(vec![10])),
+            ),
+        ],
+    );
+    let mut config = growth_jobs::config::Config {
         preferred_roi: 0.5,
         ..Default::default()
     };
+    config.kpi_thresholds.get_mut("cac_usd").unwrap().green = 30.0;
+    config.kpi_thresholds.get_mut("cac_usd").unwrap().red = 40.0;
     run_marts_with(&ws, "2025-06-30", config).await;
     assert_eq!(
         lines(&moves(&ws).await),
         lines(
-            "+------------+-------------------+-----------------------+-------+----------+---------+
-             | channel    | preferred_channel | budget_recommendation | shift | proposed | reserve |
-             +------------+-------------------+-----------------------+-------+----------+---------+
-             | search     | true              | increase              | 4.2   | 64.2     | 1.8     |
-             | social_ads | false             | decrease              | -6.0  | 24.0     | 1.8     |
-             +------------+-------------------+-----------------------+-------+----------+---------+"
+            "+------------+-----------------------+---------------------------+-------+----------+---------+--------+
+             | channel    | budget_recommendation | budget_reason             | shift | proposed | reserve | budget |
+             +------------+-----------------------+---------------------------+-------+----------+---------+--------+
+             | influencer | decrease              | spend_without_customers   | -5.25 | 5.25     | 31.5    | 105.0  |
+             | search     | increase              | roi_at_or_above_preferred | 5.25  | 47.25    | 31.5    | 105.0  |
+             | social_ads | keep                  | within_bounds             | 0.0   | 21.0     | 31.5    | 105.0  |
+             +------------+-----------------------+---------------------------+-------+----------+---------+--------+"
         )
     );
+    // The scorecard calls spend that acquired no one red, not unknown.
+    let influencer = query(
+        &ws.published("kpi_monthly", "2025-06-30"),
+        "where market = 'SG' and channel = 'influencer' and month_start = '2025-01-01'",
+    )
+    .await;
+    assert_eq!(single_value(&influencer, "cac_usd"), "");
+    assert_eq!(single_value(&influencer, "cac_status"), "red", "{influencer}");
     // On 2025-03-31 January's 90 days are not over: its revenue is not all in, so no advice yet.
     run_marts(&ws, "2025-03-31").await;
     let early = query_sql(
@@ -466,6 +509,7 @@ async fn channel_roi_moves_budget_from_losing_to_winning_channels() {
             "+------------+----------+-----------------------+
              | channel    | complete | budget_recommendation |
              +------------+----------+-----------------------+
+             | influencer | false    |                       |
              | search     | false    |                       |
              | social_ads | false    |                       |
              +------------+----------+-----------------------+"

@@ -112,7 +112,7 @@ async fn the_report_loads_offline_draws_every_chart_and_shows_the_marts_figures(
         "ltv_to_cac",
         "monthly_churn_rate",
         "retention_6m",
-        "repeat_purchase_rate",
+        "repurchase_rate",
     ];
     let ctx = datafusion::prelude::SessionContext::new();
     ctx.register_parquet(

@@ -1,0 +1,75 @@
+-- Invites with what they led to, decided once for the scorecards and the referral funnel: an
+-- invite converted when it is the invitee's first accepted invite (by accepted_ts, then
+-- invite_id) and the invitee's first purchase came at or after its acceptance, by the run date.
+-- The plan's share conversion (section 5.3) is converted invites over invites sent. Inviters
+-- who never bought count under their own market and channel; inviters no table knows, under
+-- 'unknown'.
+-- grain: one row per invite sent by the run date
+-- materialized: table
+-- columns:
+--   invite_id: the invite
+--   inviter_customer_id: who sent it
+--   market: the inviter's market (stg_customers), else unknown
+--   channel: the inviter's acquisition channel (stg_customers), else unknown
+--   share_channel: how it was shared (whatsapp, line, link, ...)
+--   sent_ts: when it was sent (UTC)
+--   day_number: the UTC day it was sent, in days since 1970-01-01
+--   month_index: months since year 0 of the month it was sent
+--   month_start: first day of the UTC month it was sent
+--   accepted: whether it was accepted by the run date
+--   converted: whether it brought a new buyer, by the rule above
+--   invitee_market: the invitee's market, where it converted
+--   invitee_acquisition_month: first day of the UTC month of the invitee's first purchase, where it converted
+with invites_in as (
+    select
+        invite_id, inviter_customer_id, invitee_customer_id, share_channel, sent_ts, accepted_ts,
+        -- the UTC day, from sent_ts without its time zone (see stg_purchases)
+        arrow_cast(sent_ts, 'Timestamp(Microsecond, None)') as sent_ts_utc
+    from invites
+),
+
+customers_in as (
+    select customer_id, market, acquisition_channel, first_purchase_ts, acquisition_month
+    from stg_customers
+),
+
+first_acceptances as (
+    select invite_id
+    from (
+        select
+            invite_id,
+            row_number() over (partition by invitee_customer_id order by accepted_ts, invite_id) as acceptance
+        from invites_in
+        where accepted_ts is not null and invitee_customer_id is not null
+    ) as ranked
+    where acceptance = 1
+)
+
+select
+    invites_in.invite_id,
+    invites_in.inviter_customer_id,
+    coalesce(inviters.market, 'unknown') as market,
+    coalesce(inviters.acquisition_channel, 'unknown') as channel,
+    invites_in.share_channel,
+    invites_in.sent_ts,
+    cast(cast(invites_in.sent_ts_utc as date) as int) as day_number,
+    cast(date_part('year', invites_in.sent_ts_utc) as int) * 12
+    + cast(date_part('month', invites_in.sent_ts_utc) as int) - 1 as month_index,
+    cast(date_trunc('month', invites_in.sent_ts_utc) as date) as month_start,
+    invites_in.accepted_ts is not null as accepted,
+    coalesce(
+        first_acceptances.invite_id is not null and invitees.first_purchase_ts >= invites_in.accepted_ts, false
+    ) as converted,
+    case
+        when first_acceptances.invite_id is not null and invitees.first_purchase_ts >= invites_in.accepted_ts
+            then invitees.market
+    end as invitee_market,
+    case
+        when first_acceptances.invite_id is not null and invitees.first_purchase_ts >= invites_in.accepted_ts
+            then invitees.acquisition_month
+    end as invitee_acquisition_month
+from invites_in
+left join customers_in as inviters on invites_in.inviter_customer_id = inviters.customer_id
+left join customers_in as invitees on invites_in.invitee_customer_id = invitees.customer_id
+left join first_acceptances on invites_in.invite_id = first_acceptances.invite_id
+order by invites_in.invite_id
