@@ -836,8 +836,10 @@ async fn an_organic_channel_no_input_names_is_a_warning_in_the_manifest() {
         "{:?}",
         manifest.warnings
     );
-    let mut config = growth_jobs::config::Config::default();
-    config.organic_channels = vec!["organic_search".into()];
+    let config = growth_jobs::config::Config {
+        organic_channels: vec!["organic_search".into()],
+        ..Default::default()
+    };
     let manifest = run_marts_with(&ws, "2025-03-31", config).await;
     assert!(manifest.warnings.is_empty(), "{:?}", manifest.warnings);
 }
