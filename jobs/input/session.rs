@@ -90,33 +90,61 @@ async fn register_config(ctx: &SessionContext, config: &Config) -> Result<()> {
         .await
         .and_then(|df| ctx.register_table("kpi_thresholds", df.into_view()))
         .map_err(Error::engine("registering kpi_thresholds"))?;
-    let organic = config
+    let organic: Vec<String> = config
         .organic_channels
         .iter()
-        .map(|channel| format!("('{}')", channel.replace('\'', "''")))
-        .chain(std::iter::once("(null)".to_string()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    ctx.sql(&format!(
-        "select cast(column1 as varchar) as channel from (values {organic}) where column1 is not null"
-    ))
-    .await
-    .and_then(|df| ctx.register_table("organic_channels", df.into_view()))
-    .map_err(Error::engine("registering organic_channels"))?;
-    let margins = config
+        .map(|channel| format!("({})", text_literal(channel)))
+        .collect();
+    register_values(
+        ctx,
+        "organic_channels",
+        "cast(column1 as varchar) as channel",
+        &organic,
+        "(null)",
+    )
+    .await?;
+    let margins: Vec<String> = config
         .margin_rate
         .iter()
         .filter(|(market, _)| market.as_str() != DEFAULT_MARGIN_KEY)
-        .map(|(market, rate)| format!("('{}', {rate:?})", market.replace('\'', "''")))
-        .chain(std::iter::once("(null, null)".to_string()))
+        .map(|(market, rate)| format!("({}, {rate:?})", text_literal(market)))
+        .collect();
+    register_values(
+        ctx,
+        "margin_rates",
+        "cast(column1 as varchar) as market, cast(column2 as double) as margin_rate",
+        &margins,
+        "(null, null)",
+    )
+    .await?;
+    Ok(())
+}
+
+/// A SQL text literal.
+fn text_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Registers `name` as a view over `rows` (SQL value tuples), which may be empty: the row of
+/// nulls `typing_row`, filtered out, gives the values list its type.
+async fn register_values(
+    ctx: &SessionContext,
+    name: &str,
+    columns: &str,
+    rows: &[String],
+    typing_row: &str,
+) -> Result<()> {
+    let values = rows
+        .iter()
+        .map(String::as_str)
+        .chain(std::iter::once(typing_row))
         .collect::<Vec<_>>()
         .join(", ");
     ctx.sql(&format!(
-        "select cast(column1 as varchar) as market, cast(column2 as double) as margin_rate \
-         from (values {margins}) where column1 is not null"
+        "select {columns} from (values {values}) where column1 is not null"
     ))
     .await
-    .and_then(|df| ctx.register_table("margin_rates", df.into_view()))
-    .map_err(Error::engine("registering margin_rates"))?;
+    .and_then(|df| ctx.register_table(name, df.into_view()))
+    .map_err(Error::engine(format!("registering {name}")))?;
     Ok(())
 }

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::input::catalog;
 use crate::learn::outputs::{self, Stage};
-use crate::output::manifest::StageReport;
+use crate::output::manifest::{Manifest, StageReport};
 use crate::output::publish::{Draft, PART_FILE, partition};
 use crate::storage::Root;
 use charts::{Axes, Series};
@@ -206,7 +206,11 @@ fn month_label(date: &str) -> String {
 
 /// The scorecard: each KPI with thresholds at the latest complete month for every market and
 /// channel together, its status in words, the month before, and its 13-month trend.
-async fn scorecard(data: &Published, config: &Config) -> Result<(String, Option<String>)> {
+async fn scorecard(
+    data: &Published,
+    config: &Config,
+    warnings: &[String],
+) -> Result<(String, Option<String>)> {
     let title = "KPI scorecard";
     if !data.has(&["kpi_monthly"]) {
         return Ok((page::missing("scorecard", title, "kpi_monthly"), None));
@@ -234,21 +238,16 @@ async fn scorecard(data: &Published, config: &Config) -> Result<(String, Option<
             columns.join(", ")
         ))
         .await?;
-    let partial_month = (partial.len() > 0).then(|| month_label(&partial.text(partial.len() - 1, 0)));
+    let partial_row = partial.len().checked_sub(1);
+    let partial_month = partial_row.map(|r| month_label(&partial.text(r, 0)));
     let mut body = format!(
         r#"<p>Every market and channel together, {} (the latest complete month). Status words stand beside the colours; thresholds from the config ([kpi_thresholds]). The month under way shows its figures so far, without a status: a month is judged when it ends.</p>"#,
         escape(&month_label(&latest))
     );
-    let channels = data
-        .rows(&format!(
-            "select distinct channel from kpi_monthly where channel <> '{ALL}'"
-        ))
-        .await?;
-    let seen: std::collections::BTreeSet<String> = (0..channels.len()).map(|r| channels.text(r, 0)).collect();
-    for channel in config.organic_channels.iter().filter(|c| !seen.contains(*c)) {
+    for warning in warnings {
         body.push_str(&format!(
-            r#"<p class="warning">Warning: the organic channel <code>{}</code> (organic_channels in the config) is in no input: organic_session_share and self_growth_ratio count nothing under it.</p>"#,
-            escape(channel)
+            r#"<p class="warning">Warning: {}.</p>"#,
+            escape(warning)
         ));
     }
     let mut cells = Vec::new();
@@ -259,12 +258,9 @@ async fn scorecard(data: &Published, config: &Config) -> Result<(String, Option<
         let value = rows.number(n - 1, k + 1);
         let before = if n > 1 { rows.number(n - 2, k + 1) } else { None };
         let shown = value.map_or("n/a".to_string(), format);
-        let so_far = match &partial_month {
-            Some(_) => partial
-                .number(partial.len() - 1, k + 1)
-                .map_or("n/a".to_string(), format),
-            None => "n/a".to_string(),
-        };
+        let so_far = partial_row
+            .and_then(|r| partial.number(r, k + 1))
+            .map_or("n/a".to_string(), format);
         cells.push(vec![
             escape(kpi),
             format!(
@@ -278,7 +274,7 @@ async fn scorecard(data: &Published, config: &Config) -> Result<(String, Option<
             format!(
                 r#"{} {}"#,
                 escape(&so_far),
-                if partial_month.is_some() {
+                if partial_row.is_some() {
                     status(Some("partial"))
                 } else {
                     String::new()
@@ -1103,7 +1099,12 @@ async fn forecast(data: &Published) -> Result<String> {
 /// Builds the page of a run date from its published tables.
 pub async fn build(output: &Root, run_date: NaiveDate, config: &Config) -> Result<String> {
     let data = Published::open(output, run_date).await?;
-    let (scorecard, month) = scorecard(&data, config).await?;
+    // What the SQL stage noticed and did not stop for (the manifest's warnings), said once there.
+    let warnings = Manifest::read(output, run_date)
+        .await?
+        .map(|m| m.warnings)
+        .unwrap_or_default();
+    let (scorecard, month) = scorecard(&data, config, &warnings).await?;
     let parts = [
         scorecard,
         alerts(&data, config).await?,
