@@ -180,11 +180,32 @@ impl datafusion::execution::object_store::ObjectStoreRegistry for EnvObjectStore
     }
 }
 
-/// Rows and Arrow schema of a Parquet file, from its footer alone.
+/// What a Parquet file's footer says: its rows, its Arrow schema, and per-column statistics.
+pub struct Footer {
+    pub rows: u64,
+    pub schema: datafusion::arrow::datatypes::Schema,
+    metadata: std::sync::Arc<datafusion::parquet::file::metadata::ParquetMetaData>,
+}
+
+impl Footer {
+    /// Nulls in a top-level column, from the row groups' statistics; None when a row group does
+    /// not record its null count (the file would have to be read to know).
+    pub fn null_count(&self, column: &str) -> Option<u64> {
+        let schema = self.metadata.file_metadata().schema_descr();
+        let index = (0..schema.num_columns()).find(|&i| schema.column(i).path().string() == column)?;
+        self.metadata
+            .row_groups()
+            .iter()
+            .map(|group| group.column(index).statistics().and_then(|s| s.null_count_opt()))
+            .sum()
+    }
+}
+
+/// Reads a Parquet file's footer alone.
 pub async fn parquet_footer(
     root: &Root,
     meta: &object_store::ObjectMeta,
-) -> datafusion::error::Result<(u64, datafusion::arrow::datatypes::Schema)> {
+) -> datafusion::error::Result<Footer> {
     use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
     let metadata = DFParquetMetadata::new(root.store.as_ref(), meta)
         .fetch_metadata()
@@ -192,5 +213,9 @@ pub async fn parquet_footer(
     let file = metadata.file_metadata();
     let schema =
         datafusion::parquet::arrow::parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())?;
-    Ok((file.num_rows().max(0) as u64, schema))
+    Ok(Footer {
+        rows: file.num_rows().max(0) as u64,
+        schema,
+        metadata,
+    })
 }

@@ -366,6 +366,9 @@ pub struct InputTable {
     pub present: Vec<&'static Column>,
     /// Rows over all files, from the footers.
     pub rows: u64,
+    /// Per column with a text default: the null values the files' statistics count, which the
+    /// views read as that default (a null `status` is a completed order).
+    pub defaulted: BTreeMap<String, u64>,
 }
 
 impl InputTable {
@@ -389,6 +392,9 @@ pub struct InputSummary {
     pub bytes: u64,
     /// SHA-256 over each file's path, size and modification time (or ETag).
     pub fingerprint: Option<String>,
+    /// Null values read as the contract's default, per column (see [`InputTable::defaulted`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub defaulted: BTreeMap<String, u64>,
 }
 
 /// The validated input: the tables present, and the optional ones absent.
@@ -407,6 +413,31 @@ impl Input {
             .collect()
     }
 
+    /// One line per column whose null values the views read as the contract's default, with
+    /// how many: the rows stay (a row rule would also catch files without the column, whose
+    /// absent values the contract defines), and the manifest and the report say so.
+    pub fn defaulted_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (name, table) in &self.tables {
+            for (column, nulls) in &table.defaulted {
+                let default = match table.spec.column(column).map(|c| c.default) {
+                    Some(Absent::Text(text)) => text,
+                    _ => continue,
+                };
+                warnings.push(format!(
+                    "{name}.{column}: {nulls} row(s) have a null value, read as {default:?} (the contract's \
+                     value when the input does not say){}",
+                    if *name == "orders" && column == "status" {
+                        ": these orders count as completed revenue"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
+        warnings
+    }
+
     /// One summary per contract table, for the manifest.
     pub fn summaries(&self, root: &Root) -> BTreeMap<String, InputSummary> {
         TABLES
@@ -419,6 +450,7 @@ impl Input {
                         rows: 0,
                         bytes: 0,
                         fingerprint: None,
+                        defaulted: BTreeMap::new(),
                     },
                     Some(t) => {
                         let mut hash = Sha256::new();
@@ -434,6 +466,7 @@ impl Input {
                             rows: t.rows,
                             bytes: t.files.iter().map(|f| f.size).sum(),
                             fingerprint: Some(format!("{:x}", hash.finalize())),
+                            defaulted: t.defaulted.clone(),
                         }
                     }
                 };
@@ -535,6 +568,7 @@ fn folder_exists(root: &Root, folder: &object_store::path::Path) -> bool {
 async fn check_files(root: &Root, spec: &'static Table, files: Vec<ObjectMeta>) -> Result<InputTable> {
     let mut present: Vec<&'static Column> = Vec::new();
     let mut rows = 0u64;
+    let mut defaulted = BTreeMap::new();
     for meta in &files {
         let file = root.describe(&meta.location);
         let bad_file = |reason: String| Error::BadFile {
@@ -545,12 +579,12 @@ async fn check_files(root: &Root, spec: &'static Table, files: Vec<ObjectMeta>) 
         if meta.size == 0 {
             return Err(bad_file("the file is empty (0 bytes)".into()));
         }
-        let (file_rows, schema) = crate::storage::parquet_footer(root, meta)
+        let footer = crate::storage::parquet_footer(root, meta)
             .await
             .map_err(|e| bad_file(format!("not a readable Parquet file ({e})")))?;
-        rows += file_rows;
+        rows += footer.rows;
         for column in spec.columns {
-            match schema.field_with_name(column.name) {
+            match footer.schema.field_with_name(column.name) {
                 Err(_) if column.default == Absent::Required => {
                     return Err(Error::MissingColumn {
                         table: spec.name.into(),
@@ -572,6 +606,11 @@ async fn check_files(root: &Root, spec: &'static Table, files: Vec<ObjectMeta>) 
                     if !present.iter().any(|c| c.name == column.name) {
                         present.push(column);
                     }
+                    if let Absent::Text(_) = column.default
+                        && let Some(nulls) = footer.null_count(column.name).filter(|&n| n > 0)
+                    {
+                        *defaulted.entry(column.name.to_string()).or_default() += nulls;
+                    }
                 }
             }
         }
@@ -583,6 +622,7 @@ async fn check_files(root: &Root, spec: &'static Table, files: Vec<ObjectMeta>) 
         files,
         present,
         rows,
+        defaulted,
     })
 }
 

@@ -386,10 +386,12 @@ pub async fn describe_parquet(root: &Root, path: &Path) -> Result<(u64, u64, Vec
         .head(path)
         .await
         .map_err(Error::store(format!("reading {path}")))?;
-    let (rows, schema) = crate::storage::parquet_footer(root, &meta)
+    let footer = crate::storage::parquet_footer(root, &meta)
         .await
         .map_err(Error::engine(format!("reading the footer of {path}")))?;
-    let schema = schema
+    let rows = footer.rows;
+    let schema = footer
+        .schema
         .fields()
         .iter()
         .map(|f| ColumnSchema {

@@ -318,7 +318,8 @@ pub async fn build_planned(
     };
     draft.remove().await?;
     watch.lap("publish");
-    let warnings = absent_organic_channels(ctx, &options.config.organic_channels).await?;
+    let mut warnings = plan.source.input.defaulted_warnings();
+    warnings.extend(absent_organic_channels(ctx, &options.config.organic_channels).await?);
     for warning in &warnings {
         tracing::warn!("{warning}");
     }

@@ -843,3 +843,64 @@ async fn an_organic_channel_no_input_names_is_a_warning_in_the_manifest() {
     let manifest = run_marts_with(&ws, "2025-03-31", config).await;
     assert!(manifest.warnings.is_empty(), "{:?}", manifest.warnings);
 }
+
+/// One file says nothing of o2's status (null); another has no status column at all, which the
+/// contract reads as completed. The manifest counts the one null, and o2's $30 is revenue.
+#[tokio::test]
+async fn a_null_order_status_is_counted_in_the_manifest_and_read_as_completed() {
+    let ws = Workspace::new();
+    let input = ws.input();
+    write_customers(&input, &[("b", "2025-03-01T00:00:00", "SG", "search")]);
+    write_parquet(
+        &input.join("orders/part-0.parquet"),
+        vec![
+            ("order_id", strings(&["o1", "o2", "o3"])),
+            ("customer_id", strings(&["b", "b", "b"])),
+            (
+                "order_ts",
+                timestamps(&[
+                    "2025-03-02T10:00:00",
+                    "2025-03-03T10:00:00",
+                    "2025-03-04T10:00:00",
+                ]),
+            ),
+            ("amount_usd", floats(&[20.0, 30.0, 50.0])),
+            (
+                "status",
+                Arc::new(StringArray::from(vec![
+                    Some("completed"),
+                    None,
+                    Some("cancelled"),
+                ])) as ArrayRef,
+            ),
+        ],
+    );
+    write_parquet(
+        &input.join("orders/part-1.parquet"),
+        vec![
+            ("order_id", strings(&["o4"])),
+            ("customer_id", strings(&["b"])),
+            ("order_ts", timestamps(&["2025-03-05T10:00:00"])),
+            ("amount_usd", floats(&[5.0])),
+        ],
+    );
+    let manifest = run_marts(&ws, "2025-03-31").await;
+    let nulls: Vec<_> = manifest
+        .warnings
+        .iter()
+        .filter(|w| w.starts_with("orders."))
+        .collect();
+    assert_eq!(nulls.len(), 1, "{:?}", manifest.warnings);
+    assert!(
+        nulls[0].starts_with("orders.status: 1 row(s) have a null value, read as \"completed\""),
+        "{}",
+        nulls[0]
+    );
+    assert_eq!(manifest.inputs["orders"].defaulted.get("status"), Some(&1));
+    let sales = query_sql(
+        &ws.published("daily_sales", "2025-03-31"),
+        "select sum(revenue_usd) as revenue from t",
+    )
+    .await;
+    assert_eq!(single_value(&sales, "revenue"), "55.0", "{sales}");
+}
