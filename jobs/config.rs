@@ -52,8 +52,34 @@ impl Threshold {
     }
 }
 
-/// The `margin_rate` key that applies to markets not named.
+/// The `margin_rate` and `region` key that applies to markets not named.
 pub const DEFAULT_MARGIN_KEY: &str = "default";
+
+/// The growth plan's regions and the markets in each: the default `[region]` map.
+const PLAN_REGIONS: &[(&str, &[&str])] = &[
+    (
+        "South-East Asia",
+        &["BN", "ID", "KH", "LA", "MM", "MY", "PH", "SG", "TH", "VN"],
+    ),
+    (
+        "Latin America",
+        &[
+            "AR", "BO", "BR", "CL", "CO", "CR", "EC", "GT", "MX", "PA", "PE", "PY", "UY",
+        ],
+    ),
+    ("North America", &["CA", "US"]),
+    (
+        "Europe",
+        &[
+            "AT", "BE", "CH", "CZ", "DE", "DK", "ES", "FI", "FR", "GB", "GR", "HU", "IE", "IT", "NL", "NO",
+            "PL", "PT", "RO", "SE",
+        ],
+    ),
+    ("Japan/Korea", &["JP", "KR"]),
+];
+
+/// The region of markets no `[region]` key names.
+const OTHER_REGION: &str = "Other";
 
 /// Everything the models read from config.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -82,6 +108,9 @@ pub struct Config {
     /// Gross margin as a share of revenue, per market (`default` for the others): LTV is value
     /// to the business, revenue times this.
     pub margin_rate: BTreeMap<String, f64>,
+    /// Market to region, for the scorecards' region roll-ups (`default` for markets not
+    /// named). Defaults to the plan's five regions.
+    pub region: BTreeMap<String, String>,
     /// Traffic and acquisition channels no one pays for: their sessions are organic traffic,
     /// their new customers (with referred ones) self-grown.
     pub organic_channels: Vec<String>,
@@ -463,6 +492,11 @@ impl Default for Config {
             budget_reserve_share: 0.3,
             repurchase_window_months: 12,
             margin_rate: [(DEFAULT_MARGIN_KEY.to_string(), 0.3)].into_iter().collect(),
+            region: PLAN_REGIONS
+                .iter()
+                .flat_map(|(region, markets)| markets.iter().map(|m| (m.to_string(), region.to_string())))
+                .chain([(DEFAULT_MARGIN_KEY.to_string(), OTHER_REGION.to_string())])
+                .collect(),
             organic_channels: ["organic", "direct", "app"].map(String::from).to_vec(),
             churn_lapse_months: 3,
             segment: SegmentConfig::default(),
@@ -519,6 +553,7 @@ impl Config {
         config.repurchase_window_months = overrides.repurchase_window_months;
         // A file naming some markets' margins keeps the default of the others.
         config.margin_rate.extend(overrides.margin_rate);
+        config.region.extend(overrides.region);
         config.organic_channels = overrides.organic_channels;
         config.churn_lapse_months = overrides.churn_lapse_months;
         config.segment = overrides.segment;
@@ -576,6 +611,15 @@ impl Config {
         if let Some((market, rate)) = self.margin_rate.iter().find(|(_, r)| !(0.0..=1.0).contains(*r)) {
             return Err(bad(format!(
                 "margin_rate.{market} is {rate}: a gross margin is a share of revenue, within 0..=1"
+            )));
+        }
+        if let Some((market, region)) = self
+            .region
+            .iter()
+            .find(|(_, r)| r.trim().is_empty() || r.as_str() == "(all)")
+        {
+            return Err(bad(format!(
+                "region.{market} is {region:?}: name the market's region (\"(all)\" labels the roll-ups over every region)"
             )));
         }
         let segment = &self.segment;

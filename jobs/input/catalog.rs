@@ -365,6 +365,7 @@ pub fn known_tables() -> std::collections::BTreeSet<String> {
                 "settings",
                 "organic_channels",
                 "margin_rates",
+                "market_regions",
                 crate::input::rules::REJECTS_VIEW,
             ]
             .map(String::from),

@@ -33,9 +33,9 @@ pub async fn session_for(
     Ok((ctx, quality))
 }
 
-/// Registers the config's `kpi_thresholds`, `settings`, `organic_channels` and `margin_rates`
-/// with a session, as plain views over values, for the models to read. `organic_channels` and
-/// `margin_rates` may be empty: a null row, filtered out, gives the values list its type.
+/// Registers the config's `kpi_thresholds`, `settings`, `organic_channels`, `margin_rates` and
+/// `market_regions` with a session, as plain views over values, for the models to read. The lists
+/// may be empty: a null row, filtered out, gives the values list its type.
 async fn register_config(ctx: &SessionContext, config: &Config) -> Result<()> {
     let rows: Vec<String> = config
         .kpi_thresholds
@@ -72,6 +72,8 @@ async fn register_config(ctx: &SessionContext, config: &Config) -> Result<()> {
                     config.margin_rate.get(DEFAULT_MARGIN_KEY).copied().unwrap_or(1.0),
                 )))
                 .alias("margin_rate"),
+                lit(config.region.get(DEFAULT_MARGIN_KEY).cloned().unwrap_or_default())
+                    .alias("default_region"),
                 lit(ScalarValue::Int32(Some(config.churn_lapse_months))).alias("churn_lapse_months"),
                 lit(ScalarValue::Int32(Some(
                     i32::try_from(config.clv.holdout_days).unwrap_or(i32::MAX),
@@ -114,6 +116,20 @@ async fn register_config(ctx: &SessionContext, config: &Config) -> Result<()> {
         "margin_rates",
         "cast(column1 as varchar) as market, cast(column2 as double) as margin_rate",
         &margins,
+        "(null, null)",
+    )
+    .await?;
+    let regions: Vec<String> = config
+        .region
+        .iter()
+        .filter(|(market, _)| market.as_str() != DEFAULT_MARGIN_KEY)
+        .map(|(market, region)| format!("({}, {})", text_literal(market), text_literal(region)))
+        .collect();
+    register_values(
+        ctx,
+        "market_regions",
+        "cast(column1 as varchar) as market, cast(column2 as varchar) as region",
+        &regions,
         "(null, null)",
     )
     .await?;

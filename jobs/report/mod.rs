@@ -158,6 +158,23 @@ impl Published {
             && register("previous_kpi_monthly", "kpi_monthly", date, PART_FILE).await?
         {
             present.insert("previous_kpi_monthly".into());
+            // A scorecard published before region roll-ups: its rows are over every region.
+            let schema = ctx
+                .table("previous_kpi_monthly")
+                .await
+                .map_err(Error::engine("reading the previous kpi_monthly"))?
+                .schema()
+                .clone();
+            if !schema.has_column_with_unqualified_name("region") {
+                let view = ctx
+                    .sql("select '(all)' as region, * from previous_kpi_monthly")
+                    .await
+                    .map_err(Error::engine("reading the previous kpi_monthly"))?
+                    .into_view();
+                ctx.deregister_table("previous_kpi_monthly")
+                    .and_then(|_| ctx.register_table("previous_kpi_monthly", view))
+                    .map_err(Error::engine("reading the previous kpi_monthly"))?;
+            }
         }
         // Last month's run: the latest before the run date's month began.
         let month_began = run_date.with_day(1).unwrap_or(run_date);
@@ -220,7 +237,7 @@ async fn scorecard(
     let rows = data
         .rows(&format!(
             "select cast(month_start as varchar) as month_text, {} from kpi_monthly \
-             where market = '{ALL}' and channel = '{ALL}' and period_complete order by month_start",
+             where region = '{ALL}' and market = '{ALL}' and channel = '{ALL}' and period_complete order by month_start",
             columns.join(", ")
         ))
         .await?;
@@ -234,7 +251,7 @@ async fn scorecard(
     let partial = data
         .rows(&format!(
             "select cast(month_start as varchar) as month_text, {} from kpi_monthly \
-             where market = '{ALL}' and channel = '{ALL}' and not period_complete order by month_start",
+             where region = '{ALL}' and market = '{ALL}' and channel = '{ALL}' and not period_complete order by month_start",
             columns.join(", ")
         ))
         .await?;
@@ -346,6 +363,68 @@ async fn scorecard(
     Ok((section("scorecard", title, &body), Some(latest)))
 }
 
+/// The scorecard by region ([region] in the config) at the latest complete month: every region's
+/// roll-up over its markets and channels, a column each.
+async fn regions(data: &Published, config: &Config) -> Result<String> {
+    let title = "Regions";
+    if !data.has(&["kpi_monthly"]) {
+        return Ok(page::missing("regions", title, "kpi_monthly"));
+    }
+    let kpis: Vec<&str> = ["new_customers", "revenue_usd"]
+        .into_iter()
+        .chain(config.kpi_thresholds.keys().map(String::as_str))
+        .collect();
+    let columns: Vec<String> = kpis.iter().map(|k| format!("cast({k} as double)")).collect();
+    let rows = data
+        .rows(&format!(
+            "select region, cast(month_start as varchar) as month_text, {} from kpi_monthly \
+             where region <> '{ALL}' and market = '{ALL}' and channel = '{ALL}' and period_complete \
+             and month_start = (select max(month_start) from kpi_monthly where period_complete) \
+             order by region",
+            columns.join(", ")
+        ))
+        .await?;
+    if rows.len() == 0 {
+        return Ok(section("regions", title, "<p>No complete month yet.</p>"));
+    }
+    let regions: Vec<String> = (0..rows.len()).map(|r| rows.text(r, 0)).collect();
+    let mut header = vec!["KPI"];
+    header.extend(regions.iter().map(String::as_str));
+    let cells: Vec<Vec<String>> = kpis
+        .iter()
+        .enumerate()
+        .map(|(k, kpi)| {
+            let threshold = config.kpi_thresholds.get(*kpi);
+            let format = page::kpi_format(kpi);
+            let mut row = vec![escape(kpi)];
+            for (r, region) in regions.iter().enumerate() {
+                let value = rows.number(r, k + 2);
+                let shown = format!(
+                    r#"<span data-region="{}" data-region-kpi="{}">{}</span>"#,
+                    escape(region),
+                    escape(kpi),
+                    escape(&value.map_or("n/a".to_string(), format))
+                );
+                row.push(match threshold {
+                    Some(t) => format!("{shown} {}", status(value.map(|v| t.status(v)))),
+                    None => shown,
+                });
+            }
+            row
+        })
+        .collect();
+    let body = format!(
+        "<p>Each region's markets and channels together, {} (the markets of each region: [region] in the config).</p>{}",
+        escape(&month_label(&rows.text(0, 1))),
+        table("KPIs by region at the latest complete month", &header, &cells)
+    );
+    Ok(section("regions", title, &body))
+}
+
+/// A kpi_monthly row's place: its market, or on roll-ups over markets its region ('(all)' over
+/// every region).
+const AREA: &str = "case when market = '(all)' then region else market end";
+
 /// KPIs red at the latest complete month that were not red in the previous run's scorecard.
 async fn alerts(data: &Published, config: &Config) -> Result<String> {
     let title = "Alerts turned red since the previous run";
@@ -359,9 +438,9 @@ async fn alerts(data: &Published, config: &Config) -> Result<String> {
     let mut found = Vec::new();
     for (kpi, threshold) in &config.kpi_thresholds {
         let sql = format!(
-            "with now as (select market, channel, cast({kpi} as double) as value from kpi_monthly \
+            "with now as (select {AREA} as market, channel, cast({kpi} as double) as value from kpi_monthly \
                where period_complete and month_start = (select max(month_start) from kpi_monthly where period_complete)), \
-             before as (select market, channel, cast({kpi} as double) as value from previous_kpi_monthly \
+             before as (select {AREA} as market, channel, cast({kpi} as double) as value from previous_kpi_monthly \
                where period_complete and month_start = (select max(month_start) from previous_kpi_monthly where period_complete)) \
              select now.market, now.channel, now.value, before.value from now left join before \
                on now.market = before.market and now.channel = before.channel \
@@ -392,7 +471,7 @@ async fn alerts(data: &Published, config: &Config) -> Result<String> {
         table(
             &format!("{} KPI rows red now and not in the run of {since}", found.len()),
             &[
-                "market",
+                "market or region",
                 "channel",
                 "KPI",
                 "before",
@@ -988,7 +1067,7 @@ async fn forecast(data: &Published) -> Result<String> {
         let history = if data.has(&["kpi_monthly"]) {
             data.rows(&format!(
                 "select cast(month_start as varchar) as month_text, cast({measure} as double) from kpi_monthly \
-                 where market = '{ALL}' and channel = '{ALL}' and period_complete \
+                 where region = '{ALL}' and market = '{ALL}' and channel = '{ALL}' and period_complete \
                  order by month_start desc limit 12"
             ))
             .await?
@@ -1107,6 +1186,7 @@ pub async fn build(output: &Root, run_date: NaiveDate, config: &Config) -> Resul
     let (scorecard, month) = scorecard(&data, config, &warnings).await?;
     let parts = [
         scorecard,
+        regions(&data, config).await?,
         alerts(&data, config).await?,
         cohorts(&data).await?,
         rfm(&data).await?,
@@ -1119,6 +1199,7 @@ pub async fn build(output: &Root, run_date: NaiveDate, config: &Config) -> Resul
     ];
     let nav = [
         ("scorecard", "KPI scorecard"),
+        ("regions", "Regions"),
         ("alerts", "Alerts"),
         ("cohorts", "Cohorts"),
         ("rfm", "RFM segments"),

@@ -4,11 +4,12 @@
 -- stg_kpi_monthly_counts. Where the monthly count covers a calendar month, the daily one covers
 -- the 30 days ending that day (churn, MAU) or the cohorts acquired in 30 days (retention, LTV),
 -- so a daily figure is not the noise of one day's handful of customers.
--- grain: one row per (day, market, channel), every day from the first order to the run date
+-- grain: one row per (day, region, market, channel), every day from the first order to the run date
 -- materialized: table
 -- columns:
 --   period_start: the UTC calendar day
---   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows
+--   region: the market's region (the config's [region]; its `default` for markets not named), or '(all)' on rows over every region
+--   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows (a region's roll-up has its region and market '(all)')
 --   channel: acquisition channel (customers) and spend channel (spend), or '(all)' on roll-up rows
 --   period_complete: true (a day up to the run date is complete at the run date's end)
 --   days_in_period: 1
@@ -336,6 +337,7 @@ base as (
     select
         grid.day,
         grid.day_number,
+        coalesce(market_regions.region, settings.default_region) as region,
         grid.market,
         grid.channel,
         coalesce(acquisitions.new_customers, 0) as new_customers,
@@ -384,6 +386,7 @@ base as (
     from grid
     cross join settings
     left join margins on grid.market = margins.market
+    left join market_regions on grid.market = market_regions.market
     left join window_events
         on grid.day_number = window_events.day_number and grid.market = window_events.market
         and grid.channel = window_events.channel
@@ -419,6 +422,7 @@ rolled_up as (
     select
         day,
         day_number,
+        case when grouping(region) = 1 then '(all)' else region end as region,
         case when grouping(market) = 1 then '(all)' else market end as market,
         case when grouping(channel) = 1 then '(all)' else channel end as channel,
         sum(new_customers) as new_customers,
@@ -463,9 +467,12 @@ rolled_up as (
         sum(delivered) as delivered,
         sum(delivery_micros_sum) as delivery_micros_sum
     from base
+    -- A market has one region: grouping by both adds nothing but the region column.
     group by grouping sets (
-        (day, day_number, market, channel),
-        (day, day_number, market),
+        (day, day_number, region, market, channel),
+        (day, day_number, region, market),
+        (day, day_number, region, channel),
+        (day, day_number, region),
         (day, day_number, channel),
         (day, day_number)
     )
@@ -487,9 +494,9 @@ running as (
         lag(spend_cents, 365) over by_day as cohort_12m_day_spend_cents
     from rolled_up
     window
-        to_date as (partition by market, channel order by day_number rows between unbounded preceding and current row),
-        last_30_days as (partition by market, channel order by day_number rows between 29 preceding and current row),
-        by_day as (partition by market, channel order by day_number)
+        to_date as (partition by region, market, channel order by day_number rows between unbounded preceding and current row),
+        last_30_days as (partition by region, market, channel order by day_number rows between 29 preceding and current row),
+        by_day as (partition by region, market, channel order by day_number)
 ),
 
 -- The churn base 30 days back, and the cohorts of 30 acquisition days summed.
@@ -510,12 +517,13 @@ with_base as (
         sum(cohort_12m_day_spend_cents) over last_30_days as cohort_12m_spend_cents
     from running
     window
-        last_30_days as (partition by market, channel order by day_number rows between 29 preceding and current row),
-        by_day as (partition by market, channel order by day_number)
+        last_30_days as (partition by region, market, channel order by day_number rows between 29 preceding and current row),
+        by_day as (partition by region, market, channel order by day_number)
 )
 
 select
     day as period_start,
+    region,
     market,
     channel,
     true as period_complete,
@@ -575,6 +583,7 @@ left join (
     -- the window before: as many days back as the window is long (lag's offset is a constant)
     select
         running.day_number + repurchase_window.days as prev_day_number,
+        running.region as prev_region,
         running.market as prev_market,
         running.channel as prev_channel,
         running.buyers_window as buyers_window_prev
@@ -582,6 +591,7 @@ left join (
     cross join running
 ) as window_before
     on with_base.day_number = window_before.prev_day_number
+    and with_base.region = window_before.prev_region
     and with_base.market = window_before.prev_market
     and with_base.channel = window_before.prev_channel
-order by period_start, market, channel
+order by period_start, region, market, channel

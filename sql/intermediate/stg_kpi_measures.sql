@@ -3,11 +3,12 @@
 -- stg_kpi_monthly_counts and stg_kpi_daily_counts, whose headers say what each count covers at
 -- each grain (a calendar month; a day, or the 30 days or 30 cohorts ending that day). A measure
 -- whose input table is absent is null, not zero; so is a ratio without a denominator.
--- grain: one row per (period_grain, period_start, market, channel)
+-- grain: one row per (period_grain, period_start, region, market, channel)
 -- materialized: table
 -- columns:
 --   period_grain: month (a kpi_monthly row) or day (a kpi_daily row)
 --   period_start: the month_start or the day
+--   region: the market's region (the config's [region]), or '(all)' on rows over every region
 --   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows
 --   channel: acquisition channel (customers) and spend channel (spend), or '(all)' on roll-up rows
 --   period_complete: whether the period ended by the run date's end
@@ -65,6 +66,7 @@ inputs_present as (
 select
     period_grain,
     period_start,
+    region,
     market,
     channel,
     period_complete,
@@ -130,4 +132,4 @@ select
     case when clicks > 0 then click_spend_cents / 100.0 / clicks end as cpc_usd
 from counts
 cross join inputs_present
-order by period_grain, period_start, market, channel
+order by period_grain, period_start, region, market, channel

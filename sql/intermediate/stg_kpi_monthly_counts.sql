@@ -1,11 +1,12 @@
 -- The monthly counts the KPI formulas are computed from (stg_kpi_measures): one row per month,
 -- market and channel with its roll-ups. Only counts and sums here; every ratio is written once,
 -- in stg_kpi_measures, for both grains. Same columns, in the same order, as stg_kpi_daily_counts.
--- grain: one row per (month_start, market, channel), every month from the first order to the run date
+-- grain: one row per (month_start, region, market, channel), every month from the first order to the run date
 -- materialized: table
 -- columns:
 --   period_start: first day of the UTC calendar month
---   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows
+--   region: the market's region (the config's [region]; its `default` for markets not named), or '(all)' on rows over every region
+--   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows (a region's roll-up has its region and market '(all)')
 --   channel: acquisition channel (customers) and spend channel (spend), or '(all)' on roll-up rows
 --   period_complete: whether the month ended by the run date's end (false for the run date's month unless the run date is its last day)
 --   days_in_period: days of the month up to the run date
@@ -381,6 +382,7 @@ base as (
         grid.month_index,
         grid.days_in_period,
         grid.period_complete,
+        coalesce(market_regions.region, settings.default_region) as region,
         grid.market,
         grid.channel,
         coalesce(acquisitions.new_customers, 0) as new_customers,
@@ -429,6 +431,7 @@ base as (
     from grid
     cross join settings
     left join margins on grid.market = margins.market
+    left join market_regions on grid.market = market_regions.market
     left join window_events
         on grid.month_index = window_events.month_index and grid.market = window_events.market
         and grid.channel = window_events.channel
@@ -465,6 +468,7 @@ rolled_up as (
         month_index,
         days_in_period,
         period_complete,
+        case when grouping(region) = 1 then '(all)' else region end as region,
         case when grouping(market) = 1 then '(all)' else market end as market,
         case when grouping(channel) = 1 then '(all)' else channel end as channel,
         sum(new_customers) as new_customers,
@@ -509,9 +513,12 @@ rolled_up as (
         sum(delivered) as delivered,
         sum(delivery_micros_sum) as delivery_micros_sum
     from base
+    -- A market has one region: grouping by both adds nothing but the region column.
     group by grouping sets (
-        (month_start, month_index, days_in_period, period_complete, market, channel),
-        (month_start, month_index, days_in_period, period_complete, market),
+        (month_start, month_index, days_in_period, period_complete, region, market, channel),
+        (month_start, month_index, days_in_period, period_complete, region, market),
+        (month_start, month_index, days_in_period, period_complete, region, channel),
+        (month_start, month_index, days_in_period, period_complete, region),
         (month_start, month_index, days_in_period, period_complete, channel),
         (month_start, month_index, days_in_period, period_complete)
     )
@@ -526,7 +533,7 @@ with_totals as (
         sum(member_buyers_change) over to_date as member_buyers_window,
         sum(member_repurchasers_change) over to_date as member_repurchasers_window
     from rolled_up
-    window to_date as (partition by market, channel order by month_index rows between unbounded preceding and current row)
+    window to_date as (partition by region, market, channel order by month_index rows between unbounded preceding and current row)
 ),
 
 with_history as (
@@ -539,11 +546,12 @@ with_history as (
         lag(total_customers, 1) over by_month as total_customers_prev,
         lag(total_customers, 12) over by_month as total_customers_year_ago
     from with_totals
-    window by_month as (partition by market, channel order by month_index)
+    window by_month as (partition by region, market, channel order by month_index)
 )
 
 select
     month_start as period_start,
+    region,
     market,
     channel,
     period_complete,
@@ -603,6 +611,7 @@ left join (
     -- the window before: as many months back as the window is long (lag's offset is a constant)
     select
         with_totals.month_index + repurchase_window.months as month_index,
+        with_totals.region as prev_region,
         with_totals.market as prev_market,
         with_totals.channel as prev_channel,
         with_totals.buyers_window as buyers_window_prev
@@ -610,6 +619,7 @@ left join (
     cross join with_totals
 ) as window_before
     on with_history.month_index = window_before.month_index
+    and with_history.region = window_before.prev_region
     and with_history.market = window_before.prev_market
     and with_history.channel = window_before.prev_channel
-order by period_start, market, channel
+order by period_start, region, market, channel

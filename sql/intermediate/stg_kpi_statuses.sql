@@ -5,11 +5,12 @@
 -- 'partial' whatever its value: a month's first days say nothing of how it ends. Spend that
 -- acquired no one has no CAC, and is the worst case: cac_status red. Thresholds:
 -- sql/growth.toml (the table kpi_thresholds).
--- grain: one row per (period_grain, period_start, market, channel) of the two scorecards
+-- grain: one row per (period_grain, period_start, region, market, channel) of the two scorecards
 -- materialized: table
 -- columns:
 --   period_grain: month (a kpi_monthly row) or day (a kpi_daily row)
 --   period_start: the month_start or the day of that row
+--   region: as in the scorecard
 --   market: as in the scorecard
 --   channel: as in the scorecard
 --   cac_status: green, yellow or red against the cac_usd thresholds, partial while the period is; red where there was spend and no new customer; null when cac_usd is null otherwise
@@ -27,7 +28,7 @@
 --   cpc_status: status of cpc_usd
 --   invite_conversion_status: status of invite_conversion (plan 5.3: flagged red under 5%)
 with measures as (
-    select period_grain, period_start, market, channel, period_complete,
+    select period_grain, period_start, region, market, channel, period_complete,
         marketing_spend_usd > 0 and new_customers = 0 as spend_without_customers,
         cac_usd, ltv_to_cac, monthly_churn_rate, retention_6m, repurchase_rate, dau_mau, invite_share_rate,
         delivered_within_7d_share, total_customers_yoy, member_repurchase_rate, self_growth_ratio, organic_session_share,
@@ -39,28 +40,29 @@ thresholds as (
     select kpi, direction, green, red from kpi_thresholds
 ),
 
--- One row per (period, market, channel, KPI): the status rule is written once, then pivoted back.
+-- One row per (period, region, market, channel, KPI): the status rule is written once, then pivoted back.
 kpi_values as (
-    select period_grain, period_start, market, channel, period_complete, spend_without_customers, 'cac_usd' as kpi, cac_usd as value from measures
-    union all select period_grain, period_start, market, channel, period_complete, spend_without_customers, 'ltv_to_cac', ltv_to_cac from measures
-    union all select period_grain, period_start, market, channel, period_complete, spend_without_customers, 'monthly_churn_rate', monthly_churn_rate from measures
-    union all select period_grain, period_start, market, channel, period_complete, spend_without_customers, 'retention_6m', retention_6m from measures
-    union all select period_grain, period_start, market, channel, period_complete, spend_without_customers, 'repurchase_rate', repurchase_rate from measures
-    union all select period_grain, period_start, market, channel, period_complete, spend_without_customers, 'dau_mau', dau_mau from measures
-    union all select period_grain, period_start, market, channel, period_complete, spend_without_customers, 'invite_share_rate', invite_share_rate from measures
-    union all select period_grain, period_start, market, channel, period_complete, spend_without_customers, 'delivered_within_7d_share', delivered_within_7d_share from measures
-    union all select period_grain, period_start, market, channel, period_complete, spend_without_customers, 'total_customers_yoy', total_customers_yoy from measures
-    union all select period_grain, period_start, market, channel, period_complete, spend_without_customers, 'member_repurchase_rate', member_repurchase_rate from measures
-    union all select period_grain, period_start, market, channel, period_complete, spend_without_customers, 'self_growth_ratio', self_growth_ratio from measures
-    union all select period_grain, period_start, market, channel, period_complete, spend_without_customers, 'organic_session_share', organic_session_share from measures
-    union all select period_grain, period_start, market, channel, period_complete, spend_without_customers, 'cpc_usd', cpc_usd from measures
-    union all select period_grain, period_start, market, channel, period_complete, spend_without_customers, 'invite_conversion', invite_conversion from measures
+    select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'cac_usd' as kpi, cac_usd as value from measures
+    union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'ltv_to_cac', ltv_to_cac from measures
+    union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'monthly_churn_rate', monthly_churn_rate from measures
+    union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'retention_6m', retention_6m from measures
+    union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'repurchase_rate', repurchase_rate from measures
+    union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'dau_mau', dau_mau from measures
+    union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'invite_share_rate', invite_share_rate from measures
+    union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'delivered_within_7d_share', delivered_within_7d_share from measures
+    union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'total_customers_yoy', total_customers_yoy from measures
+    union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'member_repurchase_rate', member_repurchase_rate from measures
+    union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'self_growth_ratio', self_growth_ratio from measures
+    union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'organic_session_share', organic_session_share from measures
+    union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'cpc_usd', cpc_usd from measures
+    union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'invite_conversion', invite_conversion from measures
 ),
 
 kpi_statuses as (
     select
         kpi_values.period_grain,
         kpi_values.period_start,
+        kpi_values.region,
         kpi_values.market,
         kpi_values.channel,
         kpi_values.kpi,
@@ -84,6 +86,7 @@ statuses as (
     select
         period_grain,
         period_start,
+        region,
         market,
         channel,
         max(case when kpi = 'cac_usd' then status end) as cac_status,
@@ -101,8 +104,8 @@ statuses as (
         max(case when kpi = 'cpc_usd' then status end) as cpc_status,
         max(case when kpi = 'invite_conversion' then status end) as invite_conversion_status
     from kpi_statuses
-    group by period_grain, period_start, market, channel
+    group by period_grain, period_start, region, market, channel
 )
 
 select * from statuses
-order by period_grain, period_start, market, channel
+order by period_grain, period_start, region, market, channel

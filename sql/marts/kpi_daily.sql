@@ -4,13 +4,15 @@
 -- churn and MAU over the 30 days ending that day, retention and LTV of the customers acquired in
 -- the 30 days ending 182 and 365 days before (one day's cohort is too few customers to steer by).
 -- Customer measures use the customer's market and acquisition channel; spend uses the spend's.
--- Roll-up rows carry market and/or channel '(all)'. Every formula is written once, in
+-- Roll-up rows carry market and/or channel '(all)'; region roll-ups carry their region and market
+-- '(all)', and rows over every market region '(all)' too. Every formula is written once, in
 -- intermediate/stg_kpi_measures.sql, for this scorecard and kpi_monthly.
--- grain: one row per (day, market, channel), every day from the first order to the run date
+-- grain: one row per (day, region, market, channel), every day from the first order to the run date
 -- materialized: table
 -- columns:
 --   day: the UTC calendar day
---   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows
+--   region: the market's region ([region] in sql/growth.toml, `default` for markets not named), or '(all)' on rows over every region
+--   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows; a region's roll-ups have their region and market '(all)'
 --   channel: acquisition channel (customers) and spend channel (spend), or '(all)' on roll-up rows
 --   new_customers: customers whose first purchase falls in the day
 --   active_customers: distinct customers with a purchase in the day
@@ -70,6 +72,7 @@
 with kpis as (
     select
         period_start as day,
+        region,
         market,
         channel,
         new_customers, active_customers, orders, revenue_usd, marketing_spend_usd, cac_usd, arpu_usd,
@@ -106,6 +109,7 @@ select
 from kpis
 left join statuses
     on kpis.day = statuses.period_start
+    and kpis.region = statuses.region
     and kpis.market = statuses.market
     and kpis.channel = statuses.channel
-order by kpis.day, kpis.market, kpis.channel
+order by kpis.day, kpis.region, kpis.market, kpis.channel

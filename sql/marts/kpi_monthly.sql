@@ -2,15 +2,17 @@
 -- red/yellow/green status for each KPI the plan targets (thresholds: sql/growth.toml, seen as
 -- the table kpi_thresholds).
 -- Customer measures use the customer's market and acquisition channel; spend uses the spend's
--- market and channel. Roll-up rows carry market and/or channel '(all)'; because each customer
+-- market and channel. Roll-up rows carry market and/or channel '(all)'; a region's roll-ups carry
+-- their region and market '(all)', and rows over every market region '(all)' too; because each customer
 -- has one market and one channel, their counts are sums of the detail rows. The month of the run
 -- date is partial: it runs to the end of the run date (period_complete false). Every formula is
 -- written once, in intermediate/stg_kpi_measures.sql, for this scorecard and kpi_daily.
--- grain: one row per (month_start, market, channel), every month from the first order to the run date
+-- grain: one row per (month_start, region, market, channel), every month from the first order to the run date
 -- materialized: table
 -- columns:
 --   month_start: first day of the UTC calendar month
---   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows
+--   region: the market's region ([region] in sql/growth.toml, `default` for markets not named), or '(all)' on rows over every region
+--   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows; a region's roll-ups have their region and market '(all)'
 --   channel: acquisition channel (customers) and spend channel (spend), or '(all)' on roll-up rows
 --   period_complete: whether the month ended by the run date's end: the run date's month is partial
 --   new_customers: customers whose first purchase falls in the month
@@ -71,6 +73,7 @@
 with kpis as (
     select
         period_start as month_start,
+        region,
         market,
         channel,
         period_complete, new_customers, active_customers, orders, revenue_usd, marketing_spend_usd, cac_usd, arpu_usd,
@@ -107,6 +110,7 @@ select
 from kpis
 left join statuses
     on kpis.month_start = statuses.period_start
+    and kpis.region = statuses.region
     and kpis.market = statuses.market
     and kpis.channel = statuses.channel
-order by kpis.month_start, kpis.market, kpis.channel
+order by kpis.month_start, kpis.region, kpis.market, kpis.channel

@@ -24,7 +24,10 @@ async fn row(
     };
     query(
         &ws.published(table, run_date),
-        &format!("where market = '{market}' and channel = '{channel}' and {key} = '{period}'"),
+        &format!(
+            "where market = '{market}' and channel = '{channel}' and {key} = '{period}' \
+             and (market <> '(all)' or region = '(all)')"
+        ),
     )
     .await
 }
@@ -903,4 +906,73 @@ async fn a_null_order_status_is_counted_in_the_manifest_and_read_as_completed() 
     )
     .await;
     assert_eq!(single_value(&sales, "revenue"), "55.0", "{sales}");
+}
+
+/// a (SG) bought on two days of March 2025, b (TH) once, c (MX) once, d (ZZ, a market no region
+/// names) once. The plan's regions roll their markets up; ZZ falls in the `default` region.
+#[tokio::test]
+async fn regions_roll_up_their_markets_and_unnamed_markets_fall_in_the_default_region() {
+    let ws = Workspace::new();
+    let input = ws.input();
+    write_customers(
+        &input,
+        &[
+            ("a", "2025-03-01T00:00:00", "SG", "search"),
+            ("b", "2025-03-01T00:00:00", "TH", "search"),
+            ("c", "2025-03-01T00:00:00", "MX", "search"),
+            ("d", "2025-03-01T00:00:00", "ZZ", "search"),
+        ],
+    );
+    write_orders(
+        &input,
+        "part-0.parquet",
+        &[
+            ("o1", "a", "2025-03-02T10:00:00", 10.0, "completed"),
+            ("o2", "a", "2025-03-05T10:00:00", 20.0, "completed"),
+            ("o3", "b", "2025-03-03T10:00:00", 30.0, "completed"),
+            ("o4", "c", "2025-03-04T10:00:00", 40.0, "completed"),
+            ("o5", "d", "2025-03-06T10:00:00", 5.0, "completed"),
+        ],
+    );
+    run_marts(&ws, "2025-03-31").await;
+    let regions = query_sql(
+        &ws.published("kpi_monthly", "2025-03-31"),
+        "select region, active_customers, revenue_usd, repurchase_rate from t \
+         where market = '(all)' and channel = '(all)' and month_start = '2025-03-01' order by region",
+    )
+    .await;
+    assert_eq!(
+        regions,
+        "+-----------------+------------------+-------------+-----------------+
+| region          | active_customers | revenue_usd | repurchase_rate |
++-----------------+------------------+-------------+-----------------+
+| (all)           | 4                | 105.0       | 0.25            |
+| Latin America   | 1                | 40.0        | 0.0             |
+| Other           | 1                | 5.0         | 0.0             |
+| South-East Asia | 2                | 60.0        | 0.5             |
++-----------------+------------------+-------------+-----------------+"
+    );
+    let detail = row(&ws, "kpi_monthly", "2025-03-31", "2025-03-01", "SG", "search").await;
+    assert_eq!(single_value(&detail, "region"), "South-East Asia");
+    let day = query_sql(
+        &ws.published("kpi_daily", "2025-03-31"),
+        "select revenue_usd from t where region = 'South-East Asia' and market = '(all)' \
+         and channel = 'search' and day = '2025-03-05'",
+    )
+    .await;
+    assert_eq!(single_value(&day, "revenue_usd"), "20.0", "{day}");
+
+    // A market the config names leaves its built-in region.
+    let mut config = growth_jobs::config::Config::default();
+    config.region.insert("SG".into(), "Singapore".into());
+    run_marts_with(&ws, "2025-03-31", config).await;
+    let regions = query_sql(
+        &ws.published("kpi_monthly", "2025-03-31"),
+        "select region, revenue_usd from t \
+         where region <> '(all)' and market = '(all)' and channel = '(all)' and month_start = '2025-03-01' \
+         order by region",
+    )
+    .await;
+    assert!(regions.contains("| Singapore       | 30.0 "), "{regions}");
+    assert!(regions.contains("| South-East Asia | 30.0 "), "{regions}");
 }

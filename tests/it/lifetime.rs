@@ -514,7 +514,7 @@ async fn the_forecast_and_the_predicted_ltv_match_what_the_planted_sample_did() 
         "select then.predicted_ltv_12m_usd, kpi.ltv_12m_usd from then join kpi \
          on kpi.month_start = then.month_start + interval '12 months' \
          and kpi.market = then.market and kpi.channel = then.channel \
-         where then.market = '(all)' and then.channel = '(all)' order by then.month_start",
+         where then.market = '(all)' and then.channel = '(all)' and kpi.region = '(all)' order by then.month_start",
     )
     .await;
     assert_eq!(

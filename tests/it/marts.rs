@@ -152,7 +152,7 @@ async fn marts_build_without_optional_tables_and_leave_their_measures_null() {
     // February, all markets and channels: x bought again (repeat), y is new.
     let kpis = query(
         &ws.published("kpi_monthly", "2025-02-28"),
-        "where market = '(all)' and channel = '(all)' and month_start = '2025-02-01'",
+        "where region = '(all)' and market = '(all)' and channel = '(all)' and month_start = '2025-02-01'",
     )
     .await;
     let row = |column: &str| single_value(&kpis, column);
@@ -247,7 +247,7 @@ async fn when_everyone_bought_once_repeat_and_retention_are_zero() {
     );
     let january = query(
         &ws.published("kpi_monthly", "2025-01-31"),
-        "where market = '(all)' and channel = '(all)' and month_start = '2025-01-01'",
+        "where region = '(all)' and market = '(all)' and channel = '(all)' and month_start = '2025-01-01'",
     )
     .await;
     assert_eq!(
@@ -268,7 +268,7 @@ async fn when_everyone_bought_once_repeat_and_retention_are_zero() {
     // Their last purchases were in July: with a 3-month lapse they churned in October.
     let october = query(
         &ws.published("kpi_monthly", "2025-01-31"),
-        "where market = '(all)' and channel = '(all)' and month_start = '2024-10-01'",
+        "where region = '(all)' and market = '(all)' and channel = '(all)' and month_start = '2024-10-01'",
     )
     .await;
     assert_eq!(single_value(&october, "monthly_churn_rate"), "1.0");
@@ -551,7 +551,7 @@ async fn the_monthly_scorecard_combines_every_input_and_flags_statuses() {
     run_marts(&ws, "2025-06-30").await;
     let january = query(
         &ws.published("kpi_monthly", "2025-06-30"),
-        "where market = '(all)' and channel = '(all)' and month_start = '2025-01-01'",
+        "where region = '(all)' and market = '(all)' and channel = '(all)' and month_start = '2025-01-01'",
     )
     .await;
     let value = |column: &str| single_value(&january, column);

@@ -104,6 +104,18 @@ async fn the_report_loads_offline_draws_every_chart_and_shows_the_marts_figures(
             || text.contains("red now and not in the run of 2026-05-31"),
         "{text}"
     );
+    // The plan's five regions, each with its own column of the scorecard.
+    let regions = sections.iter().find(|s| s.starts_with("regions:")).unwrap();
+    for region in [
+        "South-East Asia",
+        "Latin America",
+        "North America",
+        "Europe",
+        "Japan/Korea",
+    ] {
+        assert!(regions.contains(region), "{regions}");
+    }
+    assert!(regions.contains("repurchase_rate"), "{regions}");
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
 
     // The figures shown are the scorecard's, at its latest complete month.
@@ -123,7 +135,7 @@ async fn the_report_loads_offline_draws_every_chart_and_shows_the_marts_figures(
     .await
     .unwrap();
     let sql = format!(
-        "select {} from kpi where market = '(all)' and channel = '(all)' and period_complete \
+        "select {} from kpi where region = '(all)' and market = '(all)' and channel = '(all)' and period_complete \
          order by month_start desc limit 1",
         kpis.map(|k| format!("cast({k} as double)")).join(", ")
     );
