@@ -472,6 +472,7 @@ impl Default for Config {
             ("organic_session_share", band(AtLeast, 0.25, 0.15)),
             ("cpc_usd", band(AtMost, 0.80, 1.20)),
             ("invite_conversion", band(AtLeast, 0.05, 0.05)),
+            ("ltv_12m_growth", band(AtLeast, 0.35, 0.0)),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -48,6 +48,8 @@
 --   cohort_12m_revenue_cents: their revenue in their first 365 days, US cents
 --   cohort_12m_margin_cents: that revenue times their market's margin_rate (sql/growth.toml), US cents
 --   cohort_12m_spend_cents: marketing spend on their acquisition days, US cents
+--   cohort_12m_size_year_ago: cohort_12m_size 365 days before: customers acquired in the 30 days ending 730 days before
+--   cohort_12m_margin_cents_year_ago: cohort_12m_margin_cents 365 days before, that cohort's first-year margin
 --   sessions: visits that day, anonymous ones included, by the visit's market and channel
 --   organic_sessions: of those, from an organic channel
 --   traffic_orders: completed orders that day by the order's own market and channel, compared with sessions
@@ -491,7 +493,9 @@ running as (
         sum(member_repurchasers_change) over to_date as member_repurchasers_window,
         sum(new_customers) over last_30_days as growth_new_customers,
         lag(new_customers, 365) over by_day as cohort_12m_day_size,
-        lag(spend_cents, 365) over by_day as cohort_12m_day_spend_cents
+        lag(spend_cents, 365) over by_day as cohort_12m_day_spend_cents,
+        lag(new_customers, 730) over by_day as cohort_12m_day_size_year_ago,
+        lag(cohort_12m_day_margin_cents, 365) over by_day as cohort_12m_day_margin_cents_year_ago
     from rolled_up
     window
         to_date as (partition by region, market, channel order by day_number rows between unbounded preceding and current row),
@@ -514,7 +518,9 @@ with_base as (
         sum(cohort_12m_day_size) over last_30_days as cohort_12m_size,
         sum(cohort_12m_day_revenue_cents) over last_30_days as cohort_12m_revenue_cents,
         sum(cohort_12m_day_margin_cents) over last_30_days as cohort_12m_margin_cents,
-        sum(cohort_12m_day_spend_cents) over last_30_days as cohort_12m_spend_cents
+        sum(cohort_12m_day_spend_cents) over last_30_days as cohort_12m_spend_cents,
+        sum(cohort_12m_day_size_year_ago) over last_30_days as cohort_12m_size_year_ago,
+        sum(cohort_12m_day_margin_cents_year_ago) over last_30_days as cohort_12m_margin_cents_year_ago
     from running
     window
         last_30_days as (partition by region, market, channel order by day_number rows between 29 preceding and current row),
@@ -563,6 +569,8 @@ select
     cohort_12m_revenue_cents,
     cohort_12m_margin_cents,
     cohort_12m_spend_cents,
+    cohort_12m_size_year_ago,
+    cohort_12m_margin_cents_year_ago,
     sessions,
     organic_sessions,
     traffic_orders,

@@ -45,6 +45,8 @@
 --   cohort_12m_revenue_cents: their revenue in their first 12 months (months 0 to 11), US cents
 --   cohort_12m_margin_cents: that revenue times their market's margin_rate (sql/growth.toml), US cents
 --   cohort_12m_spend_cents: marketing spend in their acquisition month, US cents
+--   cohort_12m_size_year_ago: cohort_12m_size 12 months before: customers acquired 24 months before this month
+--   cohort_12m_margin_cents_year_ago: cohort_12m_margin_cents 12 months before, that cohort's first-year margin
 --   sessions: visits in the month, anonymous ones included, by the visit's market and channel
 --   organic_sessions: of those, from an organic channel
 --   traffic_orders: completed orders in the month by the order's own market and channel, compared with sessions
@@ -541,6 +543,8 @@ with_history as (
         *,
         lag(new_customers, 12) over by_month as cohort_12m_size,
         lag(spend_cents, 12) over by_month as cohort_12m_spend_cents,
+        lag(new_customers, 24) over by_month as cohort_12m_size_year_ago,
+        lag(cohort_12m_margin_cents, 12) over by_month as cohort_12m_margin_cents_year_ago,
         lag(new_customers, 1) over by_month as growth_new_customers_prev,
         lag(new_customers, 12) over by_month as growth_new_customers_year_ago,
         lag(total_customers, 1) over by_month as total_customers_prev,
@@ -591,6 +595,8 @@ select
     cohort_12m_revenue_cents,
     cohort_12m_margin_cents,
     cohort_12m_spend_cents,
+    cohort_12m_size_year_ago,
+    cohort_12m_margin_cents_year_ago,
     sessions,
     organic_sessions,
     traffic_orders,

@@ -976,3 +976,36 @@ async fn regions_roll_up_their_markets_and_unnamed_markets_fall_in_the_default_r
     assert!(regions.contains("| Singapore       | 30.0 "), "{regions}");
     assert!(regions.contains("| South-East Asia | 30.0 "), "{regions}");
 }
+
+/// y joined in January 2023 and spent $200 in its first year ($500 more in February 2024, its
+/// second year); x joined in January 2024 and spent $300 in its first. First-year value per
+/// customer grew by half: +50%, above the plan's +35%.
+#[tokio::test]
+async fn ltv_growth_compares_first_year_value_with_the_cohort_a_year_before() {
+    let ws = Workspace::new();
+    write_orders(
+        &ws.input(),
+        "part-0.parquet",
+        &[
+            ("y1", "y", "2023-01-10T10:00:00", 100.0, "completed"),
+            ("y2", "y", "2023-06-10T10:00:00", 100.0, "completed"),
+            ("y3", "y", "2024-02-10T10:00:00", 500.0, "completed"),
+            ("x1", "x", "2024-01-10T10:00:00", 100.0, "completed"),
+            ("x2", "x", "2024-03-10T10:00:00", 200.0, "completed"),
+        ],
+    );
+    run_marts(&ws, "2025-01-31").await;
+    let january = row(&ws, "kpi_monthly", "2025-01-31", "2025-01-01", "(all)", "(all)").await;
+    assert_eq!(single_value(&january, "ltv_12m_margin_usd"), "90.0", "{january}");
+    assert_eq!(single_value(&january, "ltv_12m_growth"), "0.5", "{january}");
+    assert_eq!(single_value(&january, "ltv_growth_status"), "green");
+    // A cohort with no cohort a year before it has no growth.
+    let a_year_before = row(&ws, "kpi_monthly", "2025-01-31", "2024-01-01", "(all)", "(all)").await;
+    assert_eq!(
+        single_value(&a_year_before, "ltv_12m_growth"),
+        "",
+        "{a_year_before}"
+    );
+    let day = row(&ws, "kpi_daily", "2025-01-31", "2025-01-10", "(all)", "(all)").await;
+    assert_eq!(single_value(&day, "ltv_12m_growth"), "0.5", "{day}");
+}
