@@ -179,7 +179,10 @@ pub async fn run_executor(args: &ExecutorArgs) -> Result<()> {
 /// The functions our queries call besides DataFusion's own, which a scheduler and executor must
 /// know to decode a plan (Ballista sends them by name).
 fn our_functions() -> Vec<Arc<ScalarUDF>> {
-    vec![Arc::new(key_hash())]
+    vec![
+        Arc::new(key_hash()),
+        Arc::new(crate::input::time_zones::market_time()),
+    ]
 }
 
 /// Ballista's functions (DataFusion's built-ins) and [`our_functions`], for the executor's tasks.

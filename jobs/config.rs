@@ -111,6 +111,9 @@ pub struct Config {
     /// Market to region, for the scorecards' region roll-ups (`default` for markets not
     /// named). Defaults to the plan's five regions.
     pub region: BTreeMap<String, String>,
+    /// Market to IANA time zone (`default` for markets not named, UTC by default): each
+    /// market's days and months, and the run date's end, are in its own time.
+    pub time_zone: BTreeMap<String, String>,
     /// Traffic and acquisition channels no one pays for: their sessions are organic traffic,
     /// their new customers (with referred ones) self-grown.
     pub organic_channels: Vec<String>,
@@ -498,6 +501,9 @@ impl Default for Config {
                 .flat_map(|(region, markets)| markets.iter().map(|m| (m.to_string(), region.to_string())))
                 .chain([(DEFAULT_MARGIN_KEY.to_string(), OTHER_REGION.to_string())])
                 .collect(),
+            time_zone: [(DEFAULT_MARGIN_KEY.to_string(), "UTC".to_string())]
+                .into_iter()
+                .collect(),
             organic_channels: ["organic", "direct", "app"].map(String::from).to_vec(),
             churn_lapse_months: 3,
             segment: SegmentConfig::default(),
@@ -555,6 +561,7 @@ impl Config {
         // A file naming some markets' margins keeps the default of the others.
         config.margin_rate.extend(overrides.margin_rate);
         config.region.extend(overrides.region);
+        config.time_zone.extend(overrides.time_zone);
         config.organic_channels = overrides.organic_channels;
         config.churn_lapse_months = overrides.churn_lapse_months;
         config.segment = overrides.segment;
@@ -623,6 +630,7 @@ impl Config {
                 "region.{market} is {region:?}: name the market's region (\"(all)\" labels the roll-ups over every region)"
             )));
         }
+        crate::input::time_zones::Zones::from_config(&self.time_zone).map_err(bad)?;
         let segment = &self.segment;
         if segment.k_min < 2 || segment.k_min > segment.k_max || segment.k.is_some_and(|k| k < 2) {
             return Err(bad(

@@ -23,6 +23,7 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext, col};
 
 use crate::error::{Error, Result};
 use crate::input::contract::{self, Absent, Input, InputTable, Kind, Table};
+use crate::input::time_zones::Zones;
 use crate::storage::Root;
 
 /// The schema holding the unfiltered input tables.
@@ -102,11 +103,16 @@ fn listing_table(root: &Root, table: &InputTable) -> Result<Arc<ListingTable>> {
 }
 
 /// Registers the as-of views `<table>` and `run_context`.
-pub async fn register_views(ctx: &SessionContext, input: &Input, run_date: RunDate) -> Result<()> {
-    register_run_context(ctx, input, run_date)?;
+pub async fn register_views(
+    ctx: &SessionContext,
+    input: &Input,
+    run_date: RunDate,
+    zones: &Zones,
+) -> Result<()> {
+    register_run_context(ctx, input, run_date, zones)?;
     for spec in contract::TABLES {
         let view = match input.tables.get(spec.name) {
-            Some(table) => as_of_view(ctx, table, run_date).await?,
+            Some(table) => as_of_view(ctx, table, run_date, zones).await?,
             None if spec.name == "customers" => customers_from_orders(ctx).await?,
             None => empty_view(ctx, spec).await?,
         };
@@ -117,12 +123,14 @@ pub async fn register_views(ctx: &SessionContext, input: &Input, run_date: RunDa
 }
 
 /// `run_context`: the run date, its bounds, and `has_<table>` for every optional input table,
-/// so a model can return null, not zero, for a measure whose input is absent.
-fn register_run_context(ctx: &SessionContext, input: &Input, run_date: RunDate) -> Result<()> {
+/// so a model can return null, not zero, for a measure whose input is absent. `run_end_ts` is
+/// the end of the run date in the last market's time (time_zones.rs): every event a view shows
+/// happened before it, so ages measured from it (recency, 7-day delivery) are never negative.
+fn register_run_context(ctx: &SessionContext, input: &Input, run_date: RunDate, zones: &Zones) -> Result<()> {
     let mut columns = vec![
         lit(ScalarValue::Date32(Some(run_date.days_since_epoch()))).alias("run_date"),
         timestamp(run_date.start_micros()).alias("run_start_ts"),
-        timestamp(run_date.end_micros()).alias("run_end_ts"),
+        timestamp(zones.latest_end(run_date.date)).alias("run_end_ts"),
     ];
     for spec in contract::TABLES.iter().filter(|t| !t.required) {
         columns.push(lit(input.tables.contains_key(spec.name)).alias(format!("has_{}", spec.name)));
@@ -150,15 +158,27 @@ fn default_expr(column: &contract::Column) -> Result<Expr> {
     }
 }
 
-async fn as_of_view(ctx: &SessionContext, table: &InputTable, run_date: RunDate) -> Result<DataFrame> {
+async fn as_of_view(
+    ctx: &SessionContext,
+    table: &InputTable,
+    run_date: RunDate,
+    zones: &Zones,
+) -> Result<DataFrame> {
     let spec = table.spec;
-    let end = run_date.end_micros();
+    // The run date ends at midnight in each row's market (time_zones.rs); a table without a
+    // market column ends with the last market's day.
+    let market = MARKET_COLUMNS
+        .iter()
+        .find(|name| spec.column(name).is_some())
+        .map(|name| table.present.iter().any(|c| c.name == *name).then_some(*name));
+    let end = match market {
+        Some(Some(market)) => zones.end_by_market(market, run_date.date),
+        Some(None) => zones.end_by_market_absent(run_date.date),
+        None => Ok(timestamp(zones.latest_end(run_date.date))),
+    }
+    .map_err(Error::engine(format!("building view {}", spec.name)))?;
     // A later event (delivery, acceptance) after the run date has not happened yet.
-    let later_visible = spec
-        .as_of
-        .later
-        .first()
-        .map(|event| col(*event).lt(timestamp(end)));
+    let later_visible = spec.as_of.later.first().map(|event| col(*event).lt(end.clone()));
     let mut exprs = Vec::with_capacity(spec.columns.len());
     for column in spec.columns {
         let present = table.present.iter().any(|c| c.name == column.name);
@@ -190,7 +210,7 @@ async fn as_of_view(ctx: &SessionContext, table: &InputTable, run_date: RunDate)
         .expect("every contract table has its as-of column");
     let visible = match event.kind {
         Kind::Date => col(event.name).lt_eq(lit(ScalarValue::Date32(Some(run_date.days_since_epoch())))),
-        _ => col(event.name).lt(timestamp(end)),
+        _ => col(event.name).lt(end),
     };
     ctx.table(TableReference::partial(RAW_SCHEMA, spec.name))
         .await
@@ -198,6 +218,9 @@ async fn as_of_view(ctx: &SessionContext, table: &InputTable, run_date: RunDate)
         .and_then(|df| df.select(exprs))
         .map_err(Error::engine(format!("building view {}", spec.name)))
 }
+
+/// The columns that place a row in a market, by table (shipments by where they go).
+const MARKET_COLUMNS: [&str; 2] = ["market", "dest_market"];
 
 /// An absent table's view: its columns, typed, and no rows.
 async fn empty_view(ctx: &SessionContext, spec: &Table) -> Result<DataFrame> {

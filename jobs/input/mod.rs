@@ -6,3 +6,4 @@ pub mod contract;
 pub mod quality;
 pub mod rules;
 pub mod session;
+pub mod time_zones;

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::input::catalog::{self, RunDate};
 use crate::input::contract::Input;
 use crate::input::quality;
+use crate::input::time_zones::{self, Zones};
 use crate::storage::Root;
 
 /// A session with the inputs registered as of the run date, and the config's tables: what
@@ -27,8 +28,13 @@ pub async fn session_for(
 ) -> Result<(SessionContext, quality::Report)> {
     let ctx = engine.session().await?;
     catalog::register_raw(&ctx, root, input).await?;
-    catalog::register_views(&ctx, input, run_date).await?;
-    register_config(&ctx, config).await?;
+    let zones = Zones::from_config(&config.time_zone).map_err(|reason| Error::BadConfig {
+        file: "[time_zone]".into(),
+        reason,
+    })?;
+    ctx.register_udf(time_zones::market_time());
+    catalog::register_views(&ctx, input, run_date, &zones).await?;
+    register_config(&ctx, config, &zones).await?;
     let quality = quality::apply(&ctx, root, input, run_date, &config.quality, later).await?;
     Ok((ctx, quality))
 }
@@ -36,7 +42,7 @@ pub async fn session_for(
 /// Registers the config's `kpi_thresholds`, `settings`, `organic_channels`, `margin_rates` and
 /// `market_regions` with a session, as plain views over values, for the models to read. The lists
 /// may be empty: a null row, filtered out, gives the values list its type.
-async fn register_config(ctx: &SessionContext, config: &Config) -> Result<()> {
+async fn register_config(ctx: &SessionContext, config: &Config, zones: &Zones) -> Result<()> {
     let rows: Vec<String> = config
         .kpi_thresholds
         .iter()
@@ -74,6 +80,7 @@ async fn register_config(ctx: &SessionContext, config: &Config) -> Result<()> {
                 .alias("margin_rate"),
                 lit(config.region.get(DEFAULT_MARGIN_KEY).cloned().unwrap_or_default())
                     .alias("default_region"),
+                lit(zones.spec()).alias("time_zones"),
                 lit(ScalarValue::Int32(Some(config.churn_lapse_months))).alias("churn_lapse_months"),
                 lit(ScalarValue::Int32(Some(
                     i32::try_from(config.clv.holdout_days).unwrap_or(i32::MAX),

@@ -1,7 +1,7 @@
 -- What the lifetime-value models (BG/NBD, Gamma-Gamma) learn from: each buying customer's
 -- purchase days as of the run date, and as of the holdout cut-off (`clv_holdout_days` before
 -- the run date) with the purchase days after it, for the nightly holdout check. A purchase day
--- is a UTC calendar day with at least one completed order: several orders on one day are one
+-- is a calendar day (market time) with at least one completed order: several orders on one day are one
 -- purchase, as in the models' papers (and in lifetimes' summaries of CDNOW). Spend sums whole
 -- cents, so reruns give identical bytes.
 -- grain: one row per customer with at least one completed purchase by the run date

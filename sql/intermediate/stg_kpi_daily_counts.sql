@@ -7,7 +7,7 @@
 -- grain: one row per (day, region, market, channel), every day from the first order to the run date
 -- materialized: table
 -- columns:
---   period_start: the UTC calendar day
+--   period_start: the calendar day (each market's in its own time zone, [time_zone])
 --   region: the market's region (the config's [region]; its `default` for markets not named), or '(all)' on rows over every region
 --   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows (a region's roll-up has its region and market '(all)')
 --   channel: acquisition channel (customers) and spend channel (spend), or '(all)' on roll-up rows
@@ -70,8 +70,8 @@ with customers_in as (
         stg_customers.customer_id,
         stg_customers.market,
         stg_customers.acquisition_channel as channel,
-        cast(cast(stg_customers.first_purchase_ts as date) as int) as acquisition_day,
-        cast(cast(stg_customers.second_purchase_ts as date) as int) as second_purchase_day,
+        stg_customers.acquisition_day_number as acquisition_day,
+        stg_customers.second_purchase_day_number as second_purchase_day,
         case when stg_customers.referred then 1 else 0 end as referred,
         case when organic.channel is not null then 1 else 0 end as organic
     from stg_customers

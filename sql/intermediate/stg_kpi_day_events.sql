@@ -7,7 +7,7 @@
 -- grain: one row per (day_number, market, channel) with at least one event, days from the first order to the run date
 -- materialized: table
 -- columns:
---   day_number: the UTC day, in days since 1970-01-01
+--   day_number: the day in the event's market time (orders and visits by their own market's time zone), in days since 1970-01-01
 --   month_index: months since year 0 of the day's month (from calendar_days)
 --   market: market (ISO 3166 alpha-2) of the event, as above
 --   channel: channel of the event, as above
@@ -34,14 +34,15 @@ organic as (
 
 order_statuses as (
     select
-        -- the UTC day, from order_ts without its time zone (see stg_purchases)
-        cast(cast(arrow_cast(orders.order_ts, 'Timestamp(Microsecond, None)') as date) as int) as day_number,
+        -- the day in the order's market (see stg_purchases)
+        cast(cast(market_time(orders.order_ts, orders.market, settings.time_zones) as date) as int) as day_number,
         coalesce(customers_in.market, orders.market) as market,
         coalesce(customers_in.channel, orders.channel) as channel,
         count(*) as placed_orders,
         sum(case when orders.status = 'cancelled' then 1 else 0 end) as cancelled_orders,
         sum(case when orders.status = 'refunded' then 1 else 0 end) as refunded_orders
     from orders
+    cross join settings
     left join customers_in on orders.customer_id = customers_in.customer_id
     group by 1, 2, 3
 ),
@@ -60,13 +61,14 @@ spend as (
 
 visits as (
     select
-        cast(cast(arrow_cast(sessions.session_start_ts, 'Timestamp(Microsecond, None)') as date) as int)
+        cast(cast(market_time(sessions.session_start_ts, sessions.market, settings.time_zones) as date) as int)
             as day_number,
         sessions.market,
         sessions.channel,
         count(*) as sessions,
         count(organic.channel) as organic_sessions
     from sessions
+    cross join settings
     left join organic on sessions.channel = organic.channel
     group by 1, 2, 3
 ),

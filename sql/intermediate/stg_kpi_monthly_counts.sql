@@ -4,7 +4,7 @@
 -- grain: one row per (month_start, region, market, channel), every month from the first order to the run date
 -- materialized: table
 -- columns:
---   period_start: first day of the UTC calendar month
+--   period_start: first day of the calendar month (each market's in its own time zone, [time_zone])
 --   region: the market's region (the config's [region]; its `default` for markets not named), or '(all)' on rows over every region
 --   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows (a region's roll-up has its region and market '(all)')
 --   channel: acquisition channel (customers) and spend channel (spend), or '(all)' on roll-up rows

@@ -16,7 +16,7 @@
 -- grain: one row per (month_start, market, channel) with spend or new customers
 -- materialized: table
 -- columns:
---   month_start: first day of the UTC calendar month
+--   month_start: first day of the calendar month (each market's in its own time zone, [time_zone])
 --   market: market (ISO 3166 alpha-2)
 --   channel: acquisition channel
 --   spend_usd: marketing spend in the month, USD; null when the marketing_spend input is absent

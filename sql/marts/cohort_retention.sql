@@ -6,7 +6,7 @@
 -- grain: one row per (cohort_month, market, acquisition_channel, months_since)
 -- materialized: table
 -- columns:
---   cohort_month: first day of the UTC month of the cohort's first purchases (acquisition)
+--   cohort_month: first day of the month of the cohort's first purchases (acquisition), in market time
 --   market: the customers' market, or '(all)' on roll-up rows
 --   acquisition_channel: the customers' acquisition channel, or '(all)' on roll-up rows
 --   months_since: whole months from cohort_month; 0 is the acquisition month itself

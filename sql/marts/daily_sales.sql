@@ -2,7 +2,7 @@
 -- grain: one row per (order_date, market) with at least one order
 -- materialized: table
 -- columns:
---   order_date: the UTC calendar day
+--   order_date: the calendar day (each market's in its own time zone, [time_zone])
 --   market: the order's market (ISO 3166 alpha-2), `unknown` when absent
 --   orders: orders placed, any status
 --   purchases: completed orders
@@ -14,10 +14,11 @@
 with orders_in as (
     select
         order_id, customer_id, order_ts, status, market,
-        -- the UTC day, from order_ts without its time zone (see stg_purchases)
-        cast(arrow_cast(order_ts, 'Timestamp(Microsecond, None)') as date) as order_date,
+        -- the day in the order's market (see stg_purchases)
+        cast(market_time(order_ts, market, settings.time_zones) as date) as order_date,
         cast(round(amount_usd * 100) as bigint) as amount_cents
     from orders
+    cross join settings
 ),
 
 first_orders as (

@@ -6,7 +6,7 @@
 -- grain: one row per (month_start, origin_market, dest_market) with a shipped completed order placed in the month
 -- materialized: table
 -- columns:
---   month_start: first day of the UTC calendar month the orders were placed in
+--   month_start: first day of the calendar month the orders were placed in (market time)
 --   origin_market: market shipped from
 --   dest_market: market shipped to
 --   shipped_orders: completed orders placed in the month and shipped on this route

@@ -10,7 +10,7 @@
 -- grain: one row per (day, region, market, channel), every day from the first order to the run date
 -- materialized: table
 -- columns:
---   day: the UTC calendar day
+--   day: the calendar day (each market's in its own time zone, [time_zone])
 --   region: the market's region ([region] in sql/growth.toml, `default` for markets not named), or '(all)' on rows over every region
 --   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows; a region's roll-ups have their region and market '(all)'
 --   channel: acquisition channel (customers) and spend channel (spend), or '(all)' on roll-up rows

@@ -10,7 +10,7 @@
 -- grain: one row per (month_start, region, market, channel), every month from the first order to the run date
 -- materialized: table
 -- columns:
---   month_start: first day of the UTC calendar month
+--   month_start: first day of the calendar month (each market's in its own time zone, [time_zone])
 --   region: the market's region ([region] in sql/growth.toml, `default` for markets not named), or '(all)' on rows over every region
 --   market: market (ISO 3166 alpha-2), or '(all)' on roll-up rows; a region's roll-ups have their region and market '(all)'
 --   channel: acquisition channel (customers) and spend channel (spend), or '(all)' on roll-up rows

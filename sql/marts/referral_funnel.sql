@@ -9,7 +9,7 @@
 -- grain: one row per (month_start, market, share_channel) with at least one invite sent or one referred customer acquired
 -- materialized: table
 -- columns:
---   month_start: first day of the UTC calendar month
+--   month_start: first day of the calendar month (each market's in its own time zone, [time_zone])
 --   market: the inviter's market (for referred customers: the new customer's market)
 --   share_channel: how the invite was shared (whatsapp, line, link, ...)
 --   invites_sent: invites sent in the month

@@ -12,7 +12,7 @@
 -- materialized: table
 -- columns:
 --   customer_id: the customer
---   last_order_date: UTC day of their latest purchase
+--   last_order_date: day of their latest purchase, in market time (stg_customers)
 --   recency_days: run date minus last_order_date, in days; 0 means a purchase on the run date
 --   frequency: purchases (completed orders) by the run date
 --   monetary_usd: sum of amount_usd of those purchases, USD
@@ -23,7 +23,7 @@
 --   segment: named segment of the (r_score, f_score) cell
 --   value_tier: high, mid or low, by the rule above
 with customers_in as (
-    select customer_id, last_purchase_ts, purchases, revenue_usd
+    select customer_id, last_purchase_date, purchases, revenue_usd
     from stg_customers
     where purchases > 0
 ),
@@ -36,9 +36,8 @@ grid as (
 measures as (
     select
         customers_in.customer_id,
-        cast(customers_in.last_purchase_ts as date) as last_order_date,
-        cast(run_context.run_date as int) - cast(cast(customers_in.last_purchase_ts as date) as int)
-            as recency_days,
+        customers_in.last_purchase_date as last_order_date,
+        cast(run_context.run_date as int) - cast(customers_in.last_purchase_date as int) as recency_days,
         customers_in.purchases as frequency,
         customers_in.revenue_usd as monetary_usd
     -- the one-row sides first, here and below: a cross join holds its left side in memory

@@ -1,4 +1,4 @@
--- Each customer's purchases per UTC day, with their next purchase day: what daily churn, LTV and
+-- Each customer's purchases per day (market time), with their next purchase day: what daily churn, LTV and
 -- activity are built from, computed once.
 -- grain: one row per (customer_id, day_number) with at least one purchase
 -- materialized: table
@@ -22,7 +22,7 @@ with purchases as (
 
 customers_in as (
     select customer_id, market, acquisition_channel as channel, is_member,
-        cast(cast(first_purchase_ts as date) as int) as first_day_number
+        acquisition_day_number as first_day_number
     from stg_customers
     where first_purchase_ts is not null
 ),

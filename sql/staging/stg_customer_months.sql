@@ -1,4 +1,4 @@
--- Each customer's purchases per UTC calendar month: the one aggregate of orders that cohorts,
+-- Each customer's purchases per calendar month (market time): the one aggregate of orders that cohorts,
 -- churn and KPIs are built from, so orders are scanned once.
 -- grain: one row per (customer_id, activity_month) with at least one purchase
 -- materialized: table

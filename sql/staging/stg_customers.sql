@@ -1,5 +1,7 @@
 -- Customers with their acquisition: the first purchase. Market and acquisition channel come
--- from `customers`, else from the first purchase, else `unknown`.
+-- from `customers`, else from the first purchase, else `unknown`. A customer's purchase days and
+-- months are read in the time zone of the market of their first purchase (else their market), so
+-- their acquisition month is their first order's month in stg_purchases.
 -- grain: one row per customer known by the run date (signed up or ordered)
 -- materialized: table
 -- columns:
@@ -12,11 +14,14 @@
 --   referred: whether they were referred: they accepted an invite at or before their first purchase; without an accepted invite, a referrer_customer_id or the referral acquisition channel (an invite accepted only after the first purchase did not bring them, so does not count)
 --   is_member: paid membership; null when unknown
 --   first_purchase_ts: their first completed order (UTC); null if they never bought
---   acquisition_month: first day of the UTC month of first_purchase_ts
+--   acquisition_day_number: the day of first_purchase_ts in market time (see above), in days since 1970-01-01
+--   acquisition_month: first day of the month of first_purchase_ts in market time
 --   acquisition_month_index: months since year 0 of acquisition_month (year * 12 + month - 1)
 --   second_purchase_ts: their second completed order (UTC), the first repeat purchase; null if none
---   second_purchase_month_index: months since year 0 of second_purchase_ts's month; null if none
+--   second_purchase_day_number: the day of second_purchase_ts in market time; null if none
+--   second_purchase_month_index: months since year 0 of second_purchase_ts's month in market time; null if none
 --   last_purchase_ts: their latest completed order (UTC)
+--   last_purchase_date: the day of last_purchase_ts in market time
 --   purchases: completed orders
 --   revenue_cents: sum of amount_cents over completed orders, US cents (exact)
 --   revenue_usd: revenue_cents / 100, USD
@@ -141,15 +146,29 @@ select
     end as referred,
     is_member,
     first_purchase_ts,
-    cast(date_trunc('month', first_purchase_ts) as date) as acquisition_month,
-    cast(date_part('year', first_purchase_ts) as int) * 12
-    + cast(date_part('month', first_purchase_ts) as int) - 1 as acquisition_month_index,
+    cast(cast(first_local as date) as int) as acquisition_day_number,
+    cast(date_trunc('month', first_local) as date) as acquisition_month,
+    cast(date_part('year', first_local) as int) * 12
+    + cast(date_part('month', first_local) as int) - 1 as acquisition_month_index,
     second_purchase_ts,
-    cast(date_part('year', second_purchase_ts) as int) * 12
-    + cast(date_part('month', second_purchase_ts) as int) - 1 as second_purchase_month_index,
+    cast(cast(second_local as date) as int) as second_purchase_day_number,
+    cast(date_part('year', second_local) as int) * 12
+    + cast(date_part('month', second_local) as int) - 1 as second_purchase_month_index,
     last_purchase_ts,
+    cast(last_local as date) as last_purchase_date,
     coalesce(purchases, 0) as purchases,
     coalesce(revenue_cents, 0) as revenue_cents,
     coalesce(revenue_cents, 0) / 100.0 as revenue_usd
-from resolved
+from (
+    select
+        resolved.*,
+        market_time(resolved.first_purchase_ts, coalesce(resolved.first_market, resolved.market), settings.time_zones)
+            as first_local,
+        market_time(resolved.second_purchase_ts, coalesce(resolved.first_market, resolved.market), settings.time_zones)
+            as second_local,
+        market_time(resolved.last_purchase_ts, coalesce(resolved.first_market, resolved.market), settings.time_zones)
+            as last_local
+    from resolved
+    cross join settings
+) as resolved
 order by customer_id

@@ -13,18 +13,16 @@
 --   channel: the inviter's acquisition channel (stg_customers), else unknown
 --   share_channel: how it was shared (whatsapp, line, link, ...)
 --   sent_ts: when it was sent (UTC)
---   day_number: the UTC day it was sent, in days since 1970-01-01
+--   day_number: the day it was sent in the inviter's market time ([time_zone]), in days since 1970-01-01
 --   month_index: months since year 0 of the month it was sent
---   month_start: first day of the UTC month it was sent
+--   month_start: first day of the month it was sent, in the inviter's market time
 --   accepted: whether it was accepted by the run date
 --   converted: whether it brought a new buyer, by the rule above
 --   invitee_market: the invitee's market, where it converted
---   invitee_acquisition_month: first day of the UTC month of the invitee's first purchase, where it converted
+--   invitee_acquisition_month: the invitee's acquisition_month (stg_customers), where it converted
 with invites_in as (
     select
-        invite_id, inviter_customer_id, invitee_customer_id, share_channel, sent_ts, accepted_ts,
-        -- the UTC day, from sent_ts without its time zone (see stg_purchases)
-        arrow_cast(sent_ts, 'Timestamp(Microsecond, None)') as sent_ts_utc
+        invite_id, inviter_customer_id, invitee_customer_id, share_channel, sent_ts, accepted_ts
     from invites
 ),
 
@@ -52,10 +50,10 @@ select
     coalesce(inviters.acquisition_channel, 'unknown') as channel,
     invites_in.share_channel,
     invites_in.sent_ts,
-    cast(cast(invites_in.sent_ts_utc as date) as int) as day_number,
-    cast(date_part('year', invites_in.sent_ts_utc) as int) * 12
-    + cast(date_part('month', invites_in.sent_ts_utc) as int) - 1 as month_index,
-    cast(date_trunc('month', invites_in.sent_ts_utc) as date) as month_start,
+    cast(cast(market_time(invites_in.sent_ts, inviters.market, settings.time_zones) as date) as int) as day_number,
+    cast(date_part('year', market_time(invites_in.sent_ts, inviters.market, settings.time_zones)) as int) * 12
+    + cast(date_part('month', market_time(invites_in.sent_ts, inviters.market, settings.time_zones)) as int) - 1 as month_index,
+    cast(date_trunc('month', market_time(invites_in.sent_ts, inviters.market, settings.time_zones)) as date) as month_start,
     invites_in.accepted_ts is not null as accepted,
     coalesce(
         first_acceptances.invite_id is not null and invitees.first_purchase_ts >= invites_in.accepted_ts, false
@@ -69,7 +67,12 @@ select
             then invitees.acquisition_month
     end as invitee_acquisition_month
 from invites_in
+cross join settings
+cross join run_context
 left join customers_in as inviters on invites_in.inviter_customer_id = inviters.customer_id
 left join customers_in as invitees on invites_in.invitee_customer_id = invitees.customer_id
 left join first_acceptances on invites_in.invite_id = first_acceptances.invite_id
+-- `invites` has no market, so it is cut at the end of the run date in the last market's time;
+-- an invite sent after the end of the run date in its inviter's market waits for the next run.
+where cast(market_time(invites_in.sent_ts, inviters.market, settings.time_zones) as date) <= run_context.run_date
 order by invites_in.invite_id

@@ -10,7 +10,7 @@
 --   customer_id: who bought it
 --   market: the customer's market (from stg_customers)
 --   channel: the customer's acquisition channel (from stg_customers)
---   order_day_number: the UTC day the order was placed, in days since 1970-01-01
+--   order_day_number: the day the order was placed in its market's time (see stg_purchases), in days since 1970-01-01
 --   order_month_index: months since year 0 of the order's month (year * 12 + month - 1)
 --   shipped: 1 when the shipments input holds the order, else 0
 --   outcome_known: 1 when 7 days have passed since the order by the run date's end, else 0
@@ -29,8 +29,7 @@ with completed_orders as (
         order_id,
         customer_id,
         order_ts,
-        -- without its time zone, for the calendar parts below (see stg_purchases)
-        arrow_cast(order_ts, 'Timestamp(Microsecond, None)') as order_ts_utc,
+        market as order_market,
         arrow_cast(null, 'Timestamp(Microsecond, Some("UTC"))') as delivered_ts,
         arrow_cast(null, 'Utf8') as origin_market,
         arrow_cast(null, 'Utf8') as dest_market,
@@ -49,7 +48,7 @@ with completed_orders as (
         order_id,
         max(customer_id) as customer_id,
         max(order_ts) as order_ts,
-        arrow_cast(max(order_ts), 'Timestamp(Microsecond, None)') as order_ts_utc,
+        max(order_market) as order_market,
         max(delivered_ts) as delivered_ts,
         max(origin_market) as origin_market,
         max(dest_market) as dest_market,
@@ -57,12 +56,12 @@ with completed_orders as (
     from run_context
     cross join (
         select
-            order_id, customer_id, order_ts, null as delivered_ts, arrow_cast(null, 'Utf8') as origin_market,
+            order_id, customer_id, order_ts, market as order_market, null as delivered_ts, arrow_cast(null, 'Utf8') as origin_market,
             arrow_cast(null, 'Utf8') as dest_market, 1 as from_orders, 0 as from_shipments
         from orders
         where status = 'completed'
         union all
-        select order_id, null, null, delivered_ts, origin_market, dest_market, 0, 1
+        select order_id, null, null, null, delivered_ts, origin_market, dest_market, 0, 1
         from shipments
     ) as both_sides
     where run_context.has_shipments
@@ -88,9 +87,9 @@ select
     completed_orders.customer_id,
     customers_in.market,
     customers_in.channel,
-    cast(cast(completed_orders.order_ts_utc as date) as int) as order_day_number,
-    cast(date_part('year', completed_orders.order_ts_utc) as int) * 12
-    + cast(date_part('month', completed_orders.order_ts_utc) as int) - 1 as order_month_index,
+    cast(cast(completed_orders.order_ts_local as date) as int) as order_day_number,
+    cast(date_part('year', completed_orders.order_ts_local) as int) * 12
+    + cast(date_part('month', completed_orders.order_ts_local) as int) - 1 as order_month_index,
     completed_orders.shipped,
     case when completed_orders.order_ts <= run_end.outcome_known_by_ts then 1 else 0 end as outcome_known,
     case
@@ -107,7 +106,12 @@ select
     cast(completed_orders.delivered_ts as bigint) - cast(completed_orders.order_ts as bigint) as delivery_micros,
     completed_orders.origin_market,
     completed_orders.dest_market
-from completed_orders
+from (
+    -- the order's wall-clock time in its market, for its day and month (see stg_purchases)
+    select completed_orders.*, market_time(completed_orders.order_ts, completed_orders.order_market, settings.time_zones) as order_ts_local
+    from completed_orders
+    cross join settings
+) as completed_orders
 join customers_in on completed_orders.customer_id = customers_in.customer_id
 cross join run_end
 order by completed_orders.order_id

@@ -9,14 +9,15 @@
 --   customer_id: the customer
 --   market: the customer's market (from stg_customers), else unknown
 --   channel: the customer's acquisition channel (from stg_customers), else unknown
---   day_number: the session day, in days since 1970-01-01
+--   day_number: the session day in the visit's market time, in days since 1970-01-01
 --   next_day_number: the customer's next session day; null if none yet
 with sessions_in as (
-    -- the UTC day, from session_start_ts without its time zone (see stg_purchases)
+    -- the day in the visit's market (see stg_purchases)
     select distinct
         customer_id,
-        cast(cast(arrow_cast(session_start_ts, 'Timestamp(Microsecond, None)') as date) as int) as day_number
+        cast(cast(market_time(session_start_ts, market, settings.time_zones) as date) as int) as day_number
     from sessions
+    cross join settings
     where customer_id is not null
 ),
 

@@ -1,10 +1,10 @@
--- Every UTC calendar day from the first day of the month of the earliest event (an order, a
+-- Every calendar day from the first day of the month of the earliest event (an order, a
 -- spend, a visit or an invite: spend often starts before the first sale) to the run date. Whole
 -- months, so calendar_months counts a month's days from here.
 -- grain: one row per day
 -- materialized: ephemeral
 -- columns:
---   day: the UTC calendar day (Date32)
+--   day: the calendar day (each market's in its own time zone, [time_zone]) (Date32)
 --   day_number: days since 1970-01-01, for day arithmetic
 --   month_index: months since year 0 of the day's month (year * 12 + month - 1): the one place a day's month index is computed
 with first_events as (
@@ -19,10 +19,14 @@ with first_events as (
 
 bounds as (
     select
-        cast(date_trunc('month', cast(min(first_events.day_number) as date)) as date) as first_day,
+        -- in a market west of UTC the first event's day may be the UTC day before
+        cast(date_trunc('month', cast(
+            min(first_events.day_number) - max(case when settings.time_zones = '' then 0 else 1 end) as date
+        )) as date) as first_day,
         max(run_context.run_date) as last_day
     from first_events
     cross join run_context
+    cross join settings
 ),
 
 days as (

@@ -1,4 +1,4 @@
--- Every UTC calendar month from the month of the earliest event to the month of the run date,
+-- Every calendar month from the month of the earliest event to the month of the run date,
 -- summed from calendar_days (which holds whole months up to the run date).
 -- grain: one row per month
 -- materialized: ephemeral

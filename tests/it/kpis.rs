@@ -1009,3 +1009,85 @@ async fn ltv_growth_compares_first_year_value_with_the_cohort_a_year_before() {
     let day = row(&ws, "kpi_daily", "2025-01-31", "2025-01-10", "(all)", "(all)").await;
     assert_eq!(single_value(&day, "ltv_12m_growth"), "0.5", "{day}");
 }
+
+/// Tokyo is UTC+9, Mexico City UTC-6 (no daylight saving since 2022), Singapore left at the
+/// default, UTC. Each market's orders fall in its own days and months, and a run for 2025-02-28
+/// sees each market up to the end of that day in its own time.
+#[tokio::test]
+async fn each_market_counts_its_days_and_months_in_its_own_time_zone() {
+    let ws = Workspace::new();
+    let input = ws.input();
+    write_customers(
+        &input,
+        &[
+            ("j", "2025-01-01T00:00:00", "JP", "search"),
+            ("m", "2025-01-01T00:00:00", "MX", "search"),
+            ("s", "2025-01-01T00:00:00", "SG", "search"),
+        ],
+    );
+    write_parquet(
+        &input.join("orders/part-0.parquet"),
+        vec![
+            ("order_id", strings(&["j1", "j2", "m1", "m2", "s1"])),
+            ("customer_id", strings(&["j", "j", "m", "m", "s"])),
+            (
+                "order_ts",
+                timestamps(&[
+                    "2025-01-31T16:00:00", // 02-01 01:00 in Tokyo
+                    "2025-02-28T16:00:00", // 03-01 01:00 in Tokyo: after the run date there
+                    "2025-03-01T03:00:00", // 02-28 21:00 in Mexico City
+                    "2025-03-01T05:00:00", // 02-28 23:00 in Mexico City
+                    "2025-02-28T23:00:00", // 02-28 in Singapore's configured zone, UTC
+                ]),
+            ),
+            ("amount_usd", floats(&[10.0, 20.0, 30.0, 40.0, 50.0])),
+            ("status", strings(&["completed"; 5])),
+            ("market", strings(&["JP", "JP", "MX", "MX", "SG"])),
+        ],
+    );
+    let mut config = growth_jobs::config::Config::default();
+    config.time_zone.insert("JP".into(), "Asia/Tokyo".into());
+    config.time_zone.insert("MX".into(), "America/Mexico_City".into());
+    run_marts_with(&ws, "2025-02-28", config).await;
+    let months = query_sql(
+        &ws.published("kpi_monthly", "2025-02-28"),
+        "select market, cast(month_start as varchar) as month, orders, revenue_usd, new_customers from t \
+         where channel = '(all)' and market in ('JP', 'MX', 'SG') and orders > 0 order by market, month",
+    )
+    .await;
+    assert_eq!(
+        months,
+        "+--------+------------+--------+-------------+---------------+
+| market | month      | orders | revenue_usd | new_customers |
++--------+------------+--------+-------------+---------------+
+| JP     | 2025-02-01 | 1      | 10.0        | 1             |
+| MX     | 2025-02-01 | 2      | 70.0        | 1             |
+| SG     | 2025-02-01 | 1      | 50.0        | 1             |
++--------+------------+--------+-------------+---------------+"
+    );
+    let days = query_sql(
+        &ws.published("daily_sales", "2025-02-28"),
+        "select market, cast(order_date as varchar) as day, orders from t order by market, day",
+    )
+    .await;
+    assert_eq!(
+        days,
+        "+--------+------------+--------+
+| market | day        | orders |
++--------+------------+--------+
+| JP     | 2025-02-01 | 1      |
+| MX     | 2025-02-28 | 2      |
+| SG     | 2025-02-28 | 1      |
++--------+------------+--------+"
+    );
+    let cohorts = query_sql(
+        &ws.published("cohort_retention", "2025-02-28"),
+        "select market, cast(cohort_month as varchar) as cohort, months_since, cohort_size from t \
+         where acquisition_channel = '(all)' and market = 'JP' order by months_since",
+    )
+    .await;
+    assert!(
+        cohorts.contains("| JP     | 2025-02-01 | 0            | 1 "),
+        "{cohorts}"
+    );
+}
