@@ -41,8 +41,9 @@ order_statuses as (
         count(*) as placed_orders,
         sum(case when orders.status = 'cancelled' then 1 else 0 end) as cancelled_orders,
         sum(case when orders.status = 'refunded' then 1 else 0 end) as refunded_orders
-    from orders
-    cross join settings
+    -- the one-row side first: a cross join holds its left side in memory
+    from settings
+    cross join orders
     left join customers_in on orders.customer_id = customers_in.customer_id
     group by 1, 2, 3
 ),
@@ -67,8 +68,8 @@ visits as (
         sessions.channel,
         count(*) as sessions,
         count(organic.channel) as organic_sessions
-    from sessions
-    cross join settings
+    from settings
+    cross join sessions
     left join organic on sessions.channel = organic.channel
     group by 1, 2, 3
 ),

@@ -17,8 +17,9 @@ with orders_in as (
         -- the day in the order's market (see stg_purchases)
         cast(market_time(order_ts, market, settings.time_zones) as date) as order_date,
         cast(round(amount_usd * 100) as bigint) as amount_cents
-    from orders
-    cross join settings
+    -- the one-row side first: a cross join holds its left side in memory
+    from settings
+    cross join orders
 ),
 
 first_orders as (

@@ -168,7 +168,8 @@ from (
             as second_local,
         market_time(resolved.last_purchase_ts, coalesce(resolved.first_market, resolved.market), settings.time_zones)
             as last_local
-    from resolved
-    cross join settings
+    -- the one-row side first: a cross join holds its left side in memory
+    from settings
+    cross join resolved
 ) as resolved
 order by customer_id

@@ -66,9 +66,10 @@ select
         when first_acceptances.invite_id is not null and invitees.first_purchase_ts >= invites_in.accepted_ts
             then invitees.acquisition_month
     end as invitee_acquisition_month
-from invites_in
-cross join settings
+-- the one-row sides first: a cross join holds its left side in memory
+from settings
 cross join run_context
+cross join invites_in
 left join customers_in as inviters on invites_in.inviter_customer_id = inviters.customer_id
 left join customers_in as invitees on invites_in.invitee_customer_id = invitees.customer_id
 left join first_acceptances on invites_in.invite_id = first_acceptances.invite_id

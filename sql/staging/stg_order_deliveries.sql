@@ -109,8 +109,8 @@ select
 from (
     -- the order's wall-clock time in its market, for its day and month (see stg_purchases)
     select completed_orders.*, market_time(completed_orders.order_ts, completed_orders.order_market, settings.time_zones) as order_ts_local
-    from completed_orders
-    cross join settings
+    from settings
+    cross join completed_orders
 ) as completed_orders
 join customers_in on completed_orders.customer_id = customers_in.customer_id
 cross join run_end

@@ -21,8 +21,9 @@ with orders_in as (
         -- functions on it skip the time-zone database, which they otherwise consult for every
         -- value (the months of 17.7M orders: 0.45 s, not 3.1 s).
         market_time(order_ts, market, settings.time_zones) as order_ts_local
-    from orders
-    cross join settings
+    -- the one-row side first: a cross join holds its left side in memory
+    from settings
+    cross join orders
 )
 select
     order_id,

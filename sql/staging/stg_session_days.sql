@@ -16,8 +16,9 @@ with sessions_in as (
     select distinct
         customer_id,
         cast(cast(market_time(session_start_ts, market, settings.time_zones) as date) as int) as day_number
-    from sessions
-    cross join settings
+    -- the one-row side first: a cross join holds its left side in memory
+    from settings
+    cross join sessions
     where customer_id is not null
 ),
 
