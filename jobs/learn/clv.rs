@@ -729,7 +729,8 @@ pub fn model_card(fitted: &Fitted) -> serde_json::Value {
 
 /// Runs the lifetime-value job for a run date from the published `clv_summary`.
 pub async fn run(output: &Root, run_date: NaiveDate, config: &Config) -> Result<StageReport> {
-    let (config, thresholds) = (&config.clv, &config.kpi_thresholds);
+    let (margins, thresholds) = (&config.margin_rate, &config.kpi_thresholds);
+    let config = &config.clv;
     outputs::require_published(output, SUMMARY, run_date).await?;
     let unit = config.time_unit.days();
     let stage = Stage::begin(JOB, output, run_date);
@@ -806,7 +807,7 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &Config) -> Result<
             };
             let (scores, sums) = score_all(&mut fitted, output, draft, sums).await?;
             let threshold = thresholds.get(predicted_ltv::KPI);
-            let cohorts = predicted_ltv::batch(&sums.cohorts, output, threshold).await?;
+            let cohorts = predicted_ltv::batch(&sums.cohorts, output, threshold, margins).await?;
             let mut tables = vec![
                 scores,
                 draft.write_batch(predicted_ltv::TABLE, PART_FILE, &cohorts).await?,

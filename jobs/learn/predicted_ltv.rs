@@ -1,8 +1,8 @@
 //! `predicted_ltv`: the scorecard's LTV/CAC before a cohort's year is over.
 //!
-//! `kpi_monthly.ltv_to_cac` is observed: in month M it is the first-year revenue of the cohort
-//! acquired in M - 12 over that cohort's acquisition spend, so it speaks of customers acquired a
-//! year ago. This table gives every cohort whose first year is not over (acquired in the run
+//! `kpi_monthly.ltv_to_cac` is observed: in month M it is the first-year gross margin (revenue
+//! times the market's `margin_rate`) of the cohort acquired in M - 12 over that cohort's
+//! acquisition spend, so it speaks of customers acquired a year ago. This table gives every cohort whose first year is not over (acquired in the run
 //! date's month or the 11 before) the same ratio with the rest of the year predicted: revenue
 //! to date plus, per customer, BG/NBD's expected purchase days from the run date to the end of
 //! the cohort's month 11 times Gamma-Gamma's expected spend, undiscounted like the observed one.
@@ -19,7 +19,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Schema, SchemaRef};
 use futures::TryStreamExt;
 
-use crate::config::Threshold;
+use crate::config::{DEFAULT_MARGIN_KEY, Threshold};
 use crate::error::{Error, Result};
 use crate::learn::bg_nbd::{BgNbd, History, SeriesMemo};
 use crate::learn::forecast::{self, ALL_MARKETS, KPI_TABLE, column_as, month_index, month_start};
@@ -40,6 +40,8 @@ struct Sums {
     customers: f64,
     revenue_to_date: f64,
     predicted_first_year: f64,
+    /// predicted_first_year times the market's margin rate, summed cell by cell.
+    predicted_first_year_margin: f64,
 }
 
 /// The cohorts of the year before the run date, summed customer by customer.
@@ -124,10 +126,16 @@ impl Cohorts {
         sums.predicted_first_year += predicted;
     }
 
-    /// The cells with their `(all)` roll-ups over markets, channels and both.
-    fn rolled_up(&self) -> BTreeMap<Key, Sums> {
+    /// The cells with their `(all)` roll-ups over markets, channels and both, with each cell's
+    /// gross margin at its market's rate (`margins`, `default` for markets not named).
+    fn rolled_up(&self, margins: &BTreeMap<String, f64>) -> BTreeMap<Key, Sums> {
         let mut all = BTreeMap::new();
         for ((month, market, channel), sums) in &self.cells {
+            let rate = margins
+                .get(market)
+                .or_else(|| margins.get(DEFAULT_MARGIN_KEY))
+                .copied()
+                .unwrap_or(1.0);
             for key in [
                 (*month, market.clone(), channel.clone()),
                 (*month, market.clone(), ALL_MARKETS.to_string()),
@@ -138,6 +146,7 @@ impl Cohorts {
                 total.customers += sums.customers;
                 total.revenue_to_date += sums.revenue_to_date;
                 total.predicted_first_year += sums.predicted_first_year;
+                total.predicted_first_year_margin += sums.predicted_first_year * rate;
             }
         }
         all
@@ -154,6 +163,7 @@ pub fn schema() -> SchemaRef {
         Field::new("revenue_to_date_usd", DataType::Float64, false),
         Field::new("predicted_first_year_revenue_usd", DataType::Float64, false),
         Field::new("predicted_ltv_12m_usd", DataType::Float64, false),
+        Field::new("predicted_ltv_12m_margin_usd", DataType::Float64, false),
         Field::new("marketing_spend_usd", DataType::Float64, true),
         Field::new("predicted_ltv_to_cac", DataType::Float64, true),
         Field::new("predicted_ltv_to_cac_status", DataType::Utf8, true),
@@ -161,16 +171,26 @@ pub fn schema() -> SchemaRef {
 }
 
 /// The table's rows, in key order, with each cell's acquisition spend from the run date's
-/// published `kpi_monthly` (None: not published, every spend and ratio null).
-pub async fn batch(cohorts: &Cohorts, output: &Root, threshold: Option<&Threshold>) -> Result<RecordBatch> {
+/// published `kpi_monthly` (None: not published, every spend and ratio null). LTV/CAC is on
+/// gross margin (`margins`: the config's `margin_rate`), as `kpi_monthly.ltv_to_cac`.
+pub async fn batch(
+    cohorts: &Cohorts,
+    output: &Root,
+    threshold: Option<&Threshold>,
+    margins: &BTreeMap<String, f64>,
+) -> Result<RecordBatch> {
     let spend = acquisition_spend(output, cohorts.run_date, cohorts.first_month).await?;
-    let rows = cohorts.rolled_up();
+    let rows = cohorts.rolled_up(margins);
     let day = |month: i32| (month_start(month) - NaiveDate::default()).num_days() as i32;
     let spends: Vec<Option<f64>> = rows.keys().map(|key| spend.get(key).copied().flatten()).collect();
     let ratios: Vec<Option<f64>> = rows
         .values()
         .zip(&spends)
-        .map(|(sums, spend)| spend.filter(|s| *s > 0.0).map(|s| sums.predicted_first_year / s))
+        .map(|(sums, spend)| {
+            spend
+                .filter(|s| *s > 0.0)
+                .map(|s| sums.predicted_first_year_margin / s)
+        })
         .collect();
     let statuses: Vec<Option<&str>> = ratios
         .iter()
@@ -196,6 +216,9 @@ pub async fn batch(cohorts: &Cohorts, output: &Root, threshold: Option<&Threshol
         Arc::new(Float64Array::from_iter_values(
             rows.values().map(|s| s.predicted_first_year / s.customers),
         )),
+        Arc::new(Float64Array::from_iter_values(
+            rows.values().map(|s| s.predicted_first_year_margin / s.customers),
+        )),
         Arc::new(Float64Array::from(spends)),
         Arc::new(Float64Array::from(ratios)),
         Arc::new(StringArray::from(statuses)),
@@ -204,7 +227,8 @@ pub async fn batch(cohorts: &Cohorts, output: &Root, threshold: Option<&Threshol
 }
 
 /// `kpi_monthly.marketing_spend_usd` per (month, market, channel) from `first_month` on,
-/// roll-ups included; empty when `kpi_monthly` is not published for the run date.
+/// roll-ups over markets included but not those of a single region; empty when `kpi_monthly`
+/// is not published for the run date.
 async fn acquisition_spend(
     output: &Root,
     run_date: NaiveDate,
@@ -226,6 +250,7 @@ async fn acquisition_spend(
     {
         let months = column_as(&batch, KPI_TABLE, "month_start", &DataType::Date32)?;
         let markets = column_as(&batch, KPI_TABLE, "market", &DataType::Utf8)?;
+        let regions = column_as(&batch, KPI_TABLE, "region", &DataType::Utf8)?;
         let channels = column_as(&batch, KPI_TABLE, "channel", &DataType::Utf8)?;
         let spent = column_as(&batch, KPI_TABLE, "marketing_spend_usd", &DataType::Float64)?;
         let (months, spent) = (
@@ -234,11 +259,13 @@ async fn acquisition_spend(
         );
         for row in 0..batch.num_rows() {
             let month = forecast::month_of_day(months.value(row));
-            if month >= first_month {
+            let market = markets.as_string::<i32>().value(row);
+            let one_region = market == ALL_MARKETS && regions.as_string::<i32>().value(row) != ALL_MARKETS;
+            if month >= first_month && !one_region {
                 spend.insert(
                     (
                         month,
-                        markets.as_string::<i32>().value(row).to_string(),
+                        market.to_string(),
                         channels.as_string::<i32>().value(row).to_string(),
                     ),
                     (!spent.is_null(row)).then(|| spent.value(row)),
@@ -270,7 +297,8 @@ mod tests {
         cohorts.add("US", "social", day("2026-03-20"), &CDNOW, h, 30.0, 20.0);
         // Acquired in June 2025: its year ended with May 2026, observed in kpi_monthly.
         cohorts.add("US", "search", day("2025-06-10"), &CDNOW, h, 99.0, 20.0);
-        let rows = cohorts.rolled_up();
+        let margins = [("US".to_string(), 0.5), (DEFAULT_MARGIN_KEY.to_string(), 0.3)].into();
+        let rows = cohorts.rolled_up(&margins);
         let march = month_index("2026-03-01".parse().unwrap());
         let cell = |market: &str, channel: &str| rows[&(march, market.to_string(), channel.to_string())];
         let ahead = CDNOW.expected_purchases(h, 243.0 / 7.0) * 20.0;
@@ -278,6 +306,7 @@ mod tests {
         let all = cell(ALL_MARKETS, ALL_MARKETS);
         assert_eq!((all.customers, all.revenue_to_date), (2.0, 80.0));
         assert!((all.predicted_first_year - (80.0 + 2.0 * ahead)).abs() < 1e-9);
+        assert!((all.predicted_first_year_margin - 0.5 * (80.0 + 2.0 * ahead)).abs() < 1e-9);
         assert_eq!(cell("US", ALL_MARKETS), all);
         assert_eq!(
             rows.len(),

@@ -532,21 +532,23 @@ async fn the_forecast_and_the_predicted_ltv_match_what_the_planted_sample_did() 
             row[1]
         );
     }
-    // Row for row with the scorecard: the same new customers, the last 12 acquisition months,
-    // the ratio over the month's spend, and the status from the ltv_to_cac thresholds.
+    // Row for row with the scorecard (its rows over every region): the same new customers, the
+    // last 12 acquisition months, gross margin at the default rate (0.3), the ratio of that
+    // margin over the month's spend, and the status from the ltv_to_cac thresholds.
     let joined = numbers(
         "select count(*), sum(case when now.new_customers = kpi.new_customers then 1 else 0 end), \
          count(distinct now.month_start), min(now.predicted_first_year_revenue_usd - now.revenue_to_date_usd), \
-         sum(case when abs(now.predicted_ltv_to_cac - now.predicted_first_year_revenue_usd / now.marketing_spend_usd) < 1e-9 then 1 else 0 end), \
+         sum(case when abs(now.predicted_ltv_to_cac - now.predicted_ltv_12m_margin_usd * now.new_customers / now.marketing_spend_usd) < 1e-9 then 1 else 0 end), \
          count(now.predicted_ltv_to_cac), \
-         sum(case when (now.predicted_ltv_to_cac >= 4) = (now.predicted_ltv_to_cac_status = 'green') then 1 else 0 end) \
-         from now join kpi using (month_start, market, channel)",
+         sum(case when (now.predicted_ltv_to_cac >= 4) = (now.predicted_ltv_to_cac_status = 'green') then 1 else 0 end), \
+         sum(case when abs(now.predicted_ltv_12m_margin_usd - 0.3 * now.predicted_ltv_12m_usd) < 1e-9 then 1 else 0 end) \
+         from now join kpi using (month_start, market, channel) where kpi.region = '(all)' or kpi.market <> '(all)'",
     )
     .await;
-    let [rows, same, months, least_ahead, ratio, ratios, statuses] = joined[0][..] else {
+    let [rows, same, months, least_ahead, ratio, ratios, statuses, margins] = joined[0][..] else {
         panic!("{joined:?}")
     };
-    assert!(rows > 100.0 && same == rows, "{joined:?}");
+    assert!(rows > 100.0 && same == rows && margins == rows, "{joined:?}");
     assert_eq!(months, 12.0);
     assert!(least_ahead >= 0.0);
     assert!(
