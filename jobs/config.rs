@@ -476,6 +476,7 @@ impl Default for Config {
             ("cpc_usd", band(AtMost, 0.80, 1.20)),
             ("invite_conversion", band(AtLeast, 0.05, 0.05)),
             ("ltv_12m_growth", band(AtLeast, 0.35, 0.0)),
+            ("high_value_share", band(AtLeast, 0.35, 0.25)),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

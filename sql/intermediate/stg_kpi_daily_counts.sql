@@ -50,6 +50,8 @@
 --   cohort_12m_spend_cents: marketing spend on their acquisition days, US cents
 --   cohort_12m_size_year_ago: cohort_12m_size 365 days before: customers acquired in the 30 days ending 730 days before
 --   cohort_12m_margin_cents_year_ago: cohort_12m_margin_cents 365 days before, that cohort's first-year margin
+--   tier_customers: 0: value tiers are scored at one month's end only (stg_kpi_monthly_counts)
+--   high_value_customers: 0, as tier_customers
 --   sessions: visits that day, anonymous ones included, by the visit's market and channel
 --   organic_sessions: of those, from an organic channel
 --   traffic_orders: completed orders that day by the order's own market and channel, compared with sessions
@@ -571,6 +573,8 @@ select
     cohort_12m_spend_cents,
     cohort_12m_size_year_ago,
     cohort_12m_margin_cents_year_ago,
+    cast(0 as bigint) as tier_customers,
+    cast(0 as bigint) as high_value_customers,
     sessions,
     organic_sessions,
     traffic_orders,

@@ -27,6 +27,7 @@
 --   ltv_12m_usd: cohort_12m_revenue_cents / 100 / cohort_12m_size, first-year revenue per customer of the cohort acquired 12 months before
 --   ltv_12m_margin_usd: cohort_12m_margin_cents / 100 / cohort_12m_size, that cohort's first-year gross margin per customer (revenue times its market's margin_rate)
 --   ltv_12m_growth: ltv_12m_margin_usd / that of the cohort acquired a year earlier (cohort_12m_margin_cents_year_ago / cohort_12m_size_year_ago) - 1: the growth of first-year value per customer over 12 months (plan 2.3.2: +35%)
+--   high_value_share: high_value_customers / tier_customers, the share of customers in rfm_segments' high value tier at the end of the latest complete month; null in other periods and on day rows (plan 3.4: 35%)
 --   ltv_to_cac: gross-margin LTV over CAC, ltv_12m_margin_usd / that cohort's CAC, which is cohort_12m_margin_cents / cohort_12m_spend_cents; null without spend (plan: at least 4)
 --   dau: session_customer_days / days_in_period, logged-in customers per day, buyers or not; null without the sessions input, and null without the customers input, whose absence would leave only buyers known
 --   mau: logged-in customers in the month (day rows: the 30 days ending that day); null as dau
@@ -91,6 +92,7 @@ select
             then (cast(cohort_12m_margin_cents as double) / cohort_12m_size)
                 / (cast(cohort_12m_margin_cents_year_ago as double) / cohort_12m_size_year_ago) - 1
     end as ltv_12m_growth,
+    case when tier_customers > 0 then cast(high_value_customers as double) / tier_customers end as high_value_share,
     case
         when has_marketing_spend and cohort_12m_size > 0 and cohort_12m_spend_cents > 0
             then cast(cohort_12m_margin_cents as double) / cohort_12m_spend_cents

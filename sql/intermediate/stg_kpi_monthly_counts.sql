@@ -47,6 +47,8 @@
 --   cohort_12m_spend_cents: marketing spend in their acquisition month, US cents
 --   cohort_12m_size_year_ago: cohort_12m_size 12 months before: customers acquired 24 months before this month
 --   cohort_12m_margin_cents_year_ago: cohort_12m_margin_cents 12 months before, that cohort's first-year margin
+--   tier_customers: at the end of the latest complete month only, customers with a purchase by then (the customers rfm_segments would score); 0 in other months
+--   high_value_customers: of those, the high value tier at that month's end (rfm_segments' rules: R, F and M all 4 or 5, scored against every such customer)
 --   sessions: visits in the month, anonymous ones included, by the visit's market and channel
 --   organic_sessions: of those, from an organic channel
 --   traffic_orders: completed orders in the month by the order's own market and channel, compared with sessions
@@ -128,6 +130,61 @@ months as (
 
 lapse as (
     select churn_lapse_months from settings
+),
+
+-- The plan's high-value share (3.4) at the end of the latest complete month: rfm_segments' value
+-- tiers, scored as of that month's last day. Tiers are ranks among all customers at one moment,
+-- so one month has them (earlier months' figures are in earlier runs' partitions): ranks at every
+-- month's end would cost customers x months.
+tier_month as (
+    select month_index, cast(cast(month_start + interval '1 month' as date) as int) - 1 as last_day_number
+    from months
+    where period_complete
+    order by month_index desc
+    limit 1
+),
+
+tier_measures as (
+    select
+        stg_customer_days.customer_id,
+        max(stg_customer_days.market) as market,
+        max(stg_customer_days.channel) as channel,
+        max(tier_month.last_day_number) - max(stg_customer_days.day_number) as recency_days,
+        sum(stg_customer_days.orders) as frequency,
+        sum(stg_customer_days.revenue_cents) as monetary_cents
+    from tier_month
+    cross join stg_customer_days
+    where stg_customer_days.day_number <= tier_month.last_day_number
+    group by stg_customer_days.customer_id
+),
+
+tier_counted as (
+    select count(*) as customers from tier_measures
+),
+
+tiers as (
+    select
+        tier_measures.market,
+        tier_measures.channel,
+        case
+            when least(5, 1 + floor(5 * case when tier_counted.customers > 1
+                then (rank() over (order by tier_measures.recency_days desc) - 1) / cast(tier_counted.customers - 1 as double) else 0.0 end)) >= 4
+                and least(5, 1 + floor(5 * case when tier_counted.customers > 1
+                then (rank() over (order by tier_measures.frequency asc) - 1) / cast(tier_counted.customers - 1 as double) else 0.0 end)) >= 4
+                and least(5, 1 + floor(5 * case when tier_counted.customers > 1
+                then (rank() over (order by tier_measures.monetary_cents asc) - 1) / cast(tier_counted.customers - 1 as double) else 0.0 end)) >= 4
+                then 1
+            else 0
+        end as high
+    from tier_counted
+    cross join tier_measures
+),
+
+high_value as (
+    select tier_month.month_index, tiers.market, tiers.channel, count(*) as tier_customers, sum(tiers.high) as high_value_customers
+    from tier_month
+    cross join tiers
+    group by tier_month.month_index, tiers.market, tiers.channel
 ),
 
 repurchase_window as (
@@ -429,7 +486,9 @@ base as (
         coalesce(delivery.delivery_known, 0) as delivery_known,
         coalesce(delivery.delivered_within_7d, 0) as delivered_within_7d,
         coalesce(delivery.delivered, 0) as delivered,
-        coalesce(delivery.delivery_micros_sum, 0) as delivery_micros_sum
+        coalesce(delivery.delivery_micros_sum, 0) as delivery_micros_sum,
+        coalesce(high_value.tier_customers, 0) as tier_customers,
+        coalesce(high_value.high_value_customers, 0) as high_value_customers
     from grid
     cross join settings
     left join margins on grid.market = margins.market
@@ -462,6 +521,9 @@ base as (
         and grid.channel = buying_sharers.channel
     left join delivery
         on grid.month_index = delivery.month_index and grid.market = delivery.market and grid.channel = delivery.channel
+    left join high_value
+        on grid.month_index = high_value.month_index and grid.market = high_value.market
+        and grid.channel = high_value.channel
 ),
 
 rolled_up as (
@@ -513,7 +575,9 @@ rolled_up as (
         sum(delivery_known) as delivery_known,
         sum(delivered_within_7d) as delivered_within_7d,
         sum(delivered) as delivered,
-        sum(delivery_micros_sum) as delivery_micros_sum
+        sum(delivery_micros_sum) as delivery_micros_sum,
+        sum(tier_customers) as tier_customers,
+        sum(high_value_customers) as high_value_customers
     from base
     -- A market has one region: grouping by both adds nothing but the region column.
     group by grouping sets (
@@ -597,6 +661,8 @@ select
     cohort_12m_spend_cents,
     cohort_12m_size_year_ago,
     cohort_12m_margin_cents_year_ago,
+    tier_customers,
+    high_value_customers,
     sessions,
     organic_sessions,
     traffic_orders,

@@ -16,6 +16,7 @@
 --   cac_status: green, yellow or red against the cac_usd thresholds, partial while the period is; red where there was spend and no new customer; null when cac_usd is null otherwise
 --   ltv_to_cac_status: status of ltv_to_cac
 --   ltv_growth_status: status of ltv_12m_growth
+--   high_value_status: status of high_value_share
 --   monthly_churn_status: status of monthly_churn_rate
 --   retention_6m_status: status of retention_6m
 --   repurchase_status: status of repurchase_rate
@@ -31,7 +32,7 @@
 with measures as (
     select period_grain, period_start, region, market, channel, period_complete,
         marketing_spend_usd > 0 and new_customers = 0 as spend_without_customers,
-        cac_usd, ltv_to_cac, ltv_12m_growth, monthly_churn_rate, retention_6m, repurchase_rate, dau_mau, invite_share_rate,
+        cac_usd, ltv_to_cac, ltv_12m_growth, high_value_share, monthly_churn_rate, retention_6m, repurchase_rate, dau_mau, invite_share_rate,
         delivered_within_7d_share, total_customers_yoy, member_repurchase_rate, self_growth_ratio, organic_session_share,
         cpc_usd, invite_conversion
     from stg_kpi_measures
@@ -46,6 +47,7 @@ kpi_values as (
     select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'cac_usd' as kpi, cac_usd as value from measures
     union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'ltv_to_cac', ltv_to_cac from measures
     union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'ltv_12m_growth', ltv_12m_growth from measures
+    union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'high_value_share', high_value_share from measures
     union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'monthly_churn_rate', monthly_churn_rate from measures
     union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'retention_6m', retention_6m from measures
     union all select period_grain, period_start, region, market, channel, period_complete, spend_without_customers, 'repurchase_rate', repurchase_rate from measures
@@ -94,6 +96,7 @@ statuses as (
         max(case when kpi = 'cac_usd' then status end) as cac_status,
         max(case when kpi = 'ltv_to_cac' then status end) as ltv_to_cac_status,
         max(case when kpi = 'ltv_12m_growth' then status end) as ltv_growth_status,
+        max(case when kpi = 'high_value_share' then status end) as high_value_status,
         max(case when kpi = 'monthly_churn_rate' then status end) as monthly_churn_status,
         max(case when kpi = 'retention_6m' then status end) as retention_6m_status,
         max(case when kpi = 'repurchase_rate' then status end) as repurchase_status,

@@ -29,6 +29,7 @@
 --   ltv_12m_usd: revenue in their first 365 days per customer of those acquired in the 30 days ending 365 days before, USD
 --   ltv_12m_margin_usd: ltv_12m_usd times the cohort's market margin_rate (sql/growth.toml): first-year gross margin per customer, USD
 --   ltv_12m_growth: ltv_12m_margin_usd against that of the cohort acquired 365 days earlier, - 1: the growth of first-year value per customer (plan 2.3.2: +35% in 12 months)
+--   high_value_share: null on day rows: value tiers are scored at the end of the latest complete month (kpi_monthly)
 --   ltv_to_cac: that cohort's first-year gross margin (revenue times margin_rate) / the marketing spend of its acquisition days; null without spend (plan: at least 4)
 --   dau: distinct logged-in customers (buyers or not) with a session that day; null without the sessions input or without the customers input (then only buyers would be known)
 --   mau: distinct logged-in customers (buyers or not) with a session in the 30 days ending that day; null without the sessions input or without the customers input (then only buyers would be known)
@@ -59,6 +60,7 @@
 --   cac_status: green, yellow or red against the cac_usd thresholds; red where money was spent and no one was acquired; partial while the period is; null otherwise when cac_usd is null
 --   ltv_to_cac_status: status of ltv_to_cac
 --   ltv_growth_status: status of ltv_12m_growth
+--   high_value_status: status of high_value_share
 --   monthly_churn_status: status of monthly_churn_rate
 --   retention_6m_status: status of retention_6m
 --   repurchase_status: status of repurchase_rate
@@ -79,7 +81,7 @@ with kpis as (
         channel,
         new_customers, active_customers, orders, revenue_usd, marketing_spend_usd, cac_usd, arpu_usd,
         returning_buyer_share, repurchase_rate, monthly_churn_rate, retention_6m, repeat_within_6m, ltv_12m_usd,
-        ltv_12m_margin_usd, ltv_12m_growth, ltv_to_cac, dau, mau, dau_mau,
+        ltv_12m_margin_usd, ltv_12m_growth, high_value_share, ltv_to_cac, dau, mau, dau_mau,
         invite_share_rate, invite_conversion, blended_roas, delivered_within_7d_share, avg_delivery_days,
         total_customers, new_customers_mom, new_customers_yoy, total_customers_mom, total_customers_yoy, active_buyers_growth, aov_usd,
         cancellation_rate, refund_rate, member_share, member_returning_buyer_share, member_repurchase_rate, referred_share_of_new, self_growth_ratio,
@@ -97,6 +99,7 @@ select
     statuses.cac_status,
     statuses.ltv_to_cac_status,
     statuses.ltv_growth_status,
+    statuses.high_value_status,
     statuses.monthly_churn_status,
     statuses.retention_6m_status,
     statuses.repurchase_status,

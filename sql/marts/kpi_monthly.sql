@@ -30,6 +30,7 @@
 --   ltv_12m_usd: revenue in their first 12 months per customer of the cohort acquired 12 months before, USD
 --   ltv_12m_margin_usd: ltv_12m_usd times the cohort's market margin_rate (sql/growth.toml): first-year gross margin per customer, USD
 --   ltv_12m_growth: ltv_12m_margin_usd against that of the cohort acquired 12 months earlier, - 1: the growth of first-year value per customer (plan 2.3.2: +35% in 12 months)
+--   high_value_share: at the end of the latest complete month only, the share of the row's customers (with a purchase by then) in rfm_segments' high value tier, scored as of that day; null in other months (plan 3.4: 35%)
 --   ltv_to_cac: that cohort's first-year gross margin (revenue times margin_rate) / the marketing spend of its acquisition months; null without spend (plan: at least 4)
 --   dau: logged-in customers (buyers or not) with a session, averaged over the days of the month up to the run date; null without the sessions input or without the customers input (then only buyers would be known)
 --   mau: distinct logged-in customers (buyers or not) with a session in the month; null without the sessions input or without the customers input (then only buyers would be known)
@@ -60,6 +61,7 @@
 --   cac_status: green, yellow or red against the cac_usd thresholds; red where money was spent and no one was acquired; partial while the period is; null otherwise when cac_usd is null
 --   ltv_to_cac_status: status of ltv_to_cac
 --   ltv_growth_status: status of ltv_12m_growth
+--   high_value_status: status of high_value_share
 --   monthly_churn_status: status of monthly_churn_rate
 --   retention_6m_status: status of retention_6m
 --   repurchase_status: status of repurchase_rate
@@ -80,7 +82,7 @@ with kpis as (
         channel,
         period_complete, new_customers, active_customers, orders, revenue_usd, marketing_spend_usd, cac_usd, arpu_usd,
         returning_buyer_share, repurchase_rate, monthly_churn_rate, retention_6m, repeat_within_6m, ltv_12m_usd,
-        ltv_12m_margin_usd, ltv_12m_growth, ltv_to_cac, dau, mau, dau_mau,
+        ltv_12m_margin_usd, ltv_12m_growth, high_value_share, ltv_to_cac, dau, mau, dau_mau,
         invite_share_rate, invite_conversion, blended_roas, delivered_within_7d_share, avg_delivery_days,
         total_customers, new_customers_mom, new_customers_yoy, total_customers_mom, total_customers_yoy, active_buyers_growth, aov_usd,
         cancellation_rate, refund_rate, member_share, member_returning_buyer_share, member_repurchase_rate, referred_share_of_new, self_growth_ratio,
@@ -98,6 +100,7 @@ select
     statuses.cac_status,
     statuses.ltv_to_cac_status,
     statuses.ltv_growth_status,
+    statuses.high_value_status,
     statuses.monthly_churn_status,
     statuses.retention_6m_status,
     statuses.repurchase_status,

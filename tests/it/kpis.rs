@@ -1091,3 +1091,47 @@ async fn each_market_counts_its_days_and_months_in_its_own_time_zone() {
         "{cohorts}"
     );
 }
+
+/// Five buyers by March's end: a and b the most recent, most frequent and biggest spenders, so
+/// R, F and M all score 4 or 5 for them and 3 or less for c, d and e. 2 of 5 are high value at
+/// the end of March, as rfm_segments says on that day; on 2025-04-15 March keeps its figure and
+/// the month under way has none.
+#[tokio::test]
+async fn the_high_value_share_is_rfm_segments_high_tier_at_the_latest_complete_months_end() {
+    let ws = Workspace::new();
+    write_orders(
+        &ws.input(),
+        "part-0.parquet",
+        &[
+            ("a1", "a", "2025-03-30T10:00:00", 100.0, "completed"),
+            ("a2", "a", "2025-03-29T10:00:00", 100.0, "completed"),
+            ("a3", "a", "2025-03-28T10:00:00", 100.0, "completed"),
+            ("b1", "b", "2025-03-25T10:00:00", 90.0, "completed"),
+            ("b2", "b", "2025-03-24T10:00:00", 90.0, "completed"),
+            ("c1", "c", "2025-03-10T10:00:00", 30.0, "completed"),
+            ("d1", "d", "2025-02-10T10:00:00", 20.0, "completed"),
+            ("e1", "e", "2025-01-10T10:00:00", 10.0, "completed"),
+            ("e2", "e", "2025-04-10T10:00:00", 10.0, "completed"),
+        ],
+    );
+    run_marts(&ws, "2025-03-31").await;
+    let tiers = query_sql(
+        &ws.published("rfm_segments", "2025-03-31"),
+        "select avg(case when value_tier = 'high' then 1.0 else 0.0 end) as share from t",
+    )
+    .await;
+    assert_eq!(single_value(&tiers, "share"), "0.4", "{tiers}");
+    let march = row(&ws, "kpi_monthly", "2025-03-31", "2025-03-01", "(all)", "(all)").await;
+    assert_eq!(single_value(&march, "high_value_share"), "0.4", "{march}");
+    assert_eq!(single_value(&march, "high_value_status"), "green");
+    let february = row(&ws, "kpi_monthly", "2025-03-31", "2025-02-01", "(all)", "(all)").await;
+    assert_eq!(single_value(&february, "high_value_share"), "", "{february}");
+
+    run_marts(&ws, "2025-04-15").await;
+    let march = row(&ws, "kpi_monthly", "2025-04-15", "2025-03-01", "(all)", "(all)").await;
+    assert_eq!(single_value(&march, "high_value_share"), "0.4", "{march}");
+    let april = row(&ws, "kpi_monthly", "2025-04-15", "2025-04-01", "(all)", "(all)").await;
+    assert_eq!(single_value(&april, "high_value_share"), "", "{april}");
+    let day = row(&ws, "kpi_daily", "2025-04-15", "2025-03-31", "(all)", "(all)").await;
+    assert_eq!(single_value(&day, "high_value_share"), "", "{day}");
+}
