@@ -814,3 +814,55 @@ async fn per_order_rules_hold_at_their_edges() {
         "o4, at its last microsecond"
     );
 }
+
+/// The two scorecards write their column lists out twice (and their counts models union by
+/// position): a measure or a status added to one and forgotten in the other, or two columns
+/// swapped in one counts model, fails here rather than in a reader.
+#[tokio::test]
+async fn the_two_scorecards_and_their_counts_models_keep_one_column_list() {
+    let ws = Workspace::new();
+    write_orders(
+        &ws.input(),
+        "part-0.parquet",
+        &[("o1", "a", "2025-03-02T10:00:00", 20.0, "completed")],
+    );
+    run_marts(&ws, "2025-03-31").await;
+    let fields = |table: &str| -> Vec<(String, String)> {
+        let file = std::fs::File::open(ws.published(table, "2025-03-31")).unwrap();
+        let reader =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        reader
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().to_string()))
+            .collect()
+    };
+    assert_eq!(fields("stg_kpi_monthly_counts"), fields("stg_kpi_daily_counts"));
+    let names = |table: &str| {
+        fields(table)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect::<Vec<_>>()
+    };
+    let (monthly, daily) = (names("kpi_monthly"), names("kpi_daily"));
+    let without = |columns: &[String], key: &str| {
+        columns
+            .iter()
+            .filter(|c| *c != key && *c != "period_complete")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(without(&monthly, "month_start"), without(&daily, "day"));
+    // Every measure and every status reaches both scorecards.
+    let measures = names("stg_kpi_measures");
+    let statuses = names("stg_kpi_statuses");
+    for column in measures
+        .iter()
+        .chain(&statuses)
+        .filter(|c| !c.starts_with("period_"))
+    {
+        assert!(monthly.contains(column), "kpi_monthly lacks {column}");
+        assert!(daily.contains(column), "kpi_daily lacks {column}");
+    }
+}
