@@ -41,7 +41,7 @@ pub struct CommonArgs {
     #[arg(long, env = "GROWTH_DATE")]
     pub date: Option<chrono::NaiveDate>,
     /// The TOML file of paths, thresholds and model settings. Default: sql/growth.toml when
-    /// present, else the built-in defaults (README: Configuration).
+    /// present, else the built-in defaults (docs/reference/marts.md: Configuration).
     #[arg(long, env = "GROWTH_CONFIG")]
     pub config: Option<std::path::PathBuf>,
     /// Overrides one key of the config file, as section.key=value (repeatable), such as

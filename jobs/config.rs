@@ -127,7 +127,7 @@ pub struct Config {
     pub clv: ClvConfig,
     /// Where the night reads and writes, and the memory it may use.
     pub run: RunConfig,
-    /// The row rules' policies and limits (README: Row rules and rejects).
+    /// The row rules' policies and limits (docs/reference/input-contract.md: Row rules and rejects).
     pub quality: QualityConfig,
 }
 
@@ -193,7 +193,7 @@ pub struct RunConfig {
     /// spill to the temp folder. Absent means no cap.
     pub memory_limit: Option<String>,
     /// Where the SQL models run: `local` (absent) or `ballista://HOST:PORT`, a Ballista
-    /// scheduler (README: Running on a Ballista cluster).
+    /// scheduler (docs/design/ballista.md: Running on a Ballista cluster).
     pub engine: Option<String>,
 }
 
@@ -246,7 +246,7 @@ pub enum Algorithm {
     GaussianMixture,
 }
 
-/// How the segment job clusters customers (README: Learned segments).
+/// How the segment job clusters customers (docs/methods/models.md: Learned segments).
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SegmentConfig {
@@ -298,7 +298,7 @@ impl Default for SegmentConfig {
     }
 }
 
-/// How the churn job labels, trains, and tiers customers (README: Churn prediction).
+/// How the churn job labels, trains, and tiers customers (docs/methods/models.md: Churn prediction).
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChurnConfig {
@@ -371,7 +371,7 @@ impl Default for ChurnConfig {
     }
 }
 
-/// How the lifetime-value job fits BG/NBD and Gamma-Gamma and values customers (README:
+/// How the lifetime-value job fits BG/NBD and Gamma-Gamma and values customers (docs/methods/models.md:
 /// Lifetime value).
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -402,7 +402,7 @@ pub struct ClvConfig {
     pub trend_months: u32,
     /// Each likelihood fit stops after this many passes over the data, or after
     /// `fit_max_seconds`, whichever comes first; a stopped fit is treated as one that failed
-    /// (README: Lifetime value, when a fit fails).
+    /// (docs/methods/models.md: Lifetime value, when a fit fails).
     pub fit_max_evaluations: u64,
     pub fit_max_seconds: f64,
     /// Where Gamma-Gamma cannot be fitted, a customer's observed mean spend over x repeat days

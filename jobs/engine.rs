@@ -106,7 +106,7 @@ fn check_reachable(scheduler: &str) -> Result<()> {
     Err(unreachable(
         scheduler,
         last.map_or("the name resolves to no address".to_string(), |e| {
-            format!("{e}; start one with growth-scheduler (README: Running on a Ballista cluster)")
+            format!("{e}; start one with growth-scheduler (docs/design/ballista.md: Running on a Ballista cluster)")
         }),
     ))
 }
@@ -116,7 +116,7 @@ fn check_reachable(scheduler: &str) -> Result<()> {
 /// pool is shared fairly by every operator of a plan), and the executors would get them too,
 /// each batch a shuffle write, an IPC message and a Flight frame: a 10M night with the client
 /// under 2 GiB spent 933 s in stg_customers and 824 s in stg_customer_months on the cluster,
-/// against 246 and 133 s with DataFusion's 8,192-row batches (README: Running on a Ballista
+/// against 246 and 133 s with DataFusion's 8,192-row batches (docs/design/ballista.md: Running on a Ballista
 /// cluster). The executors' own `--memory-limit` bounds their tasks.
 #[cfg(feature = "ballista")]
 fn remote_config() -> datafusion::prelude::SessionConfig {

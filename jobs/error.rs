@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 
 /// Where the input contract is documented; quoted in input errors.
-pub const CONTRACT_DOC: &str = "docs: README.md#the-input-contract";
+pub const CONTRACT_DOC: &str = "docs: docs/reference/input-contract.md";
 
-/// Process exit codes, documented in the README.
+/// Process exit codes, documented in docs/reference/binaries.md.
 pub mod exit_code {
     /// The run finished and published everything it was asked to.
     pub const SUCCESS: i32 = 0;

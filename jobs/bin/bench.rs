@@ -10,7 +10,7 @@ use growth_jobs::side_by_side::{self, SideBySideOptions};
 
 /// Generates the synthetic marketplace at each scale and runs the stages on it, each stage
 /// as its own process, printing a Markdown table: wall seconds, input rows per second, and
-/// peak resident memory. Build with --release; the README quotes its figures.
+/// peak resident memory. Build with --release; docs/design/performance.md quotes its figures.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {

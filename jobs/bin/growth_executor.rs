@@ -1,4 +1,4 @@
-//! `growth-executor`: a Ballista executor for the SQL models (README: Running on a Ballista
+//! `growth-executor`: a Ballista executor for the SQL models (docs/design/ballista.md: Running on a Ballista
 //! cluster).
 
 use clap::Parser;

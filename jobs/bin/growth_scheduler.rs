@@ -1,5 +1,5 @@
 //! `growth-scheduler`: the Ballista scheduler the SQL models run on with
-//! `--engine ballista://HOST:PORT` (README: Running on a Ballista cluster).
+//! `--engine ballista://HOST:PORT` (docs/design/ballista.md: Running on a Ballista cluster).
 
 use clap::Parser;
 use growth_jobs::{cli, cluster};

@@ -320,7 +320,7 @@ pub fn session_config() -> SessionConfig {
         .set_str("datafusion.execution.parquet.compression", "zstd(3)")
         // A partial aggregation that keeps more than 70% of its input rows is skipped (0.8 by
         // default): grouping orders by (customer, day) keeps about 75% of them, so the partial
-        // step did the final step's work twice (README: Side by side with the peer).
+        // step did the final step's work twice (docs/design/performance.md: Side by side with the peer).
         .set_str(
             "datafusion.execution.skip_partial_aggregation_probe_ratio_threshold",
             "0.7",
@@ -334,7 +334,7 @@ pub fn new_session() -> SessionContext {
     let Some(pool) = MEMORY_POOL.get() else {
         return SessionContext::new_with_config(config);
     };
-    // Under a cap (README: Bounded memory), batches of 1,024 rows: the fair pool gives each
+    // Under a cap (docs/design/performance.md: Bounded memory), batches of 1,024 rows: the fair pool gives each
     // spillable operator of a plan an equal share (about 70 of them in the KPI models), and a
     // grouped aggregation must fit one batch's state in its share. Joins stay hash joins,
     // whose build sides cannot spill: with sort-merge joins (prefer_hash_join = false)

@@ -78,7 +78,7 @@ impl Kind {
         }
     }
 
-    /// The contract's name for the kind, as the README's table writes it.
+    /// The contract's name for the kind, as the reference's table writes it (docs/reference/input-contract.md).
     pub fn describe(self) -> &'static str {
         match self {
             Kind::Id => "Utf8 (or an integer id)",
@@ -115,7 +115,7 @@ pub struct Column {
     pub name: &'static str,
     pub kind: Kind,
     pub default: Absent,
-    /// What the column means, for the README and `--help`.
+    /// What the column means, for the reference (docs/reference/input-contract.md) and `--help`.
     pub doc: &'static str,
 }
 
@@ -155,7 +155,7 @@ const fn col(name: &'static str, kind: Kind, default: Absent, doc: &'static str)
 
 use Absent::{Null, Required, Text};
 
-/// The tables of the contract, in the order the README lists them.
+/// The tables of the contract, in the order the reference lists them.
 pub const TABLES: &[Table] = &[
     Table {
         name: "orders",

@@ -325,7 +325,7 @@ impl ChurnModel {
         Ok((Some(x), p))
     }
 
-    /// The risk tier of a probability (README: Churn prediction).
+    /// The risk tier of a probability (docs/methods/models.md: Churn prediction).
     pub fn tier(&self, probability: f64) -> &'static str {
         if probability >= self.high_risk {
             "high"

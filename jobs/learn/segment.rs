@@ -279,7 +279,7 @@ impl Profile {
 }
 
 /// Readable labels from the profiles: value, activity and habit words, compared with all
-/// customers (README: Learned segments).
+/// customers (docs/methods/models.md: Learned segments).
 ///
 /// - value: `high-value` when mean revenue is at least 1.5 x the overall mean, `low-value` at
 ///   most 0.5 x, else `mid-value`;

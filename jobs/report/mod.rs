@@ -947,7 +947,7 @@ async fn channels(data: &Published) -> Result<String> {
         "<p>{month}, the latest month whose customers' first 90 days are over, every market together. ROI = (90-day revenue - spend) / spend.</p>"
     );
     body.push_str(&format!(
-        "<p>The plan's budget rule (docs/kpis.md): of the {} budget, {} is held in reserve ({} of it cuts no preferred channel could take); {} is cut from channels whose CAC is over its bounds or that acquired no one, and {} goes to channels with ROI at or above the preferred bar.</p>",
+        "<p>The plan's budget rule (docs/methods/kpis.md): of the {} budget, {} is held in reserve ({} of it cuts no preferred channel could take); {} is cut from channels whose CAC is over its bounds or that acquired no one, and {} goes to channels with ROI at or above the preferred bar.</p>",
         usd(total),
         usd(reserve),
         usd(cut - added),

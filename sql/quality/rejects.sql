@@ -1,6 +1,6 @@
 -- The input rows the row rules set aside (policy quarantine) for the run date: models never
 -- saw them. The manifest counts them per table and rule; a table with more than
--- quality.max_reject_share of its rows set aside fails the run instead (README: Row rules
+-- quality.max_reject_share of its rows set aside fails the run instead (docs/reference/input-contract.md: Row rules
 -- and rejects).
 -- grain: one row per input row set aside
 -- materialized: table

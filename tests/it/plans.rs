@@ -169,7 +169,7 @@ fn rows_not_aggregated(plan: &Arc<dyn ExecutionPlan>) -> usize {
 
 /// Grouping orders by (customer, day), as `stg_customer_days` and `daily_sales` do, keeps about
 /// 75% of the rows: a partial aggregation then repeats the final one's work, and every session
-/// skips it above 70% (DataFusion's default is 80%; README: Side by side with the peer). 400,000
+/// skips it above 70% (DataFusion's default is 80%; docs/design/performance.md: Side by side with the peer). 400,000
 /// rows into 300,000 groups must be passed on unaggregated, and still counted right.
 #[tokio::test]
 async fn a_partial_aggregation_that_keeps_three_rows_in_four_is_skipped() {
