@@ -1,20 +1,21 @@
-//! The allocator of every process we run (every binary and test links this library): mimalloc,
-//! as datafusion-cli's. DataFusion's hash tables and batches allocate and free large buffers all
-//! night; under glibc's malloc `perf` put about a fifth of the transform's time (1M customers)
-//! in malloc, free and the kernel zeroing pages handed back and asked for again.
+//! The allocator that every binary and the test binary declare in their own `main.rs`
+//! (`#[global_allocator]`, as datafusion-cli does): mimalloc. DataFusion's hash tables and
+//! batches allocate and free large buffers all night, and glibc's malloc hands those pages back
+//! to the kernel, which zeroes them when they are asked for again
+//! (docs/design/performance.md).
 
 /// mimalloc's `mi_option_purge_delay` (mimalloc.h, v3, the version libmimalloc-sys 0.1.49
 /// builds): the sys crate leaves the option indices unexported, so the index is written here and
 /// a test reads the option's documented default through it.
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// The allocator type; a binary declares
+/// `#[global_allocator] static ALLOCATOR: Allocator = Allocator;`.
+pub use mimalloc::MiMalloc as Allocator;
 
 /// Keeps freed memory in the process for the next allocation instead of returning it to the
 /// system a second later. Freed pages count in the RSS until the process ends, so only a process
-/// without a memory cap asks for it: at 1M customers the transform took 60-62 s instead of
-/// glibc's 69-70 s (alternated; user 96 s instead of 110 s), peak 5.8-5.9 GB against 5.4-5.7 GB.
+/// without a memory cap asks for it.
 pub fn keep_freed_memory() {
     // SAFETY: sets one integer option; mimalloc reads it when deciding whether to purge.
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) }

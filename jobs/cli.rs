@@ -80,8 +80,15 @@ impl CommonArgs {
             overrides.push(format!("run.memory_limit=\"{limit}\""));
         }
         let config = crate::config::Config::load_with(self.config.as_deref(), &overrides)?;
+        crate::input::rules::check_policies(&config.quality).map_err(|reason| Error::BadConfig {
+            file: self.config.as_ref().map_or_else(
+                || crate::config::DEFAULT_CONFIG.into(),
+                |p| p.display().to_string(),
+            ),
+            reason,
+        })?;
         if let Some(bytes) = config.run.memory_limit_bytes().map_err(Error::Internal)? {
-            crate::input::catalog::limit_memory(bytes)?;
+            crate::engine::limit_memory(bytes)?;
         } else {
             crate::allocator::keep_freed_memory();
         }
@@ -118,7 +125,7 @@ impl RunArgs {
         let mut config = self.common.config()?;
         if let Some(engine) = &self.engine.engine {
             engine
-                .parse::<crate::engine::Engine>()
+                .parse::<crate::config::Engine>()
                 .map_err(|e| Error::Usage(format!("--engine: {e}")))?;
             config.run.engine = Some(engine.clone());
         }

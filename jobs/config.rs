@@ -53,7 +53,7 @@ impl Threshold {
 }
 
 /// The `margin_rate` and `region` key that applies to markets not named.
-pub const DEFAULT_MARGIN_KEY: &str = "default";
+pub const DEFAULT_MARKET_KEY: &str = "default";
 
 /// The growth plan's regions and the markets in each: the default `[region]` map.
 const PLAN_REGIONS: &[(&str, &[&str])] = &[
@@ -131,6 +131,16 @@ pub struct Config {
     pub quality: QualityConfig,
 }
 
+/// What happens to the rows that break a rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Stop the run before anything is written.
+    Reject,
+    /// Set the rows aside into `rejects`, and run on the others.
+    Quarantine,
+}
+
 /// How the row rules treat bad rows ([`crate::input::quality`]).
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -145,7 +155,7 @@ pub struct QualityConfig {
     /// has not happened yet. The manifest records the bound a run used (`quality.latest`).
     pub latest: Option<chrono::NaiveDate>,
     /// Rule name to `reject` or `quarantine`; rules left out keep their default.
-    pub policy: BTreeMap<String, crate::input::rules::Policy>,
+    pub policy: BTreeMap<String, Policy>,
 }
 
 impl Default for QualityConfig {
@@ -154,10 +164,7 @@ impl Default for QualityConfig {
             max_reject_share: 0.01,
             earliest: None,
             latest: None,
-            policy: crate::input::rules::RULES
-                .iter()
-                .map(|r| (r.name.to_string(), r.default))
-                .collect(),
+            policy: BTreeMap::new(),
         }
     }
 }
@@ -167,15 +174,6 @@ impl QualityConfig {
     pub fn latest_bound(&self) -> chrono::NaiveDate {
         self.latest
             .unwrap_or_else(|| chrono::Utc::now().date_naive() + chrono::Days::new(2))
-    }
-
-    /// The policy of a rule.
-    pub fn policy(&self, rule: &str) -> crate::input::rules::Policy {
-        self.policy
-            .get(rule)
-            .copied()
-            .or_else(|| crate::input::rules::rule(rule).map(|r| r.default))
-            .unwrap_or(crate::input::rules::Policy::Reject)
     }
 }
 
@@ -199,13 +197,60 @@ pub struct RunConfig {
 
 impl RunConfig {
     /// The engine the SQL models run on.
-    pub fn engine(&self) -> std::result::Result<crate::engine::Engine, String> {
+    pub fn engine(&self) -> std::result::Result<Engine, String> {
         self.engine.as_deref().map_or(Ok(Default::default()), str::parse)
     }
 
     /// The memory cap in bytes, when one is set.
     pub fn memory_limit_bytes(&self) -> std::result::Result<Option<usize>, String> {
         self.memory_limit.as_deref().map(parse_size).transpose()
+    }
+}
+
+/// The scheme of a Ballista scheduler address.
+pub const BALLISTA_SCHEME: &str = "ballista://";
+
+/// The engine the SQL models run on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// DataFusion in this process.
+    #[default]
+    Local,
+    /// A Ballista cluster, by its scheduler's `host:port`.
+    Ballista { scheduler: String },
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let text = text.trim();
+        if text == "local" {
+            return Ok(Engine::Local);
+        }
+        let Some(address) = text.strip_prefix(BALLISTA_SCHEME) else {
+            return Err(format!(
+                "unknown engine {text:?}: use local or {BALLISTA_SCHEME}HOST:PORT"
+            ));
+        };
+        let address = address.trim_end_matches('/');
+        match address.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(Engine::Ballista {
+                scheduler: address.to_string(),
+            }),
+            _ => Err(format!(
+                "engine {text:?}: expected {BALLISTA_SCHEME}HOST:PORT, such as {BALLISTA_SCHEME}localhost:50050"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Engine::Local => f.write_str("local"),
+            Engine::Ballista { scheduler } => write!(f, "{BALLISTA_SCHEME}{scheduler}"),
+        }
     }
 }
 
@@ -496,13 +541,13 @@ impl Default for Config {
             cac_red_cut_share: 0.5,
             budget_reserve_share: 0.3,
             repurchase_window_months: 12,
-            margin_rate: [(DEFAULT_MARGIN_KEY.to_string(), 0.3)].into_iter().collect(),
+            margin_rate: [(DEFAULT_MARKET_KEY.to_string(), 0.3)].into_iter().collect(),
             region: PLAN_REGIONS
                 .iter()
                 .flat_map(|(region, markets)| markets.iter().map(|m| (m.to_string(), region.to_string())))
-                .chain([(DEFAULT_MARGIN_KEY.to_string(), OTHER_REGION.to_string())])
+                .chain([(DEFAULT_MARKET_KEY.to_string(), OTHER_REGION.to_string())])
                 .collect(),
-            time_zone: [(DEFAULT_MARGIN_KEY.to_string(), "UTC".to_string())]
+            time_zone: [(DEFAULT_MARKET_KEY.to_string(), "UTC".to_string())]
                 .into_iter()
                 .collect(),
             organic_channels: ["organic", "direct", "app"].map(String::from).to_vec(),
@@ -631,7 +676,9 @@ impl Config {
                 "region.{market} is {region:?}: name the market's region (\"(all)\" labels the roll-ups over every region)"
             )));
         }
-        crate::input::time_zones::Zones::from_config(&self.time_zone).map_err(bad)?;
+        for (key, name) in &self.time_zone {
+            parse_zone(key, name).map_err(bad)?;
+        }
         let segment = &self.segment;
         if segment.k_min < 2 || segment.k_min > segment.k_max || segment.k.is_some_and(|k| k < 2) {
             return Err(bad(
@@ -654,20 +701,6 @@ impl Config {
             return Err(bad(
                 "quality: max_reject_share must be within 0..=1 and earliest before latest".into(),
             ));
-        }
-        if let Some(unknown) = quality
-            .policy
-            .keys()
-            .find(|r| crate::input::rules::rule(r).is_none())
-        {
-            return Err(bad(format!(
-                "quality.policy.{unknown}: no such rule; the rules are {}",
-                crate::input::rules::RULES
-                    .iter()
-                    .map(|r| r.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
         }
         let churn = &self.churn;
         if churn.horizon_days == 0 || churn.active_days == 0 {
@@ -714,6 +747,13 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A `[time_zone]` entry's zone; an unknown name is an error naming the key.
+pub fn parse_zone(key: &str, name: &str) -> std::result::Result<chrono_tz::Tz, String> {
+    name.parse().map_err(|_| {
+        format!("time_zone.{key} is {name:?}: not an IANA time zone name (such as Asia/Tokyo or UTC)")
+    })
 }
 
 /// Sets `section.key=value` in a parsed config file.

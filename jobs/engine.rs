@@ -8,65 +8,22 @@
 //! churn, clv, report) read the published marts back in this process, as on one machine.
 
 use std::fmt;
-use std::str::FromStr;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, OnceLock};
 
-use datafusion::prelude::SessionContext;
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::config::{BALLISTA_SCHEME, Engine};
 use crate::error::{Error, Result};
-
-/// The scheme of a Ballista scheduler address.
-pub const BALLISTA_SCHEME: &str = "ballista://";
-
-/// The engine the SQL models run on.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Engine {
-    /// DataFusion in this process.
-    #[default]
-    Local,
-    /// A Ballista cluster, by its scheduler's `host:port`.
-    Ballista { scheduler: String },
-}
-
-impl FromStr for Engine {
-    type Err = String;
-
-    fn from_str(text: &str) -> std::result::Result<Self, String> {
-        let text = text.trim();
-        if text == "local" {
-            return Ok(Engine::Local);
-        }
-        let Some(address) = text.strip_prefix(BALLISTA_SCHEME) else {
-            return Err(format!(
-                "unknown engine {text:?}: use local or {BALLISTA_SCHEME}HOST:PORT"
-            ));
-        };
-        let address = address.trim_end_matches('/');
-        match address.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(Engine::Ballista {
-                scheduler: address.to_string(),
-            }),
-            _ => Err(format!(
-                "engine {text:?}: expected {BALLISTA_SCHEME}HOST:PORT, such as {BALLISTA_SCHEME}localhost:50050"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Engine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Engine::Local => f.write_str("local"),
-            Engine::Ballista { scheduler } => write!(f, "{BALLISTA_SCHEME}{scheduler}"),
-        }
-    }
-}
 
 impl Engine {
     /// A session configured the way every stage wants it, planning for this engine: on a
     /// cluster, queries run there once the scheduler answers.
     pub async fn session(&self) -> Result<SessionContext> {
         match self {
-            Engine::Local => Ok(crate::input::catalog::new_session()),
+            Engine::Local => Ok(new_session()),
             Engine::Ballista { scheduler } => remote_session(scheduler).await,
         }
     }
@@ -76,6 +33,77 @@ impl Engine {
     pub fn is_remote(&self) -> bool {
         !matches!(self, Engine::Local)
     }
+}
+
+/// The process's memory pool, when capped.
+static MEMORY_POOL: OnceLock<Arc<dyn MemoryPool>> = OnceLock::new();
+
+/// Whether this process runs under a memory cap (`--memory-limit`): queries then prefer plans
+/// that spill, sorts and aggregations, over hash joins, whose build sides cannot.
+pub fn memory_capped() -> bool {
+    MEMORY_POOL.get().is_some()
+}
+
+/// The smallest cap accepted: below it the KPI models' aggregations, sharing the pool fairly,
+/// cannot hold one batch each (measured on the sample: 512 MiB fails, 1 GiB runs).
+pub const MIN_MEMORY_LIMIT: usize = 1 << 30;
+
+/// Caps the memory that DataFusion's sorts, aggregations and joins use in this process, all
+/// sessions together; beyond it they spill to the temp folder. A memory cap belongs to a
+/// process, so it is set once, by a binary's `--memory-limit`, and never by library code.
+pub fn limit_memory(bytes: usize) -> Result<()> {
+    if bytes < MIN_MEMORY_LIMIT {
+        return Err(Error::BadConfig {
+            file: "--memory-limit".into(),
+            reason: format!(
+                "{bytes} bytes is below the smallest cap, {} MiB",
+                MIN_MEMORY_LIMIT >> 20
+            ),
+        });
+    }
+    // The five largest consumers are named in the error when the cap is reached.
+    let pool: Arc<dyn MemoryPool> = Arc::new(TrackConsumersPool::new(
+        FairSpillPool::new(bytes),
+        NonZeroUsize::new(5).expect("5 > 0"),
+    ));
+    let _ = MEMORY_POOL.set(pool);
+    Ok(())
+}
+
+/// The options every query wants, on the local engine and on a cluster alike.
+pub fn session_config() -> SessionConfig {
+    SessionConfig::new()
+        // Plain Utf8 strings end to end: what every outside reader and Ballista expect.
+        .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
+        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
+        .set_str("datafusion.execution.parquet.compression", "zstd(3)")
+        // A partial aggregation that keeps more than 70% of its input rows is skipped (0.8 by
+        // default): grouping orders by (customer, day) keeps about 75% of them, so the partial
+        // step did the final step's work twice (docs/design/performance.md: Side by side with the peer).
+        .set_str(
+            "datafusion.execution.skip_partial_aggregation_probe_ratio_threshold",
+            "0.7",
+        )
+}
+
+/// A session of this process configured the way every stage wants it, under its memory cap
+/// when it has one.
+pub fn new_session() -> SessionContext {
+    let config = session_config();
+    let Some(pool) = MEMORY_POOL.get() else {
+        return SessionContext::new_with_config(config);
+    };
+    // Under a cap (docs/design/performance.md: Bounded memory), batches of 1,024 rows: the fair pool gives each
+    // spillable operator of a plan an equal share (about 70 of them in the KPI models), and a
+    // grouped aggregation must fit one batch's state in its share. Joins stay hash joins,
+    // whose build sides cannot spill: with sort-merge joins (prefer_hash_join = false)
+    // DataFusion 55 returned stg_kpi_statuses out of its `order by` on the sample.
+    let config = config.with_batch_size(1024);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(pool.clone())
+        .build_arc()
+        .expect("a runtime with a memory pool and the default disk manager builds");
+    SessionContext::new_with_config_rt(config, runtime)
 }
 
 /// How long to wait for a scheduler to answer before the run fails.
@@ -111,7 +139,7 @@ fn check_reachable(scheduler: &str) -> Result<()> {
     ))
 }
 
-/// The options a Ballista job runs with: [`crate::input::catalog::session_config`]'s, not this
+/// The options a Ballista job runs with: [`session_config`]'s, not this
 /// process's session's. Under `--memory-limit` that session reads 1,024-row batches (its one
 /// pool is shared fairly by every operator of a plan), and the executors would get them too,
 /// each batch a shuffle write, an IPC message and a Flight frame: a 10M night with the client
@@ -127,7 +155,7 @@ fn remote_config() -> datafusion::prelude::SessionConfig {
     // from the network buffers, and a message that lands at an unaligned offset fails the
     // task ("Ipc error: Parser error: Unable to get root as message: Unaligned"). Seen on the
     // sample without its optional tables; the stage is then resubmitted and the query hangs.
-    crate::input::catalog::session_config()
+    session_config()
         .upgrade_for_ballista()
         .with_ballista_shuffle_reader_remote_prefer_flight(true)
         // The static distributed planner: the adaptive one (the default in 55) kept adding
@@ -215,7 +243,7 @@ mod tests {
         use ballista::prelude::SessionConfigExt;
 
         let job = remote_config();
-        let shared = crate::input::catalog::session_config();
+        let shared = session_config();
         assert_eq!(
             job.batch_size(),
             datafusion::prelude::SessionConfig::new().batch_size()

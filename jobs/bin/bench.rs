@@ -8,6 +8,9 @@ use growth_jobs::cdnow::{self, CdnowOptions};
 use growth_jobs::cli;
 use growth_jobs::side_by_side::{self, SideBySideOptions};
 
+#[global_allocator]
+static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;
+
 /// Generates the synthetic marketplace at each scale and runs the stages on it, each stage
 /// as its own process, printing a Markdown table: wall seconds, input rows per second, and
 /// peak resident memory. Build with --release; docs/design/performance.md quotes its figures.

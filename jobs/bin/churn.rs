@@ -8,6 +8,9 @@ use growth_jobs::learn::features::AsOf;
 use growth_jobs::output::run::stage_alone;
 use growth_jobs::storage::Root;
 
+#[global_allocator]
+static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;
+
 /// Trains the churn candidates on time-split windows of the input, keeps the best by
 /// validation ROC AUC, saves it with a model card under <output>/_models/churn/, and scores
 /// the published customer_features of the run date into churn_scores. Settings are the

@@ -6,6 +6,9 @@ use growth_jobs::learn::clv;
 use growth_jobs::output::run::stage_alone;
 use growth_jobs::storage::Root;
 
+#[global_allocator]
+static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;
+
 /// Fits BG/NBD (purchase days, P(alive)) and Gamma-Gamma (spend) on the published clv_summary
 /// of one run date, per market when a market has enough buyers, checks BG/NBD on a holdout,
 /// and publishes clv_scores, predicted_ltv, growth_forecast (with its backtest; when the run

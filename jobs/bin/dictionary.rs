@@ -6,6 +6,9 @@ use clap::Parser;
 use growth_jobs::cli;
 use growth_jobs::transform::sql_models;
 
+#[global_allocator]
+static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;
+
 /// Prints, as Markdown, every model under the models folder: what it is, its grain, whether it
 /// is published, and each column with its definition. The text comes from the header comment of
 /// each .sql file, which the runner checks against the columns the query returns.

@@ -6,6 +6,9 @@ use chrono::NaiveDate;
 use clap::Parser;
 use growth_jobs::{cli, nightly, sample};
 
+#[global_allocator]
+static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;
+
 /// Writes a seeded synthetic marketplace (customers, orders, sessions, marketing_spend,
 /// invites, shipments) as Parquet, one folder per table, plus the planted truth in _truth/.
 /// The same flags give byte-identical files.

@@ -4,6 +4,9 @@
 use clap::Parser;
 use growth_jobs::{cli, cluster};
 
+#[global_allocator]
+static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;
+
 /// Runs an Apache DataFusion Ballista executor, built with the same DataFusion as growth-jobs,
 /// until stopped: it registers with the scheduler and runs the tasks it is given. It must see
 /// the input and output roots at the same paths as the client (a shared folder or s3://).

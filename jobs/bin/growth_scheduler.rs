@@ -4,6 +4,9 @@
 use clap::Parser;
 use growth_jobs::{cli, cluster};
 
+#[global_allocator]
+static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;
+
 /// Runs an Apache DataFusion Ballista scheduler, built with the same DataFusion as growth-jobs,
 /// until stopped. Executors (growth-executor) register with it; nightly and transform send it
 /// their queries with --engine ballista://HOST:PORT.

@@ -5,6 +5,9 @@ use clap::Parser;
 use growth_jobs::cli;
 use growth_jobs::nightly::{self, NightlyOptions};
 
+#[global_allocator]
+static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;
+
 /// Runs the night: validates the input, runs every SQL model under sql/ as of the run date,
 /// then the segment and churn stages, and publishes each table as Parquet under
 /// <output>/<table>/run_date=<date>/, with a manifest under <output>/_manifests/ written after

@@ -6,6 +6,9 @@ use growth_jobs::output::run::stage_alone;
 use growth_jobs::report;
 use growth_jobs::storage::Root;
 
+#[global_allocator]
+static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;
+
 /// Builds the morning report of one run date from the tables published for it (the KPI
 /// scorecard with statuses, alerts since the previous run, cohorts, RFM, clusters, the churn
 /// model card, channel ROI, referrals, the forecast) and publishes it as one self-contained

@@ -6,6 +6,9 @@ use growth_jobs::learn::churn;
 use growth_jobs::output::run::stage_alone;
 use growth_jobs::storage::Root;
 
+#[global_allocator]
+static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;
+
 /// Scores the published customer_features of a run date with a saved churn model (by default
 /// the one `churn` saved for that date under <output>/_models/churn/) and publishes
 /// churn_scores. Exit codes: 0 success, 1 internal failure, 2 bad command line, 3 features or

@@ -6,6 +6,9 @@ use growth_jobs::learn::segment;
 use growth_jobs::output::run::stage_alone;
 use growth_jobs::storage::Root;
 
+#[global_allocator]
+static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;
+
 /// Clusters the customers of one run date from the published customer_features: publishes
 /// customer_segments, segment_profiles and the segment part of model_metrics. Settings are the
 /// [segment] section of the config. Exit codes: 0 success, 1 internal failure, 2 bad command

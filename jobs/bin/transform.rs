@@ -3,6 +3,9 @@
 use clap::Parser;
 use growth_jobs::{cli, transform};
 
+#[global_allocator]
+static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;
+
 /// Validates the input and runs the SQL models under `sql/` for one run date, publishing each
 /// table under <output>/<table>/run_date=<date>/ and a manifest. Exit codes: 0 success,
 /// 1 internal failure, 2 bad command line, 3 bad input data, 4 bad SQL model.

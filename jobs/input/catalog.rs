@@ -7,8 +7,7 @@
 //! with the full schema (or, for `customers`, derived from `orders`), so models always build.
 //! `run_context` is a one-row view with the run date.
 
-use std::num::NonZeroUsize;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::Array;
@@ -16,10 +15,8 @@ use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::{ScalarValue, TableReference};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
-use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{Expr, cast, lit, when};
-use datafusion::prelude::{DataFrame, SessionConfig, SessionContext, col};
+use datafusion::prelude::{DataFrame, SessionContext, col};
 
 use crate::error::{Error, Result};
 use crate::input::contract::{self, Absent, Input, InputTable, Kind, Table};
@@ -276,81 +273,10 @@ pub async fn register_customers_from_orders(ctx: &SessionContext) -> Result<()> 
     Ok(())
 }
 
-/// The process's memory pool, when capped.
-static MEMORY_POOL: OnceLock<Arc<dyn MemoryPool>> = OnceLock::new();
-
-/// Whether this process runs under a memory cap (`--memory-limit`): queries then prefer plans
-/// that spill, sorts and aggregations, over hash joins, whose build sides cannot.
-pub fn memory_capped() -> bool {
-    MEMORY_POOL.get().is_some()
-}
-
-/// The smallest cap accepted: below it the KPI models' aggregations, sharing the pool fairly,
-/// cannot hold one batch each (measured on the sample: 512 MiB fails, 1 GiB runs).
-pub const MIN_MEMORY_LIMIT: usize = 1 << 30;
-
-/// Caps the memory that DataFusion's sorts, aggregations and joins use in this process, all
-/// sessions together; beyond it they spill to the temp folder. A memory cap belongs to a
-/// process, so it is set once, by a binary's `--memory-limit`, and never by library code.
-pub fn limit_memory(bytes: usize) -> Result<()> {
-    if bytes < MIN_MEMORY_LIMIT {
-        return Err(Error::BadConfig {
-            file: "--memory-limit".into(),
-            reason: format!(
-                "{bytes} bytes is below the smallest cap, {} MiB",
-                MIN_MEMORY_LIMIT >> 20
-            ),
-        });
-    }
-    // The five largest consumers are named in the error when the cap is reached.
-    let pool: Arc<dyn MemoryPool> = Arc::new(TrackConsumersPool::new(
-        FairSpillPool::new(bytes),
-        NonZeroUsize::new(5).expect("5 > 0"),
-    ));
-    let _ = MEMORY_POOL.set(pool);
-    Ok(())
-}
-
-/// The options every query wants, on the local engine and on a cluster alike.
-pub fn session_config() -> SessionConfig {
-    SessionConfig::new()
-        // Plain Utf8 strings end to end: what every outside reader and Ballista expect.
-        .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
-        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
-        .set_str("datafusion.execution.parquet.compression", "zstd(3)")
-        // A partial aggregation that keeps more than 70% of its input rows is skipped (0.8 by
-        // default): grouping orders by (customer, day) keeps about 75% of them, so the partial
-        // step did the final step's work twice (docs/design/performance.md: Side by side with the peer).
-        .set_str(
-            "datafusion.execution.skip_partial_aggregation_probe_ratio_threshold",
-            "0.7",
-        )
-}
-
-/// A session of this process configured the way every stage wants it, under its memory cap
-/// when it has one.
-pub fn new_session() -> SessionContext {
-    let config = session_config();
-    let Some(pool) = MEMORY_POOL.get() else {
-        return SessionContext::new_with_config(config);
-    };
-    // Under a cap (docs/design/performance.md: Bounded memory), batches of 1,024 rows: the fair pool gives each
-    // spillable operator of a plan an equal share (about 70 of them in the KPI models), and a
-    // grouped aggregation must fit one batch's state in its share. Joins stay hash joins,
-    // whose build sides cannot spill: with sort-merge joins (prefer_hash_join = false)
-    // DataFusion 55 returned stg_kpi_statuses out of its `order by` on the sample.
-    let config = config.with_batch_size(1024);
-    let runtime = RuntimeEnvBuilder::new()
-        .with_memory_pool(pool.clone())
-        .build_arc()
-        .expect("a runtime with a memory pool and the default disk manager builds");
-    SessionContext::new_with_config_rt(config, runtime)
-}
-
 /// The default run date: the day of the latest order in the input before `before` (orders
 /// after it are out of range, see `quality.latest`).
 pub async fn latest_order_day(root: &Root, input: &Input, before: NaiveDate) -> Result<NaiveDate> {
-    let ctx = new_session();
+    let ctx = crate::engine::new_session();
     register_raw(&ctx, root, input).await?;
     let batches = ctx
         .sql(&format!(

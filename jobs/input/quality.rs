@@ -21,11 +21,11 @@ use datafusion::arrow::datatypes::Int64Type;
 use datafusion::prelude::{DataFrame, SessionContext};
 use serde::{Deserialize, Serialize};
 
-use crate::config::QualityConfig;
+use crate::config::{Policy, QualityConfig};
 use crate::error::{Error, Result};
 use crate::input::catalog::RunDate;
 use crate::input::contract::{self, Absent, Input, Kind};
-use crate::input::rules::{Policy, RULES, rule};
+use crate::input::rules::{self, RULES, rule};
 use crate::storage::Root;
 
 /// The rows of one table that broke one rule.
@@ -263,7 +263,7 @@ fn classified_sql(checks: &Checks, rules: &[&str]) -> String {
 /// The parent was checked first (customers before orders, orders before shipments), so its
 /// keys are unique: the duplicate_key rule either stopped the run or set the copies aside.
 fn with_parent(table: &str, columns: &[String], parent: &str, key: &str, found: &str) -> String {
-    if crate::input::catalog::memory_capped() {
+    if crate::engine::memory_capped() {
         with_parent_sorted(table, columns, parent, key, found)
     } else {
         with_parent_joined(table, columns, parent, key, found)
@@ -561,7 +561,7 @@ pub async fn apply(
             }
         }
         for (rule_name, rows_broken) in exact {
-            let policy = config.policy(rule_name);
+            let policy = rules::policy(config, rule_name);
             let share = rows_broken as f64 / rows.max(1) as f64;
             if policy == Policy::Reject {
                 return Err(Error::BadRows {

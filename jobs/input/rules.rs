@@ -1,17 +1,7 @@
-//! The row rules as data: their names, what breaks each, and its default policy. The config
-//! reads these to check `[quality.policy]`; [`crate::input::quality`] applies them.
+//! The row rules as data: their names, what breaks each, and its default policy;
+//! [`crate::input::quality`] applies them under the policies `[quality.policy]` sets.
 
-use serde::{Deserialize, Serialize};
-
-/// What happens to the rows that break a rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Policy {
-    /// Stop the run before anything is written.
-    Reject,
-    /// Set the rows aside into `rejects`, and run on the others.
-    Quarantine,
-}
+use crate::config::{Policy, QualityConfig};
 
 /// One row rule.
 #[derive(Clone, Copy, Debug)]
@@ -71,4 +61,25 @@ pub const REJECTS_VIEW: &str = "quality_rejects";
 /// The rule of that name.
 pub fn rule(name: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.name == name)
+}
+
+/// The policy a run applies to a rule: the config's, else the rule's default.
+pub fn policy(quality: &QualityConfig, rule_name: &str) -> Policy {
+    quality
+        .policy
+        .get(rule_name)
+        .copied()
+        .or_else(|| rule(rule_name).map(|r| r.default))
+        .unwrap_or(Policy::Reject)
+}
+
+/// Checks that `[quality.policy]` names only rules that exist.
+pub fn check_policies(quality: &QualityConfig) -> Result<(), String> {
+    match quality.policy.keys().find(|name| rule(name).is_none()) {
+        None => Ok(()),
+        Some(unknown) => Err(format!(
+            "quality.policy.{unknown}: no such rule; the rules are {}",
+            RULES.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+        )),
+    }
 }

@@ -5,8 +5,8 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::lit;
 use datafusion::prelude::SessionContext;
 
-use crate::config::{Config, DEFAULT_MARGIN_KEY, Direction};
-use crate::engine::Engine;
+use crate::config::Engine;
+use crate::config::{Config, DEFAULT_MARKET_KEY, Direction};
 use crate::error::{Error, Result};
 use crate::input::catalog::{self, RunDate};
 use crate::input::contract::Input;
@@ -75,10 +75,10 @@ async fn register_config(ctx: &SessionContext, config: &Config, zones: &Zones) -
                 lit(ScalarValue::Int32(Some(config.repurchase_window_months)))
                     .alias("repurchase_window_months"),
                 lit(ScalarValue::Float64(Some(
-                    config.margin_rate.get(DEFAULT_MARGIN_KEY).copied().unwrap_or(1.0),
+                    config.margin_rate.get(DEFAULT_MARKET_KEY).copied().unwrap_or(1.0),
                 )))
                 .alias("margin_rate"),
-                lit(config.region.get(DEFAULT_MARGIN_KEY).cloned().unwrap_or_default())
+                lit(config.region.get(DEFAULT_MARKET_KEY).cloned().unwrap_or_default())
                     .alias("default_region"),
                 lit(zones.spec()).alias("time_zones"),
                 lit(ScalarValue::Int32(Some(config.churn_lapse_months))).alias("churn_lapse_months"),
@@ -115,7 +115,7 @@ async fn register_config(ctx: &SessionContext, config: &Config, zones: &Zones) -
     let margins: Vec<String> = config
         .margin_rate
         .iter()
-        .filter(|(market, _)| market.as_str() != DEFAULT_MARGIN_KEY)
+        .filter(|(market, _)| market.as_str() != DEFAULT_MARKET_KEY)
         .map(|(market, rate)| format!("({}, {rate:?})", text_literal(market)))
         .collect();
     register_values(
@@ -129,7 +129,7 @@ async fn register_config(ctx: &SessionContext, config: &Config, zones: &Zones) -
     let regions: Vec<String> = config
         .region
         .iter()
-        .filter(|(market, _)| market.as_str() != DEFAULT_MARGIN_KEY)
+        .filter(|(market, _)| market.as_str() != DEFAULT_MARKET_KEY)
         .map(|(market, region)| format!("({}, {})", text_literal(market), text_literal(region)))
         .collect();
     register_values(

@@ -8,7 +8,6 @@
 //! its market, and take days and months from that.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{NaiveDate, Offset, TimeZone};
@@ -19,7 +18,7 @@ use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, Expr, ScalarUDF, Volatility, create_udf, lit, when};
 use datafusion::prelude::col;
 
-use crate::config::DEFAULT_MARGIN_KEY;
+use crate::config::{DEFAULT_MARKET_KEY, parse_zone};
 
 /// The name the SQL models call the function by.
 pub const MARKET_TIME: &str = "market_time";
@@ -34,18 +33,13 @@ pub struct Zones {
 impl Zones {
     /// From the config's `[time_zone]` map; an unknown zone name is an error naming it.
     pub fn from_config(map: &BTreeMap<String, String>) -> Result<Zones, String> {
-        let parse = |key: &str, name: &str| {
-            Tz::from_str(name).map_err(|_| {
-                format!("time_zone.{key} is {name:?}: not an IANA time zone name (such as Asia/Tokyo or UTC)")
-            })
-        };
-        let default = match map.get(DEFAULT_MARGIN_KEY) {
-            Some(name) => parse(DEFAULT_MARGIN_KEY, name)?,
+        let default = match map.get(DEFAULT_MARKET_KEY) {
+            Some(name) => parse_zone(DEFAULT_MARKET_KEY, name)?,
             None => Tz::UTC,
         };
         let mut markets = BTreeMap::new();
-        for (market, name) in map.iter().filter(|(m, _)| m.as_str() != DEFAULT_MARGIN_KEY) {
-            markets.insert(market.clone(), parse(market, name)?);
+        for (market, name) in map.iter().filter(|(m, _)| m.as_str() != DEFAULT_MARKET_KEY) {
+            markets.insert(market.clone(), parse_zone(market, name)?);
         }
         Ok(Zones { default, markets })
     }
@@ -56,7 +50,7 @@ impl Zones {
         if self.all_utc() {
             return String::new();
         }
-        std::iter::once(format!("{DEFAULT_MARGIN_KEY}={}", self.default.name()))
+        std::iter::once(format!("{DEFAULT_MARKET_KEY}={}", self.default.name()))
             .chain(self.markets.iter().map(|(m, tz)| format!("{m}={}", tz.name())))
             .collect::<Vec<_>>()
             .join(";")

@@ -143,7 +143,7 @@ impl AsOf {
             &self.config,
             later.as_ref(),
             // Local: the sample key is a function of ours, which a cluster does not know.
-            &crate::engine::Engine::Local,
+            &crate::config::Engine::Local,
         )
         .await?;
         self.lock_checked().entry(date).or_insert(report);

@@ -12,7 +12,6 @@ use datafusion::prelude::ParquetReadOptions;
 use object_store::ObjectStoreExt;
 
 use crate::error::{Error, Result};
-use crate::input::catalog;
 use crate::output::manifest::StageReport;
 use crate::output::publish::{Draft, DraftFile, DraftTable, PART_FILE, partition};
 use crate::storage::Root;
@@ -94,7 +93,7 @@ pub async fn read_published(
         .head(&path)
         .await
         .map_err(|_| missing(output, table, run_date))?;
-    let ctx = catalog::new_session();
+    let ctx = crate::engine::new_session();
     // One partition: the rows come in file order. With several, DataFusion interleaves the
     // row groups as they finish, and the segment stage's sample (and its silhouette subsample)
     // then varied from run to run at 10M customers, choosing k = 3 one night and k = 5 the next.

@@ -19,7 +19,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Schema, SchemaRef};
 use futures::TryStreamExt;
 
-use crate::config::{DEFAULT_MARGIN_KEY, Threshold};
+use crate::config::{DEFAULT_MARKET_KEY, Threshold};
 use crate::error::{Error, Result};
 use crate::learn::bg_nbd::{BgNbd, History, SeriesMemo};
 use crate::learn::forecast::{self, ALL_MARKETS, KPI_TABLE, column_as, month_index, month_start};
@@ -133,7 +133,7 @@ impl Cohorts {
         for ((month, market, channel), sums) in &self.cells {
             let rate = margins
                 .get(market)
-                .or_else(|| margins.get(DEFAULT_MARGIN_KEY))
+                .or_else(|| margins.get(DEFAULT_MARKET_KEY))
                 .copied()
                 .unwrap_or(1.0);
             for key in [
@@ -297,7 +297,7 @@ mod tests {
         cohorts.add("US", "social", day("2026-03-20"), &CDNOW, h, 30.0, 20.0);
         // Acquired in June 2025: its year ended with May 2026, observed in kpi_monthly.
         cohorts.add("US", "search", day("2025-06-10"), &CDNOW, h, 99.0, 20.0);
-        let margins = [("US".to_string(), 0.5), (DEFAULT_MARGIN_KEY.to_string(), 0.3)].into();
+        let margins = [("US".to_string(), 0.5), (DEFAULT_MARKET_KEY.to_string(), 0.3)].into();
         let rows = cohorts.rolled_up(&margins);
         let march = month_index("2026-03-01".parse().unwrap());
         let cell = |market: &str, channel: &str| rows[&(march, market.to_string(), channel.to_string())];

@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::input::contract::InputSummary;
 use crate::output::publish::{DraftFile, DraftTable, partition};
 use crate::storage::Root;
-use crate::transform::sql_models::Materialized;
 
 /// The manifest's folder below the output root.
 pub const MANIFESTS: &str = "_manifests";
@@ -52,10 +51,28 @@ pub struct ModelEntry {
     pub peak_rss_bytes: Option<u64>,
     /// Its data tests and the rows failing each.
     #[serde(default)]
-    pub tests: Vec<crate::transform::data_tests::Outcome>,
+    pub tests: Vec<TestOutcome>,
     /// Why it was not published: its data tests failed, or an upstream model's did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+}
+
+/// How a model's result is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Materialized {
+    /// Written as Parquet under `<output>/<model>/run_date=D/`.
+    Table,
+    /// A view: inlined into the models that read it, never written.
+    Ephemeral,
+}
+
+/// How one test went, for the manifest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TestOutcome {
+    pub test: String,
+    /// Rows breaking it: 0 when it passed (for row_count and freshness, 1 when it failed).
+    pub failing_rows: u64,
 }
 
 /// What a stage published, for the manifest and the terminal.
@@ -133,7 +150,7 @@ pub struct Manifest {
 
 /// What manifests written before the engine was recorded ran on.
 fn local_engine() -> String {
-    crate::engine::Engine::Local.to_string()
+    crate::config::Engine::Local.to_string()
 }
 
 impl Manifest {

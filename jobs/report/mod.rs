@@ -19,7 +19,6 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::input::catalog;
 use crate::learn::outputs::{self, Stage};
 use crate::output::manifest::{Manifest, StageReport};
 use crate::output::publish::{Draft, PART_FILE, partition};
@@ -120,7 +119,7 @@ impl Rows {
 
 impl Published {
     async fn open(output: &Root, run_date: NaiveDate) -> Result<Self> {
-        let ctx = catalog::new_session();
+        let ctx = crate::engine::new_session();
         output.register(&ctx);
         let mut present = BTreeSet::new();
         let register = async |name: &str, table: &str, date: NaiveDate, file: &str| -> Result<bool> {

@@ -26,9 +26,10 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::DFSchema;
 use datafusion::prelude::SessionContext;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::output::manifest::TestOutcome;
 
 /// The file suffix of a model's tests, next to its `.sql`.
 pub const SUFFIX: &str = ".tests.toml";
@@ -75,14 +76,6 @@ pub struct Test {
     pub name: String,
     /// A query returning one count: the rows that break the test.
     pub sql: String,
-}
-
-/// How one test went, for the manifest.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Outcome {
-    pub test: String,
-    /// Rows breaking it: 0 when it passed (for row_count and freshness, 1 when it failed).
-    pub failing_rows: u64,
 }
 
 /// Reads the tests next to a model file, when there are any.
@@ -212,7 +205,7 @@ impl DataTests {
 
 impl Test {
     /// Runs the test in a session where the model's table is registered.
-    pub async fn run(&self, ctx: &SessionContext, model: &str, file: &str) -> Result<Outcome> {
+    pub async fn run(&self, ctx: &SessionContext, model: &str, file: &str) -> Result<TestOutcome> {
         let failed = |reason: String| Error::BadModel {
             model: model.into(),
             file: file.replace(".sql", SUFFIX),
@@ -235,7 +228,7 @@ impl Test {
                 if c.is_null(0) { 0 } else { c.value(0).max(0) as u64 }
             })
             .unwrap_or(0);
-        Ok(Outcome {
+        Ok(TestOutcome {
             test: self.name.clone(),
             failing_rows: count,
         })

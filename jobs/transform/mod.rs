@@ -20,11 +20,11 @@ use crate::error::{Error, Result};
 use crate::input::catalog::{self, RunDate};
 use crate::input::contract::Source;
 use crate::input::quality;
-use crate::output::manifest::{Manifest, ModelEntry, Versions};
+use crate::output::manifest::{Manifest, Materialized, ModelEntry, TestOutcome, Versions};
 use crate::output::publish::Draft;
 use crate::storage::Root;
 use crate::telemetry::Stopwatch;
-use sql_models::{Materialized, Model};
+use sql_models::Model;
 
 /// What the transform is asked to do.
 #[derive(Clone, Debug)]
@@ -412,8 +412,7 @@ async fn build_models(
         for test in plan.tests.get(&model.name).into_iter().flatten() {
             entry.tests.push(test.run(ctx, &model.name, &model.file).await?);
         }
-        let failed: Vec<&crate::transform::data_tests::Outcome> =
-            entry.tests.iter().filter(|t| t.failing_rows > 0).collect();
+        let failed: Vec<&TestOutcome> = entry.tests.iter().filter(|t| t.failing_rows > 0).collect();
         if !failed.is_empty() {
             tracing::warn!(model = model.name, failed = ?failed, "data tests failed: not published");
             entry.skipped = Some("its data tests failed".into());

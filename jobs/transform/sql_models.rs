@@ -12,16 +12,7 @@ use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::resolve::resolve_table_references;
 
 use crate::error::{Error, Result};
-
-/// How a model's result is kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Materialized {
-    /// Written as Parquet under `<output>/<model>/run_date=D/`.
-    Table,
-    /// A view: inlined into the models that read it, never written.
-    Ephemeral,
-}
+use crate::output::manifest::Materialized;
 
 /// One SQL model.
 #[derive(Clone, Debug)]

@@ -91,7 +91,7 @@ fn published(output: &Path, table: &str, file: &str) -> PathBuf {
 }
 
 async fn read(sql: &str, tables: &[(&str, &Path)]) -> Vec<RecordBatch> {
-    let ctx = growth_jobs::input::catalog::new_session();
+    let ctx = growth_jobs::engine::new_session();
     for (name, path) in tables {
         ctx.register_parquet(*name, path.to_str().unwrap(), ParquetReadOptions::default())
             .await

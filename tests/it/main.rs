@@ -10,6 +10,7 @@ mod dictionary;
 mod history;
 mod hostile;
 mod kpis;
+mod layers;
 mod learning;
 mod lifetime;
 mod logs;
@@ -23,3 +24,6 @@ mod runner;
 mod s3;
 mod sample;
 mod support;
+
+#[global_allocator]
+static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;

@@ -11,7 +11,7 @@ use datafusion::datasource::MemTable;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
-use growth_jobs::transform::sql_models::Materialized;
+use growth_jobs::output::manifest::Materialized;
 
 use crate::support::*;
 
@@ -173,7 +173,7 @@ fn rows_not_aggregated(plan: &Arc<dyn ExecutionPlan>) -> usize {
 /// rows into 300,000 groups must be passed on unaggregated, and still counted right.
 #[tokio::test]
 async fn a_partial_aggregation_that_keeps_three_rows_in_four_is_skipped() {
-    let ctx = growth_jobs::input::catalog::new_session();
+    let ctx = growth_jobs::engine::new_session();
     let keys = Int64Array::from_iter_values((0..400_000).map(|i| i * 3 / 4));
     let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
     let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(keys)]).unwrap();
