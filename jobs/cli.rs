@@ -4,6 +4,12 @@
 
 use crate::error::{Error, exit_code};
 
+/// The exit codes, as every binary's `--help` ends (docs/reference/binaries.md: Exit codes).
+pub const EXIT_CODES: &str = "Exit codes: 0 success; 1 internal failure; 2 bad command line; \
+3 bad input data, or a stage's input not published or too thin to train on; 4 bad SQL model, \
+config or saved model; 5 a data test failed; 6 out of memory under --memory-limit, out of disk \
+or the output not writable; 7 another run holds the output's lock.";
+
 /// Ends the process: prints the error, if any, as one line and exits with its code.
 pub fn exit(result: Result<(), Error>) -> ! {
     crate::telemetry::progress().finish_and_clear();
@@ -41,7 +47,7 @@ pub struct CommonArgs {
     #[arg(long, env = "GROWTH_DATE")]
     pub date: Option<chrono::NaiveDate>,
     /// The TOML file of paths, thresholds and model settings. Default: sql/growth.toml when
-    /// present, else the built-in defaults (docs/reference/marts.md: Configuration).
+    /// present, else the built-in defaults (docs/reference/config.md).
     #[arg(long, env = "GROWTH_CONFIG")]
     pub config: Option<std::path::PathBuf>,
     /// Overrides one key of the config file, as section.key=value (repeatable), such as

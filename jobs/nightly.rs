@@ -112,8 +112,8 @@ async fn dates(options: &NightlyOptions, source: &Source) -> Result<Vec<NaiveDat
     Ok(from.iter_days().take_while(|d| *d <= to).collect())
 }
 
-/// The stages a night runs for a plan: the SQL stage, then segment and churn when it builds
-/// `customer_features`.
+/// The stages a night runs for a plan: the SQL stage, segment and churn when it builds
+/// `customer_features`, the lifetime-value stage when it builds `clv_summary`, then the report.
 fn stages(plan: &transform::Plan) -> Vec<&'static str> {
     let mut stages = vec![transform::SQL_STAGE];
     if plan

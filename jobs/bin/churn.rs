@@ -14,10 +14,9 @@ static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Al
 /// Trains the churn candidates on time-split windows of the input, keeps the best by
 /// validation ROC AUC, saves it with a model card under <output>/_models/churn/, and scores
 /// the published customer_features of the run date into churn_scores. Settings are the
-/// [churn] section of the config. Exit codes: 0 success, 1 internal failure, 2 bad command
-/// line, 3 bad input or cannot train, 4 bad model or config.
+/// [churn] section of the config.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version, after_help = cli::EXIT_CODES)]
 struct Args {
     /// Input root: the tables the features are computed from at each cut-off.
     #[arg(long, env = "GROWTH_INPUT")]

@@ -14,11 +14,9 @@ static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Al
 /// and publishes clv_scores, predicted_ltv, growth_forecast (with its backtest; when the run
 /// date's kpi_monthly and cohort_retention are published), the clv part of model_metrics, and
 /// the fitted models with a model card under <output>/_models/clv/. Settings are the [clv]
-/// section of the config (and the ltv_to_cac thresholds). Exit codes:
-/// 0 success, 1 internal failure, 2 bad command line, 3 cannot train or clv_summary missing,
-/// 4 bad config.
+/// section of the config (and the ltv_to_cac thresholds).
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version, after_help = cli::EXIT_CODES)]
 struct Args {
     #[command(flatten)]
     stage: cli::StageArgs,

@@ -9,19 +9,15 @@ use growth_jobs::nightly::{self, NightlyOptions};
 static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;
 
 /// Runs the night: validates the input, runs every SQL model under sql/ as of the run date,
-/// then the segment and churn stages, and publishes each table as Parquet under
+/// then the segment, churn, lifetime-value and report stages, and publishes each table as Parquet under
 /// <output>/<table>/run_date=<date>/, with a manifest under <output>/_manifests/ written after
 /// each stage (status succeeded once all are published). One run at a time per output: the
 /// lock <output>/_lock.json names its holder.
 ///
 /// Settings: flag, then environment variable, then the config file (sql/growth.toml), then the
 /// default.
-///
-/// Exit codes: 0 success; 1 internal failure; 2 bad command line; 3 bad input data (or a model
-/// stage cannot train); 4 bad SQL model or config; 5 a data test failed; 6 out of memory under
-/// --memory-limit or out of disk; 7 another run holds the lock.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version, after_help = cli::EXIT_CODES)]
 struct Args {
     /// Input root: a folder or s3://bucket/prefix holding one folder of Parquet files per
     /// table. Default: [run] input in the config, else the embedded sample in data/sample,

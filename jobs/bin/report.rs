@@ -13,10 +13,9 @@ static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Al
 /// scorecard with statuses, alerts since the previous run, cohorts, RFM, clusters, the churn
 /// model card, channel ROI, referrals, the forecast) and publishes it as one self-contained
 /// page, <output>/_reports/run_date=D/report.html, replacing the date's earlier one atomically.
-/// Sections whose tables are not published say so. Exit codes: 0 success, 1 internal failure,
-/// 2 bad command line, 3 no published kpi_monthly to date the report by, 4 bad config.
+/// Sections whose tables are not published say so.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version, after_help = cli::EXIT_CODES)]
 struct Args {
     #[command(flatten)]
     stage: cli::StageArgs,

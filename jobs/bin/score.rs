@@ -11,10 +11,9 @@ static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Al
 
 /// Scores the published customer_features of a run date with a saved churn model (by default
 /// the one `churn` saved for that date under <output>/_models/churn/) and publishes
-/// churn_scores. Exit codes: 0 success, 1 internal failure, 2 bad command line, 3 features or
-/// model missing, 4 a model file this version cannot read.
+/// churn_scores.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version, after_help = cli::EXIT_CODES)]
 struct Args {
     /// A model.json to score with instead of the run date's own.
     #[arg(long)]

@@ -11,10 +11,9 @@ static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Al
 
 /// Clusters the customers of one run date from the published customer_features: publishes
 /// customer_segments, segment_profiles and the segment part of model_metrics. Settings are the
-/// [segment] section of the config. Exit codes: 0 success, 1 internal failure, 2 bad command
-/// line, 3 cannot train or customer_features missing, 4 bad config.
+/// [segment] section of the config.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version, after_help = cli::EXIT_CODES)]
 struct Args {
     #[command(flatten)]
     stage: cli::StageArgs,

@@ -7,10 +7,9 @@ use growth_jobs::{cli, transform};
 static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;
 
 /// Validates the input and runs the SQL models under `sql/` for one run date, publishing each
-/// table under <output>/<table>/run_date=<date>/ and a manifest. Exit codes: 0 success,
-/// 1 internal failure, 2 bad command line, 3 bad input data, 4 bad SQL model.
+/// table under <output>/<table>/run_date=<date>/ and a manifest.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version, after_help = cli::EXIT_CODES)]
 struct Args {
     /// Input root: a folder or s3://bucket/prefix with one folder of Parquet files per table.
     /// Default: [run] input in the config.

@@ -1,8 +1,9 @@
-//! The `model_metrics` table: every quality figure the segment and churn jobs compute, one row
-//! per figure, so a dashboard can chart them night after night.
+//! The `model_metrics` table: every quality figure the segment, churn and lifetime-value stages
+//! compute, one row per figure, so a dashboard can chart them night after night.
 //!
-//! Each job publishes its own file in the run date's partition (`part-segment.parquet`,
-//! `part-churn.parquet`), so rerunning one job replaces its figures and leaves the other's.
+//! Each stage publishes its own file in the run date's partition (`part-segment.parquet`,
+//! `part-churn.parquet`, `part-clv.parquet`), so rerunning one stage replaces its figures and
+//! leaves the others'.
 
 use std::sync::Arc;
 

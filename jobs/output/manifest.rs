@@ -118,7 +118,7 @@ pub struct Manifest {
     pub status: String,
     /// What the outputs depend on (inputs, code, SQL, settings): see `transform::fingerprint`.
     pub fingerprint: String,
-    /// Stages published, in order: `sql`, then `segment` and `churn`.
+    /// Stages published, in order: `sql`, then `segment`, `churn`, `clv` and `report`.
     pub completed: Vec<String>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,

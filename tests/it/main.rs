@@ -19,6 +19,7 @@ mod outside_reader;
 mod plans;
 mod publish;
 mod readme;
+mod reference;
 mod report;
 mod runner;
 mod s3;

@@ -56,7 +56,38 @@ fn the_readme_documents_every_contract_column() {
     }
 }
 
-/// The README and the book link only to files that exist, and the book's summary lists every
+/// The ids mdBook gives a page's headings: lowercased, spaces to `-`, other punctuation dropped.
+fn heading_ids(page: &str) -> Vec<String> {
+    let mut in_code = false;
+    page.lines()
+        .filter(|line| {
+            if line.starts_with("```") {
+                in_code = !in_code;
+            }
+            !in_code && line.starts_with('#')
+        })
+        .map(|line| {
+            line.trim_start_matches('#')
+                .trim()
+                .chars()
+                .filter_map(|c| match c {
+                    c if c.is_alphanumeric() || c == '_' || c == '-' => Some(c.to_ascii_lowercase()),
+                    c if c.is_whitespace() => Some('-'),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn heading_ids_are_mdbooks() {
+    let ids =
+        heading_ids("# The binaries\n```\n# not a heading\n```\n## `nightly`\n## Row rules and rejects\n");
+    assert_eq!(ids, ["the-binaries", "nightly", "row-rules-and-rejects"]);
+}
+
+/// The README and the book link only to files that exist, at headings that exist, and the book's summary lists every
 /// page, so `mdbook build docs` finds them all.
 #[test]
 fn every_link_of_the_readme_and_the_book_resolves_and_the_summary_lists_every_page() {
@@ -87,6 +118,14 @@ fn every_link_of_the_readme_and_the_book_resolves_and_the_summary_lists_every_pa
                 "{}: link to {target} goes nowhere",
                 page.display()
             );
+            if let Some((_, anchor)) = target.split_once('#') {
+                let headings = heading_ids(&std::fs::read_to_string(&resolved).unwrap());
+                assert!(
+                    headings.iter().any(|id| id == anchor),
+                    "{}: link to {target}: no heading there has the id {anchor} (ids: {headings:?})",
+                    page.display()
+                );
+            }
         }
         if let Ok(inside) = page.strip_prefix(root.join("docs"))
             && inside != std::path::Path::new("SUMMARY.md")
