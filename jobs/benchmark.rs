@@ -120,7 +120,7 @@ async fn input_rows(folder: &Path, only: Option<&[String]>) -> Result<u64> {
 
 /// The input tables the models of a transform run read, from its manifest.
 fn tables_read(output: &Path) -> Result<Vec<String>> {
-    let manifests = output.join(crate::output::manifest::MANIFESTS);
+    let manifests = output.join(crate::output::published::MANIFESTS);
     let entry = std::fs::read_dir(&manifests)
         .map_err(Error::io(format!("listing {}", manifests.display())))?
         .next()

@@ -206,7 +206,7 @@ pub async fn run(options: &CdnowOptions) -> Result<()> {
 
 /// Seconds per stage of a night, from its manifest.
 fn stage_seconds(output: &Path, date: NaiveDate) -> Result<HashMap<String, f64>> {
-    let path = output.join(format!("_manifests/run_date={date}/manifest.json"));
+    let path = output.join(crate::output::published::manifest_parts(date).join("/"));
     let text = std::fs::read_to_string(&path).map_err(Error::io(format!("reading {}", path.display())))?;
     let manifest: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::Internal(format!("parsing {}: {e}", path.display())))?;
@@ -238,7 +238,12 @@ async fn query(file: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
 
 /// The clv scopes whose Gamma-Gamma fit fell back to the observed mean, comma-separated.
 async fn clv_fallbacks(output: &Path, date: NaiveDate) -> Result<String> {
-    let file = output.join(format!("model_metrics/run_date={date}/part-clv.parquet"));
+    let file = output.join(format!(
+        "{}/{}/{}",
+        crate::learn::model_metrics::TABLE,
+        crate::output::published::partition(date),
+        crate::learn::model_metrics::part_file(crate::learn::clv::JOB)
+    ));
     let batches = query(
         &file,
         "select arrow_cast(parameter, 'Utf8') from t \
@@ -272,7 +277,11 @@ pub async fn churn_roc_auc(master: &Path, output: &Path, date: NaiveDate) -> Res
         .filter(|p| p.day > date && p.day <= horizon_end)
         .map(|p| p.customer)
         .collect();
-    let file = output.join(format!("churn_scores/run_date={date}/part-0.parquet"));
+    let file = output.join(format!(
+        "churn_scores/{}/{}",
+        crate::output::published::partition(date),
+        crate::output::published::PART_FILE
+    ));
     let batches = query(
         &file,
         "select arrow_cast(customer_id, 'Utf8'), churn_probability from t order by 1",
@@ -300,7 +309,12 @@ pub async fn churn_roc_auc(master: &Path, output: &Path, date: NaiveDate) -> Res
 pub async fn backtest_coverage(output: &Path) -> Result<Vec<(NaiveDate, [f64; 4])>> {
     let mut rows = Vec::new();
     for date in month_ends() {
-        let file = output.join(format!("model_metrics/run_date={date}/part-clv.parquet"));
+        let file = output.join(format!(
+        "{}/{}/{}",
+        crate::learn::model_metrics::TABLE,
+        crate::output::published::partition(date),
+        crate::learn::model_metrics::part_file(crate::learn::clv::JOB)
+    ));
         let batches = query(
             &file,
             "select arrow_cast(metric, 'Utf8'), value from t \

@@ -172,10 +172,42 @@ impl StageArgs {
         let output = crate::storage::Root::open(&self.common.output(&config), true)?;
         let date = match self.common.date {
             Some(date) => date,
-            None => crate::learn::outputs::latest_partition(&output, table).await?,
+            None => crate::output::published::latest(&output, table).await?,
         };
         Ok((output, date, config))
     }
+}
+
+/// The body of a model stage's binary: the stage alone for one date (by default the latest
+/// partition of what it reads), holding the output's lock and recorded in the date's manifest.
+/// `input` (a root and the models folder) is for the stages that compute features at earlier
+/// dates.
+pub fn run_stage_alone(
+    stage: crate::stages::Stage,
+    args: &StageArgs,
+    input: Option<(&str, &std::path::Path)>,
+) -> ! {
+    run_stage(async {
+        let (output, date, config) = args.open_reading(stage.dated_by()).await?;
+        let as_of = match input {
+            Some((root, models)) => Some(crate::learn::features::AsOf::new(
+                crate::input::contract::Source::open(root).await?,
+                models,
+                config.clone(),
+            )?),
+            None => None,
+        };
+        crate::output::run::stage_alone(&output, date, stage.name(), async |output| {
+            let context = crate::stages::StageContext {
+                output,
+                run_date: date,
+                config: &config,
+                as_of: as_of.as_ref(),
+            };
+            stage.run(&context).await
+        })
+        .await
+    })
 }
 
 /// The body of a model stage's binary: sets up logging, runs the stage, prints what it

@@ -142,10 +142,9 @@ fn check_reachable(scheduler: &str) -> Result<()> {
 /// The options a Ballista job runs with: [`session_config`]'s, not this
 /// process's session's. Under `--memory-limit` that session reads 1,024-row batches (its one
 /// pool is shared fairly by every operator of a plan), and the executors would get them too,
-/// each batch a shuffle write, an IPC message and a Flight frame: a 10M night with the client
-/// under 2 GiB spent 933 s in stg_customers and 824 s in stg_customer_months on the cluster,
-/// against 246 and 133 s with DataFusion's 8,192-row batches (docs/design/ballista.md: Running on a Ballista
-/// cluster). The executors' own `--memory-limit` bounds their tasks.
+/// each batch a shuffle write, an IPC message and a Flight frame, several times slower than
+/// DataFusion's 8,192-row batches (docs/design/ballista.md). The executors' own
+/// `--memory-limit` bounds their tasks.
 #[cfg(feature = "ballista")]
 fn remote_config() -> datafusion::prelude::SessionConfig {
     use ballista::prelude::SessionConfigExt;

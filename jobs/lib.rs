@@ -21,6 +21,7 @@ pub mod output;
 pub mod report;
 pub mod sample;
 pub mod side_by_side;
+pub mod stages;
 pub mod storage;
 pub mod telemetry;
 pub mod transform;

@@ -13,11 +13,10 @@ use chrono::{NaiveDate, Utc};
 use crate::error::{Error, Result};
 use crate::input::contract::Source;
 use crate::learn::features::AsOf;
-use crate::learn::{churn, clv, segment};
 use crate::output::manifest::Manifest;
 use crate::output::run::Run;
-use crate::report;
 use crate::sample::{self, SampleOptions};
+use crate::stages::{Stage, StageContext};
 use crate::storage::Root;
 use crate::transform::{self, TransformOptions};
 
@@ -112,22 +111,18 @@ async fn dates(options: &NightlyOptions, source: &Source) -> Result<Vec<NaiveDat
     Ok(from.iter_days().take_while(|d| *d <= to).collect())
 }
 
-/// The stages a night runs for a plan: the SQL stage, segment and churn when it builds
-/// `customer_features`, the lifetime-value stage when it builds `clv_summary`, then the report.
+/// The stages a night runs for a plan: the SQL stage, then each model stage whose input the
+/// plan builds.
 fn stages(plan: &transform::Plan) -> Vec<&'static str> {
-    let mut stages = vec![transform::SQL_STAGE];
-    if plan
-        .models
-        .iter()
-        .any(|m| m.name == crate::learn::features::TABLE)
-    {
-        stages.extend([segment::JOB, churn::JOB]);
-    }
-    if plan.models.iter().any(|m| m.name == clv::SUMMARY) {
-        stages.push(clv::JOB);
-    }
-    stages.push(report::JOB);
-    stages
+    let builds = |table: &str| plan.models.iter().any(|m| m.name == table);
+    std::iter::once(transform::SQL_STAGE)
+        .chain(
+            Stage::ALL
+                .into_iter()
+                .filter(|stage| stage.needs().is_none_or(builds))
+                .map(Stage::name),
+        )
+        .collect()
 }
 
 /// The date's manifest when it was made from the same inputs, code and settings (and so
@@ -259,34 +254,42 @@ fn published(run: &Run<'_>, model: &str) -> bool {
         .any(|m| m.model == model && m.skipped.is_none())
 }
 
-/// The segment and churn stages, when the SQL stage built `customer_features`, and the
-/// lifetime-value stage, when it built `clv_summary`; each one done is recorded in the
-/// manifest, written after it, so a killed run resumes after it.
+/// The model stages in order, each when the SQL stage published what it needs and it is not
+/// done yet; each one done is recorded in the manifest, written after it, so a killed run
+/// resumes after it.
 async fn model_stages(options: &TransformOptions, plan: transform::Plan, run: &mut Run<'_>) -> Result<()> {
-    if published(run, crate::learn::features::TABLE) {
-        let output = run.output();
-        if !run.manifest().has_completed(segment::JOB) {
-            let report = segment::run(output, plan.run_date, &options.config.segment).await?;
-            run.record(report).await?;
-        }
-        if !run.manifest().has_completed(churn::JOB) {
-            // The SQL stage checked the input at this date (a resumed run, with the same
-            // fingerprint): the churn stage's sessions skip what it passed.
-            let as_of = AsOf::new(plan.source, &options.models_dir, options.config.clone())?
-                .with_checked(plan.run_date, run.manifest().quality.clone());
-            let report = churn::run(&as_of, run.output(), plan.run_date, &options.config).await?;
-            run.record(report).await?;
-        }
-    } else {
-        tracing::info!("customer_features was not selected, or not published: no segment or churn stage");
-    }
-    if published(run, clv::SUMMARY) && !run.manifest().has_completed(clv::JOB) {
-        let report = clv::run(run.output(), plan.run_date, &options.config).await?;
+    let to_run: Vec<Stage> = Stage::ALL
+        .into_iter()
+        .filter(|stage| match stage.needs() {
+            Some(table) if !published(run, table) => {
+                tracing::info!(
+                    stage = stage.name(),
+                    needs = table,
+                    "not selected, or not published: stage skipped"
+                );
+                false
+            }
+            _ => !run.manifest().has_completed(stage.name()),
+        })
+        .collect();
+    // The SQL stage checked the input at this date (or, resumed, a run with the same
+    // fingerprint did): the churn stage's sessions skip what it passed.
+    let as_of = match to_run.contains(&Stage::Churn) {
+        true => Some(
+            AsOf::new(plan.source, &options.models_dir, options.config.clone())?
+                .with_checked(plan.run_date, run.manifest().quality.clone()),
+        ),
+        false => None,
+    };
+    for stage in to_run {
+        let context = StageContext {
+            output: run.output(),
+            run_date: plan.run_date,
+            config: &options.config,
+            as_of: as_of.as_ref(),
+        };
+        let report = stage.run(&context).await?;
         run.record(report).await?;
-    }
-    if !run.manifest().has_completed(report::JOB) {
-        let done = report::run(run.output(), plan.run_date, &options.config).await?;
-        run.record(done).await?;
     }
     Ok(())
 }

@@ -168,9 +168,10 @@ fn run_ours(
 
 /// The seconds of our night's stages, from its manifest: validation, SQL models, segment, churn.
 fn night_stages(output: &Path, run_date: &str) -> Result<Vec<(String, f64)>> {
-    let path = output
-        .join(crate::output::manifest::MANIFESTS)
-        .join(format!("run_date={run_date}/manifest.json"));
+    let day = run_date
+        .parse()
+        .map_err(|e| Error::Usage(format!("run date {run_date}: {e}")))?;
+    let path = output.join(crate::output::published::manifest_parts(day).join("/"));
     let text = std::fs::read_to_string(&path).map_err(Error::io(format!("reading {}", path.display())))?;
     let manifest: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::Internal(format!("parsing {}: {e}", path.display())))?;

@@ -2,11 +2,7 @@
 
 use clap::Parser;
 use growth_jobs::cli;
-use growth_jobs::input::contract::Source;
-use growth_jobs::learn::churn;
-use growth_jobs::learn::features::AsOf;
-use growth_jobs::output::run::stage_alone;
-use growth_jobs::storage::Root;
+use growth_jobs::stages::Stage;
 
 #[global_allocator]
 static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;
@@ -30,12 +26,5 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    cli::run_stage(async {
-        let (output, date, config) = args.stage.open().await?;
-        let as_of = AsOf::new(Source::open(&args.input).await?, &args.models, config.clone())?;
-        stage_alone(&output, date, "churn", async |output: &Root| {
-            churn::run(&as_of, output, date, &config).await
-        })
-        .await
-    })
+    cli::run_stage_alone(Stage::Churn, &args.stage, Some((&args.input, &args.models)))
 }

@@ -2,9 +2,7 @@
 
 use clap::Parser;
 use growth_jobs::cli;
-use growth_jobs::output::run::stage_alone;
-use growth_jobs::report;
-use growth_jobs::storage::Root;
+use growth_jobs::stages::Stage;
 
 #[global_allocator]
 static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;
@@ -23,11 +21,5 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    cli::run_stage(async {
-        let (output, date, config) = args.stage.open_reading("kpi_monthly").await?;
-        stage_alone(&output, date, report::JOB, async |output: &Root| {
-            report::run(output, date, &config).await
-        })
-        .await
-    })
+    cli::run_stage_alone(Stage::Report, &args.stage, None)
 }

@@ -2,9 +2,7 @@
 
 use clap::Parser;
 use growth_jobs::cli;
-use growth_jobs::learn::segment;
-use growth_jobs::output::run::stage_alone;
-use growth_jobs::storage::Root;
+use growth_jobs::stages::Stage;
 
 #[global_allocator]
 static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Allocator;
@@ -21,11 +19,5 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    cli::run_stage(async {
-        let (output, date, config) = args.stage.open().await?;
-        stage_alone(&output, date, "segment", async |output: &Root| {
-            segment::run(output, date, &config.segment).await
-        })
-        .await
-    })
+    cli::run_stage_alone(Stage::Segment, &args.stage, None)
 }

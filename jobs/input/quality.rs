@@ -270,8 +270,8 @@ fn with_parent(table: &str, columns: &[String], parent: &str, key: &str, found: 
     }
 }
 
-/// [`with_parent`] as a left join, its build side the parent: without a memory cap, 17.7M
-/// orders against 1M customers took 1.3 s this way and 16 s as [`with_parent_sorted`].
+/// [`with_parent`] as a left join, its build side the parent: without a memory cap, an order of
+/// magnitude faster than [`with_parent_sorted`] (docs/design/performance.md).
 fn with_parent_joined(table: &str, columns: &[String], parent: &str, key: &str, found: &str) -> String {
     let signup_ts = if parent == "customers" {
         ", p.signup_ts as _signup_ts"
@@ -348,9 +348,8 @@ async fn scalars(ctx: &SessionContext, sql: &str, table: &str) -> Result<Vec<u64
 /// Rows of `table` that repeat a key another row has (every copy after the first), exactly. For
 /// a one-column key the rows are first grouped by a 64-bit hash of the key: when no two hashes
 /// meet, no two keys are equal, and the keys themselves are grouped only when two hashes meet.
-/// At 10M customers grouping 177M order ids took 62 s under a 2 GiB cap, their hashes about
-/// 25 s; two of 177M distinct keys share a hash about once in a thousand nights, which costs the
-/// exact grouping that night.
+/// Grouping 64-bit hashes costs well under half of grouping the text keys; two of 177M distinct
+/// keys share a hash about once in a thousand nights, which costs the exact grouping that night.
 async fn duplicate_keys(ctx: &SessionContext, table: &str) -> Result<u64> {
     let keys = key(table).iter().map(|k| q(k)).collect::<Vec<_>>().join(", ");
     let exact = format!(
@@ -417,10 +416,9 @@ pub fn key_hash() -> datafusion::logical_expr::ScalarUDF {
 /// under a memory cap where a join's build side cannot. Orders are first grouped per customer
 /// (orphan rows, and whether the first order precedes the signup: a customer count, not a row
 /// count, but zero exactly when no order does); shipments are counted as they are.
-///
-/// At 10M customers under a 2 GiB cap, 177M orders against their customers took 10 s this way,
-/// 20 s as a hash join (which held 1.2 GB) and 202 s as the sorted window of
-/// [`with_parent_sorted`] (datafusion-python 55 over the same SQL).
+/// Under a memory cap this is the fastest of the three forms (a hash join holds its build
+/// side in memory; the sorted window of [`with_parent_sorted`] sorts everything), as measured
+/// in docs/design/performance.md.
 ///
 /// Returns the rules counted, in the order of the query's columns, with the query.
 fn parent_counts(table: &str) -> (&'static [&'static str], String) {

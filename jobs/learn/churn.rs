@@ -50,10 +50,11 @@ use crate::learn::clv;
 use crate::learn::evaluation::{self, CalibrationBin, Decile};
 use crate::learn::features::{self, AsOf, CATEGORICAL, Encoder, NUMERIC, PURCHASES, numeric_column};
 use crate::learn::model_metrics::{self, MetricRow};
-use crate::learn::outputs::{self, Stage};
+use crate::learn::outputs::{self, StageDraft};
 use crate::learn::tree;
 use crate::output::manifest::StageReport;
-use crate::output::publish::{Draft, DraftTable, PART_FILE};
+use crate::output::publish::{Draft, DraftTable};
+use crate::output::published::{self, PART_FILE};
 use crate::storage::Root;
 
 pub const JOB: &str = "churn";
@@ -864,7 +865,7 @@ pub async fn run(
     let horizon = Days::new(u64::from(config.horizon_days));
     let c2 = run_date - horizon;
     let c1 = c2 - horizon;
-    let stage = Stage::begin(JOB, output, run_date);
+    let stage = StageDraft::begin(JOB, output, run_date);
     stage
         .run(async |draft: &Draft| {
             // The run date's session first: it labels both windows, and the cut-off sessions
@@ -959,7 +960,7 @@ pub async fn load(output: &Root, run_date: NaiveDate, path: Option<&std::path::P
             std::fs::read(path).map_err(Error::io(format!("reading the churn model {}", path.display())))?,
         ),
         None => {
-            let parts = outputs::model_parts(JOB, run_date);
+            let parts = published::model_parts(JOB, run_date, published::MODEL_FILE);
             let location = output.path(&parts.each_ref().map(String::as_str));
             let shown = output.describe(&location);
             let bytes = output
@@ -991,7 +992,7 @@ pub async fn score(
 ) -> Result<StageReport> {
     let model = load(output, run_date, model_path).await?;
     features::require_published(output, run_date).await?;
-    let stage = Stage::begin("score", output, run_date);
+    let stage = StageDraft::begin("score", output, run_date);
     stage
         .run(async |draft: &Draft| {
             let scores = score_all(&model, output, run_date, draft).await?;

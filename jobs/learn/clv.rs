@@ -29,10 +29,11 @@ use crate::learn::forecast::{self, Existing, Horizon};
 use crate::learn::gamma_gamma::{self, GammaGamma, SpendModel};
 use crate::learn::likelihood::{Bounds, Maximum};
 use crate::learn::model_metrics::{self, MetricRow};
-use crate::learn::outputs::{self, Stage};
+use crate::learn::outputs::{self, StageDraft};
 use crate::learn::predicted_ltv::{self, Cohorts};
 use crate::output::manifest::StageReport;
-use crate::output::publish::{Draft, DraftTable, PART_FILE};
+use crate::output::publish::{Draft, DraftTable};
+use crate::output::published::{self, PART_FILE};
 use crate::storage::Root;
 
 pub const JOB: &str = "clv";
@@ -514,7 +515,7 @@ impl Tallies {
 /// is the one `clv_summary` was built with, whatever the config says now).
 async fn tally(output: &Root, run_date: NaiveDate, unit: f64) -> Result<Tallies> {
     let mut tallies = Tallies::default();
-    let mut stream = outputs::read_published(output, SUMMARY, run_date).await?;
+    let mut stream = published::read(output, SUMMARY, run_date).await?;
     while let Some(batch) = stream
         .try_next()
         .await
@@ -598,7 +599,7 @@ async fn score_all(
     mut sums: Sums,
 ) -> Result<(DraftTable, Sums)> {
     let mut writer = draft.writer(SCORES, PART_FILE, scores_schema())?;
-    let mut stream = outputs::read_published(output, SUMMARY, fitted.run_date).await?;
+    let mut stream = published::read(output, SUMMARY, fitted.run_date).await?;
     let memo = SeriesMemo::default();
     while let Some(batch) = stream
         .try_next()
@@ -731,9 +732,9 @@ pub fn model_card(fitted: &Fitted) -> serde_json::Value {
 pub async fn run(output: &Root, run_date: NaiveDate, config: &Config) -> Result<StageReport> {
     let (margins, thresholds) = (&config.margin_rate, &config.kpi_thresholds);
     let config = &config.clv;
-    outputs::require_published(output, SUMMARY, run_date).await?;
+    published::require(output, SUMMARY, run_date).await?;
     let unit = config.time_unit.days();
-    let stage = Stage::begin(JOB, output, run_date);
+    let stage = StageDraft::begin(JOB, output, run_date);
     stage
         .run(async |draft: &Draft| {
             let tallies = tally(output, run_date, unit).await?;

@@ -29,7 +29,6 @@ use crate::error::{Error, Result};
 use crate::input::catalog;
 use crate::input::contract::Source;
 use crate::input::quality;
-use crate::learn::outputs;
 use crate::storage::Root;
 use crate::transform::sql_models::{self, Model};
 
@@ -65,12 +64,12 @@ pub const CATEGORICAL: &[&str] = &["market", "acquisition_channel"];
 /// How many customers the published features of a run date hold, from the footer; the
 /// stages call it first, to fail before any work when the features are not there.
 pub async fn require_published(output: &Root, run_date: NaiveDate) -> Result<u64> {
-    outputs::require_published(output, TABLE, run_date).await
+    crate::output::published::require(output, TABLE, run_date).await
 }
 
 /// Streams the published features of a run date; a clear error when they are not there.
 pub async fn read_published(output: &Root, run_date: NaiveDate) -> Result<SendableRecordBatchStream> {
-    outputs::read_published(output, TABLE, run_date).await
+    crate::output::published::read(output, TABLE, run_date).await
 }
 
 /// Computes `customer_features` as of any date from the input, in a session that sees

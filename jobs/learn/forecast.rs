@@ -35,7 +35,7 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 use crate::error::{Error, Result};
 use crate::learn::bg_nbd::{BgNbd, History, SeriesMemo};
 use crate::learn::model_metrics::MetricRow;
-use crate::learn::outputs;
+use crate::output::published;
 use crate::storage::Root;
 
 /// The table the forecast is published as.
@@ -679,7 +679,7 @@ pub async fn read_history(
     run_date: NaiveDate,
 ) -> Result<Option<BTreeMap<String, MarketHistory>>> {
     for table in [KPI_TABLE, COHORT_TABLE] {
-        if outputs::require_published(output, table, run_date).await.is_err() {
+        if published::require(output, table, run_date).await.is_err() {
             tracing::warn!(
                 table,
                 "no growth forecast: the table is not published for the run date"
@@ -768,7 +768,7 @@ async fn for_each_row(
     month: &str,
     mut each: impl FnMut(&RecordBatch, Vec<usize>, &[i32]) -> Result<()>,
 ) -> Result<()> {
-    let mut stream = outputs::read_published(output, table, run_date).await?;
+    let mut stream = published::read(output, table, run_date).await?;
     while let Some(batch) = stream
         .try_next()
         .await

@@ -23,7 +23,7 @@ use crate::config::{DEFAULT_MARKET_KEY, Threshold};
 use crate::error::{Error, Result};
 use crate::learn::bg_nbd::{BgNbd, History, SeriesMemo};
 use crate::learn::forecast::{self, ALL_MARKETS, KPI_TABLE, column_as, month_index, month_start};
-use crate::learn::outputs;
+use crate::output::published;
 use crate::storage::Root;
 
 /// The published table.
@@ -235,14 +235,11 @@ async fn acquisition_spend(
     first_month: i32,
 ) -> Result<BTreeMap<Key, Option<f64>>> {
     let mut spend = BTreeMap::new();
-    if outputs::require_published(output, KPI_TABLE, run_date)
-        .await
-        .is_err()
-    {
+    if published::require(output, KPI_TABLE, run_date).await.is_err() {
         tracing::warn!("no acquisition spend for {TABLE}: {KPI_TABLE} is not published for the run date");
         return Ok(spend);
     }
-    let mut stream = outputs::read_published(output, KPI_TABLE, run_date).await?;
+    let mut stream = published::read(output, KPI_TABLE, run_date).await?;
     while let Some(batch) = stream
         .try_next()
         .await

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::learn::evaluation;
 use crate::learn::features::{self, Encoder, NUMERIC};
 use crate::learn::model_metrics::{self, MetricRow};
-use crate::learn::outputs::Stage;
+use crate::learn::outputs::StageDraft;
 use crate::output::manifest::StageReport;
 use crate::output::publish::Draft;
 use crate::storage::Root;
@@ -336,7 +336,7 @@ pub fn label(profiles: &mut [Profile]) {
 
 /// Runs the segment job for a run date over the published `customer_features`.
 pub async fn run(output: &Root, run_date: NaiveDate, config: &SegmentConfig) -> Result<StageReport> {
-    let stage = Stage::begin(JOB, output, run_date);
+    let stage = StageDraft::begin(JOB, output, run_date);
     stage
         .run(async |draft: &Draft| {
             let rows = features::require_published(output, run_date).await?;
@@ -356,14 +356,14 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &SegmentConfig) -> 
             }
             label(&mut profiles);
 
-            let mut writer = draft.writer("customer_segments", crate::output::publish::PART_FILE, segments_schema())?;
+            let mut writer = draft.writer("customer_segments", crate::output::published::PART_FILE, segments_schema())?;
             let mut stream = features::read_published(output, run_date).await?;
             while let Some(batch) = stream.try_next().await.map_err(Error::engine("reading customer_features"))? {
                 writer.write(&segments_batch(&segmentation, &batch, &profiles)?).await?;
             }
             let segments = writer.finish(draft).await?;
             let profiles_table = draft
-                .write_batch("segment_profiles", crate::output::publish::PART_FILE, &profiles_batch(&profiles)?)
+                .write_batch("segment_profiles", crate::output::published::PART_FILE, &profiles_batch(&profiles)?)
                 .await?;
             let metrics = metric_rows(&segmentation, &candidates, sample.num_rows());
             let metrics_table = draft

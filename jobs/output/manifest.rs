@@ -12,11 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::input::contract::InputSummary;
-use crate::output::publish::{DraftFile, DraftTable, partition};
+use crate::output::publish::{DraftFile, DraftTable};
+use crate::output::published::manifest_parts;
 use crate::storage::Root;
-
-/// The manifest's folder below the output root.
-pub const MANIFESTS: &str = "_manifests";
 
 /// Versions of what produced the outputs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -156,12 +154,12 @@ fn local_engine() -> String {
 impl Manifest {
     /// Where the manifest of a run date lives, relative to the output root.
     pub fn relative_path(run_date: NaiveDate) -> String {
-        format!("{MANIFESTS}/{}/manifest.json", partition(run_date))
+        manifest_parts(run_date).join("/")
     }
 
     /// The manifest of a run date, when there is a readable one.
     pub async fn read(output: &Root, run_date: NaiveDate) -> Result<Option<Manifest>> {
-        let path = output.path(&[MANIFESTS, &partition(run_date), "manifest.json"]);
+        let path = output.path(&manifest_parts(run_date).each_ref().map(String::as_str));
         let bytes = match output.store.get(&path).await {
             Ok(found) => found
                 .bytes()
@@ -176,7 +174,7 @@ impl Manifest {
 
     /// Writes the manifest in one put (atomic on a local disk and on object stores).
     pub async fn write(&self, output: &Root) -> Result<()> {
-        let path = output.path(&[MANIFESTS, &partition(self.run_date), "manifest.json"]);
+        let path = output.path(&manifest_parts(self.run_date).each_ref().map(String::as_str));
         let mut json = serde_json::to_vec_pretty(self)
             .map_err(|e| Error::Internal(format!("serializing the manifest: {e}")))?;
         json.push(b'\n');

@@ -4,4 +4,5 @@
 pub mod lock;
 pub mod manifest;
 pub mod publish;
+pub mod published;
 pub mod run;

@@ -1,7 +1,7 @@
 //! Atomic publishing: a table's partition for a run date is one Parquet file, written first
 //! into the run's draft folder and then moved into place with one rename.
 //!
-//! Layout: `<output>/<table>/run_date=YYYY-MM-DD/part-0.parquet`. On a local disk the rename
+//! The layout is [`crate::output::published`]'s. On a local disk the rename
 //! replaces the old file atomically, so a reader listing the folder at any moment sees the
 //! complete old file or the complete new one. On an object store a single PUT or COPY is
 //! atomic per object in the same way. Until every model of the run has been written to
@@ -27,18 +27,12 @@ use object_store::path::Path;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::output::published::{table_file, table_path};
 use crate::storage::Root;
 
 /// The folder of the runs' drafts, below the output root: the name Spark's and Hadoop's
 /// committers use for the same purpose (readers skip `_` folders).
 pub const TEMPORARY: &str = "_temporary";
-/// The file name of every published partition.
-pub const PART_FILE: &str = "part-0.parquet";
-
-/// The partition folder name for a run date.
-pub fn partition(run_date: NaiveDate) -> String {
-    format!("run_date={}", run_date.format("%Y-%m-%d"))
-}
 
 /// A column of a written table, for the manifest.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
@@ -147,7 +141,7 @@ impl Draft {
         let draft = self
             .output
             .path(&[TEMPORARY, &self.run_id, &format!("{table}.parquet")]);
-        let published = self.output.path(&[table, &partition(self.run_date), PART_FILE]);
+        let published = table_path(&self.output, table, self.run_date);
         let url = self.output.url_of(&draft);
         let df = in_published_types(df).map_err(|e| model_failure(table, file, e))?;
         let columns: SchemaRef = Arc::new(df.schema().as_arrow().clone());
@@ -200,7 +194,7 @@ impl Draft {
         let draft = self
             .output
             .path(&[TEMPORARY, &self.run_id, &format!("{table}-{file}")]);
-        let published = self.output.path(&[table, &partition(self.run_date), file]);
+        let published = table_file(&self.output, table, self.run_date, file);
         self.writer_at(table, draft, published, schema)
     }
 

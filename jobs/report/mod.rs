@@ -19,19 +19,18 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::learn::outputs::{self, Stage};
+use crate::learn::outputs::StageDraft;
 use crate::output::manifest::{Manifest, StageReport};
-use crate::output::publish::{Draft, PART_FILE, partition};
+use crate::output::publish::Draft;
+use crate::output::published::{self, PART_FILE, report_parts};
 use crate::storage::Root;
 use charts::{Axes, Series};
 use page::{count, escape, percent, ratio, section, status, table, usd};
 
 /// The stage's name in the manifest.
 pub const JOB: &str = "report";
-/// The folder of reports below the output root.
-pub const FOLDER: &str = "_reports";
-/// The report's file name in `_reports/run_date=D/`.
-pub const FILE: &str = "report.html";
+/// The table whose latest partition dates the report when no date is given.
+pub const DATED_BY: &str = "kpi_monthly";
 /// The months of history the scorecard's trends show.
 const TREND_MONTHS: usize = 13;
 /// The market and channel of the marts' roll-up rows.
@@ -50,11 +49,6 @@ const TABLES: [&str; 10] = [
     "churn_scores",
     "clv_scores",
 ];
-
-/// Where the report of a run date is published, relative to the output root.
-pub fn report_parts(run_date: NaiveDate) -> [String; 3] {
-    [FOLDER.into(), partition(run_date), FILE.into()]
-}
 
 /// The tables of one run date (and the two earlier ones the page compares with), queryable.
 struct Published {
@@ -123,7 +117,7 @@ impl Published {
         output.register(&ctx);
         let mut present = BTreeSet::new();
         let register = async |name: &str, table: &str, date: NaiveDate, file: &str| -> Result<bool> {
-            let path = output.path(&[table, &partition(date), file]);
+            let path = published::table_file(output, table, date, file);
             if output.store.head(&path).await.is_err() {
                 return Ok(false);
             }
@@ -152,7 +146,7 @@ impl Published {
         }
         let earlier =
             |dates: Vec<NaiveDate>, before: NaiveDate| dates.into_iter().filter(|d| *d < before).max();
-        let previous_run = earlier(outputs::partitions(output, "kpi_monthly").await, run_date);
+        let previous_run = earlier(published::partitions(output, "kpi_monthly").await, run_date);
         if let Some(date) = previous_run
             && register("previous_kpi_monthly", "kpi_monthly", date, PART_FILE).await?
         {
@@ -177,7 +171,7 @@ impl Published {
         }
         // Last month's run: the latest before the run date's month began.
         let month_began = run_date.with_day(1).unwrap_or(run_date);
-        let last_month_run = earlier(outputs::partitions(output, "rfm_segments").await, month_began);
+        let last_month_run = earlier(published::partitions(output, "rfm_segments").await, month_began);
         if let Some(date) = last_month_run
             && register("last_month_rfm", "rfm_segments", date, PART_FILE).await?
         {
@@ -1225,7 +1219,7 @@ pub async fn build(output: &Root, run_date: NaiveDate, config: &Config) -> Resul
 
 /// Builds and publishes the report of a run date as a stage (atomic, recorded in the manifest).
 pub async fn run(output: &Root, run_date: NaiveDate, config: &Config) -> Result<StageReport> {
-    let stage = Stage::begin(JOB, output, run_date);
+    let stage = StageDraft::begin(JOB, output, run_date);
     stage
         .run(async |draft: &Draft| {
             let html = build(output, run_date, config).await?;
