@@ -16,7 +16,7 @@ pub use mimalloc::MiMalloc as Allocator;
 /// Keeps freed memory in the process for the next allocation instead of returning it to the
 /// system a second later. Freed pages count in the RSS until the process ends, so only a process
 /// without a memory cap asks for it.
-pub fn keep_freed_memory() {
+pub(crate) fn keep_freed_memory() {
     // SAFETY: sets one integer option; mimalloc reads it when deciding whether to purge.
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) }
 }

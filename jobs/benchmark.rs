@@ -97,10 +97,10 @@ impl BenchRow {
 /// `rows` is what a stage handles: rows written for `generate`, rows of the input tables the
 /// models read for `transform` and `features`, customers clustered for `segment`, customers
 /// scored for `churn`.
-pub const MARKDOWN_HEADER: &str = "| customers | stage | memory limit | rows | wall s | rows/s | peak RSS MiB | model figures |\n|---|---|---|---|---|---|---|---|";
+pub(crate) const MARKDOWN_HEADER: &str = "| customers | stage | memory limit | rows | wall s | rows/s | peak RSS MiB | model figures |\n|---|---|---|---|---|---|---|---|";
 
 /// One of our binaries, beside the running one.
-pub fn sibling(binary: &str) -> Result<PathBuf> {
+pub(crate) fn sibling(binary: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe().map_err(Error::io("finding the benchmark's own path"))?;
     Ok(exe.with_file_name(binary))
 }

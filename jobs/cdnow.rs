@@ -24,8 +24,8 @@ use crate::learn::evaluation;
 
 /// The first and last month-end a night is run for: from the end of the quarter in which every
 /// CDNOW customer made their first purchase to the end of the history.
-pub const FIRST_MONTH_END: (i32, u32) = (1997, 3);
-pub const LAST_MONTH_END: (i32, u32) = (1998, 6);
+pub(crate) const FIRST_MONTH_END: (i32, u32) = (1997, 3);
+pub(crate) const LAST_MONTH_END: (i32, u32) = (1998, 6);
 
 /// Every month-end from [`FIRST_MONTH_END`] to [`LAST_MONTH_END`].
 pub fn month_ends() -> Vec<NaiveDate> {
@@ -310,11 +310,11 @@ pub async fn backtest_coverage(output: &Path) -> Result<Vec<(NaiveDate, [f64; 4]
     let mut rows = Vec::new();
     for date in month_ends() {
         let file = output.join(format!(
-        "{}/{}/{}",
-        crate::learn::model_metrics::TABLE,
-        crate::output::published::partition(date),
-        crate::learn::model_metrics::part_file(crate::learn::clv::JOB)
-    ));
+            "{}/{}/{}",
+            crate::learn::model_metrics::TABLE,
+            crate::output::published::partition(date),
+            crate::learn::model_metrics::part_file(crate::learn::clv::JOB)
+        ));
         let batches = query(
             &file,
             "select arrow_cast(metric, 'Utf8'), value from t \

@@ -164,7 +164,7 @@ impl StageArgs {
 
     /// [`open`](Self::open) for a stage that reads `table`: the run date defaults to its latest
     /// published partition.
-    pub async fn open_reading(
+    pub(crate) async fn open_reading(
         &self,
         table: &str,
     ) -> Result<(crate::storage::Root, chrono::NaiveDate, crate::config::Config), Error> {

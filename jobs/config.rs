@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// The config file read when present, relative to the repository root.
-pub const DEFAULT_CONFIG: &str = "sql/growth.toml";
+pub(crate) const DEFAULT_CONFIG: &str = "sql/growth.toml";
 
 /// Which side of a threshold is good.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -53,7 +53,7 @@ impl Threshold {
 }
 
 /// The `margin_rate` and `region` key that applies to markets not named.
-pub const DEFAULT_MARKET_KEY: &str = "default";
+pub(crate) const DEFAULT_MARKET_KEY: &str = "default";
 
 /// The growth plan's regions and the markets in each: the default `[region]` map.
 const PLAN_REGIONS: &[(&str, &[&str])] = &[
@@ -171,7 +171,7 @@ impl Default for QualityConfig {
 
 impl QualityConfig {
     /// The first day out of range: `latest`, or the day after tomorrow by the clock.
-    pub fn latest_bound(&self) -> chrono::NaiveDate {
+    pub(crate) fn latest_bound(&self) -> chrono::NaiveDate {
         self.latest
             .unwrap_or_else(|| chrono::Utc::now().date_naive() + chrono::Days::new(2))
     }
@@ -202,13 +202,13 @@ impl RunConfig {
     }
 
     /// The memory cap in bytes, when one is set.
-    pub fn memory_limit_bytes(&self) -> std::result::Result<Option<usize>, String> {
+    pub(crate) fn memory_limit_bytes(&self) -> std::result::Result<Option<usize>, String> {
         self.memory_limit.as_deref().map(parse_size).transpose()
     }
 }
 
 /// The scheme of a Ballista scheduler address.
-pub const BALLISTA_SCHEME: &str = "ballista://";
+pub(crate) const BALLISTA_SCHEME: &str = "ballista://";
 
 /// The engine the SQL models run on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -255,7 +255,7 @@ impl std::fmt::Display for Engine {
 }
 
 /// A size with an optional unit: `4GiB`, `512MiB`, `3GB`, `1500000`.
-pub fn parse_size(text: &str) -> std::result::Result<usize, String> {
+pub(crate) fn parse_size(text: &str) -> std::result::Result<usize, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -382,7 +382,7 @@ pub enum ChurnCandidate {
 
 impl ChurnCandidate {
     /// Every kind, in the order they are reported.
-    pub const ALL: [ChurnCandidate; 3] = [
+    pub(crate) const ALL: [ChurnCandidate; 3] = [
         ChurnCandidate::LogisticRegression,
         ChurnCandidate::DecisionTree,
         ChurnCandidate::BaggedTrees,
@@ -569,7 +569,7 @@ impl Config {
 
     /// Reads `path` over the defaults, then applies `overrides` (`section.key=value`, the
     /// value in TOML syntax, a bare word taken as text): what `--set` and `GROWTH_SET` give.
-    pub fn load_with(path: Option<&Path>, overrides: &[String]) -> Result<Self> {
+    pub(crate) fn load_with(path: Option<&Path>, overrides: &[String]) -> Result<Self> {
         let (path, required) = match path {
             Some(path) => (path, true),
             None => (Path::new(DEFAULT_CONFIG), false),
@@ -750,7 +750,7 @@ impl Config {
 }
 
 /// A `[time_zone]` entry's zone; an unknown name is an error naming the key.
-pub fn parse_zone(key: &str, name: &str) -> std::result::Result<chrono_tz::Tz, String> {
+pub(crate) fn parse_zone(key: &str, name: &str) -> std::result::Result<chrono_tz::Tz, String> {
     name.parse().map_err(|_| {
         format!("time_zone.{key} is {name:?}: not an IANA time zone name (such as Asia/Tokyo or UTC)")
     })

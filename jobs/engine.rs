@@ -27,12 +27,6 @@ impl Engine {
             Engine::Ballista { scheduler } => remote_session(scheduler).await,
         }
     }
-
-    /// Whether results cross processes: a model's write or a check's count then runs on the
-    /// executors, and errors carry the cluster's words.
-    pub fn is_remote(&self) -> bool {
-        !matches!(self, Engine::Local)
-    }
 }
 
 /// The process's memory pool, when capped.
@@ -40,18 +34,18 @@ static MEMORY_POOL: OnceLock<Arc<dyn MemoryPool>> = OnceLock::new();
 
 /// Whether this process runs under a memory cap (`--memory-limit`): queries then prefer plans
 /// that spill, sorts and aggregations, over hash joins, whose build sides cannot.
-pub fn memory_capped() -> bool {
+pub(crate) fn memory_capped() -> bool {
     MEMORY_POOL.get().is_some()
 }
 
 /// The smallest cap accepted: below it the KPI models' aggregations, sharing the pool fairly,
 /// cannot hold one batch each (measured on the sample: 512 MiB fails, 1 GiB runs).
-pub const MIN_MEMORY_LIMIT: usize = 1 << 30;
+pub(crate) const MIN_MEMORY_LIMIT: usize = 1 << 30;
 
 /// Caps the memory that DataFusion's sorts, aggregations and joins use in this process, all
 /// sessions together; beyond it they spill to the temp folder. A memory cap belongs to a
 /// process, so it is set once, by a binary's `--memory-limit`, and never by library code.
-pub fn limit_memory(bytes: usize) -> Result<()> {
+pub(crate) fn limit_memory(bytes: usize) -> Result<()> {
     if bytes < MIN_MEMORY_LIMIT {
         return Err(Error::BadConfig {
             file: "--memory-limit".into(),
@@ -71,7 +65,7 @@ pub fn limit_memory(bytes: usize) -> Result<()> {
 }
 
 /// The options every query wants, on the local engine and on a cluster alike.
-pub fn session_config() -> SessionConfig {
+pub(crate) fn session_config() -> SessionConfig {
     SessionConfig::new()
         // Plain Utf8 strings end to end: what every outside reader and Ballista expect.
         .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
@@ -222,7 +216,6 @@ mod tests {
             }
         );
         assert_eq!(engine.to_string(), "ballista://10.0.0.5:50050");
-        assert!(engine.is_remote());
         for bad in [
             "spark://x:1",
             "ballista://nohost",

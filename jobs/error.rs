@@ -7,12 +7,12 @@
 use std::path::PathBuf;
 
 /// Where the input contract is documented; quoted in input errors.
-pub const CONTRACT_DOC: &str = "docs: docs/reference/input-contract.md";
+pub(crate) const CONTRACT_DOC: &str = "docs: docs/reference/input-contract.md";
 
 /// Process exit codes, documented in docs/reference/binaries.md.
 pub mod exit_code {
     /// The run finished and published everything it was asked to.
-    pub const SUCCESS: i32 = 0;
+    pub(crate) const SUCCESS: i32 = 0;
     /// Something internal failed (I/O, the engine): rerun, or report a bug.
     pub const INTERNAL: i32 = 1;
     /// The command line was wrong (clap's own code).
@@ -297,7 +297,7 @@ fn wrap<E: std::error::Error + 'static>(
 /// Why an error is a lack of memory or disk, if it is one. The cause may sit under several
 /// layers (a stream inside a write inside a task), so the whole chain is searched, and its
 /// text too: some layers keep only the message of what they wrap.
-pub fn out_of_resources(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+pub(crate) fn out_of_resources(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cause = Some(error);
     while let Some(e) = cause {
         if let Some(io) = e.downcast_ref::<std::io::Error>()

@@ -23,10 +23,10 @@ use crate::transform::{self, TransformOptions};
 /// Where the embedded sample lives, relative to the repository root.
 pub const SAMPLE_INPUT: &str = "data/sample";
 /// Where outputs go by default, relative to the repository root.
-pub const DEFAULT_OUTPUT: &str = "data/output";
+pub(crate) const DEFAULT_OUTPUT: &str = "data/output";
 
 /// Generates the embedded sample into `folder` unless it is already there.
-pub fn ensure_sample(folder: &Path) -> Result<()> {
+pub(crate) fn ensure_sample(folder: &Path) -> Result<()> {
     if folder.join("orders").is_dir() {
         return Ok(());
     }

@@ -49,7 +49,7 @@ pub struct Compared {
     pub peer: Measurement,
 }
 
-pub const MARKDOWN_HEADER: &str = "| customers | round | stage | ours s | peer s | time ratio | ours peak MiB | peer peak MiB | memory ratio |\n|---|---|---|---|---|---|---|---|---|";
+pub(crate) const MARKDOWN_HEADER: &str = "| customers | round | stage | ours s | peer s | time ratio | ours peak MiB | peer peak MiB | memory ratio |\n|---|---|---|---|---|---|---|---|---|";
 
 impl Compared {
     pub fn markdown(&self) -> String {

@@ -37,7 +37,7 @@ pub struct StageContext<'a> {
 
 impl Stage {
     /// Every model stage, in the order a night runs them.
-    pub const ALL: [Stage; 4] = [Stage::Segment, Stage::Churn, Stage::Clv, Stage::Report];
+    pub(crate) const ALL: [Stage; 4] = [Stage::Segment, Stage::Churn, Stage::Clv, Stage::Report];
 
     /// Its name in the manifest (`completed`, `jobs[].stage`) and in the lock.
     pub fn name(self) -> &'static str {
@@ -59,7 +59,7 @@ impl Stage {
     }
 
     /// The table whose latest partition is the stage's run date when none is given.
-    pub fn dated_by(self) -> &'static str {
+    pub(crate) fn dated_by(self) -> &'static str {
         self.needs().unwrap_or(report::DATED_BY)
     }
 

@@ -34,7 +34,7 @@ pub struct Root {
 impl Root {
     /// Opens an output root without creating it: `None` when it is a local folder that does
     /// not exist yet (a dry run writes nothing, not even the folder).
-    pub fn open_existing(root: &str) -> Result<Option<Self>> {
+    pub(crate) fn open_existing(root: &str) -> Result<Option<Self>> {
         let local = !root.contains("://") || root.starts_with("file://");
         let folder = std::path::Path::new(root.strip_prefix("file://").unwrap_or(root));
         if local && !folder.exists() {
@@ -100,7 +100,7 @@ impl Root {
     }
 
     /// The store's URL (scheme and authority), as DataFusion registers stores.
-    pub fn store_url(&self) -> ObjectStoreUrl {
+    pub(crate) fn store_url(&self) -> ObjectStoreUrl {
         let base = &self.url[..url::Position::BeforePath];
         ObjectStoreUrl::parse(base).expect("a root URL always has a scheme and authority")
     }
@@ -120,7 +120,7 @@ impl Root {
     }
 
     /// The full URL of a store path, as DataFusion wants it.
-    pub fn url_of(&self, path: &Path) -> String {
+    pub(crate) fn url_of(&self, path: &Path) -> String {
         format!("{}/{}", self.store_url().as_str().trim_end_matches('/'), path)
     }
 
@@ -150,7 +150,7 @@ impl Root {
 /// roots are registered in its own session only; the servers find the same stores this way.
 #[cfg(feature = "ballista")]
 #[derive(Debug, Default)]
-pub struct EnvObjectStores {
+pub(crate) struct EnvObjectStores {
     opened: datafusion::execution::object_store::DefaultObjectStoreRegistry,
 }
 
@@ -181,7 +181,7 @@ impl datafusion::execution::object_store::ObjectStoreRegistry for EnvObjectStore
 }
 
 /// What a Parquet file's footer says: its rows, its Arrow schema, and per-column statistics.
-pub struct Footer {
+pub(crate) struct Footer {
     pub rows: u64,
     pub schema: datafusion::arrow::datatypes::Schema,
     metadata: std::sync::Arc<datafusion::parquet::file::metadata::ParquetMetaData>,
@@ -190,7 +190,7 @@ pub struct Footer {
 impl Footer {
     /// Nulls in a top-level column, from the row groups' statistics; None when a row group does
     /// not record its null count (the file would have to be read to know).
-    pub fn null_count(&self, column: &str) -> Option<u64> {
+    pub(crate) fn null_count(&self, column: &str) -> Option<u64> {
         let schema = self.metadata.file_metadata().schema_descr();
         let index = (0..schema.num_columns()).find(|&i| schema.column(i).path().string() == column)?;
         self.metadata
@@ -202,7 +202,7 @@ impl Footer {
 }
 
 /// Reads a Parquet file's footer alone.
-pub async fn parquet_footer(
+pub(crate) async fn parquet_footer(
     root: &Root,
     meta: &object_store::ObjectMeta,
 ) -> datafusion::error::Result<Footer> {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 static BAR: OnceLock<ProgressBar> = OnceLock::new();
 
 /// The progress bar, hidden unless stderr is a terminal.
-pub fn progress() -> &'static ProgressBar {
+pub(crate) fn progress() -> &'static ProgressBar {
     BAR.get_or_init(|| {
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(0);
@@ -109,13 +109,13 @@ fn resident_memory() -> Option<u64> {
 /// kernel's whole-process peak (`ru_maxrss`, what `bench` and `/usr/bin/time` report) is
 /// exact. The kernel's own high-water mark is not reset instead, because resetting it
 /// (`clear_refs`) also loses the whole-process peak.
-pub fn peak_memory() -> Option<u64> {
+pub(crate) fn peak_memory() -> Option<u64> {
     let now = resident_memory()?;
     Some(PEAK_RSS.load(Ordering::Relaxed).max(now))
 }
 
 /// Starts a new peak at the current resident memory (and the sampler, the first time).
-pub fn reset_peak_memory() {
+pub(crate) fn reset_peak_memory() {
     let Some(now) = resident_memory() else {
         return;
     };
@@ -146,7 +146,7 @@ pub struct StageTiming {
 }
 
 /// Times stages for the manifest, and takes their peak memory.
-pub struct Stopwatch {
+pub(crate) struct Stopwatch {
     stages: Vec<StageTiming>,
     last: Instant,
     /// The peak of the current stage's parts read so far (see [`Stopwatch::part_peak`]).
@@ -169,7 +169,7 @@ impl Stopwatch {
         }
     }
 
-    pub fn lap(&mut self, stage: &str) {
+    pub(crate) fn lap(&mut self, stage: &str) {
         let now = Instant::now();
         self.part_peak();
         let peak_rss_bytes = self.peak.take();
@@ -188,13 +188,13 @@ impl Stopwatch {
     }
 
     /// The stages timed so far, for the manifest.
-    pub fn into_stages(self) -> Vec<StageTiming> {
+    pub(crate) fn into_stages(self) -> Vec<StageTiming> {
         self.stages
     }
 
     /// The peak memory since the last part ended (a model), starting a new one; the stage's
     /// own peak keeps the highest.
-    pub fn part_peak(&mut self) -> Option<u64> {
+    pub(crate) fn part_peak(&mut self) -> Option<u64> {
         let peak = peak_memory();
         self.peak = self.peak.max(peak);
         reset_peak_memory();

@@ -24,9 +24,9 @@ use crate::input::time_zones::Zones;
 use crate::storage::Root;
 
 /// The schema holding the unfiltered input tables.
-pub const RAW_SCHEMA: &str = "raw";
+pub(crate) const RAW_SCHEMA: &str = "raw";
 /// The one-row view with the run date.
-pub const RUN_CONTEXT: &str = "run_context";
+pub(crate) const RUN_CONTEXT: &str = "run_context";
 
 /// The run date's bounds in microseconds since the epoch, UTC: `[start, end)`.
 #[derive(Clone, Copy, Debug)]
@@ -35,7 +35,7 @@ pub struct RunDate {
 }
 
 impl RunDate {
-    pub fn start_micros(self) -> i64 {
+    pub(crate) fn start_micros(self) -> i64 {
         self.date
             .and_hms_opt(0, 0, 0)
             .expect("midnight exists")
@@ -44,7 +44,7 @@ impl RunDate {
     }
 
     /// The first microsecond after the run date: rows at or after it are invisible.
-    pub fn end_micros(self) -> i64 {
+    pub(crate) fn end_micros(self) -> i64 {
         self.start_micros() + 86_400_000_000
     }
 
@@ -61,7 +61,7 @@ fn timestamp(micros: i64) -> Expr {
 }
 
 /// Registers `raw.<table>` for every present input table.
-pub async fn register_raw(ctx: &SessionContext, root: &Root, input: &Input) -> Result<()> {
+pub(crate) async fn register_raw(ctx: &SessionContext, root: &Root, input: &Input) -> Result<()> {
     root.register(ctx);
     let catalog = ctx
         .catalog("datafusion")
@@ -100,7 +100,7 @@ fn listing_table(root: &Root, table: &InputTable) -> Result<Arc<ListingTable>> {
 }
 
 /// Registers the as-of views `<table>` and `run_context`.
-pub async fn register_views(
+pub(crate) async fn register_views(
     ctx: &SessionContext,
     input: &Input,
     run_date: RunDate,
@@ -234,7 +234,7 @@ async fn empty_view(ctx: &SessionContext, spec: &Table) -> Result<DataFrame> {
 /// empty relation, and on the way to a Ballista scheduler an empty relation loses its columns'
 /// table name (models reading `sessions.session_start_ts` then fail to plan) and, written
 /// out, its columns too (a Parquet file with no columns that no reader opens).
-pub async fn no_rows(ctx: &SessionContext, columns: Vec<Expr>, what: &str) -> Result<DataFrame> {
+pub(crate) async fn no_rows(ctx: &SessionContext, columns: Vec<Expr>, what: &str) -> Result<DataFrame> {
     let one_row = ctx
         .sql("select column1 as no_rows from (values (1))")
         .await
@@ -264,7 +264,7 @@ async fn customers_from_orders(ctx: &SessionContext) -> Result<DataFrame> {
 }
 
 /// Derives `customers` again from the `orders` now registered (after row rules set some aside).
-pub async fn register_customers_from_orders(ctx: &SessionContext) -> Result<()> {
+pub(crate) async fn register_customers_from_orders(ctx: &SessionContext) -> Result<()> {
     let view = customers_from_orders(ctx).await?;
     ctx.deregister_table("customers")
         .map_err(Error::engine("replacing view customers"))?;
@@ -275,7 +275,7 @@ pub async fn register_customers_from_orders(ctx: &SessionContext) -> Result<()> 
 
 /// The default run date: the day of the latest order in the input before `before` (orders
 /// after it are out of range, see `quality.latest`).
-pub async fn latest_order_day(root: &Root, input: &Input, before: NaiveDate) -> Result<NaiveDate> {
+pub(crate) async fn latest_order_day(root: &Root, input: &Input, before: NaiveDate) -> Result<NaiveDate> {
     let ctx = crate::engine::new_session();
     register_raw(&ctx, root, input).await?;
     let batches = ctx
@@ -303,7 +303,7 @@ pub async fn latest_order_day(root: &Root, input: &Input, before: NaiveDate) -> 
 }
 
 /// The names a model may read besides other models.
-pub fn known_tables() -> std::collections::BTreeSet<String> {
+pub(crate) fn known_tables() -> std::collections::BTreeSet<String> {
     contract::TABLES
         .iter()
         .map(|t| t.name.to_string())

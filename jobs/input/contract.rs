@@ -39,7 +39,7 @@ pub enum Kind {
 
 impl Kind {
     /// The type DataFusion reads every file's column as (the listing table's schema).
-    pub fn storage_type(self) -> DataType {
+    pub(crate) fn storage_type(self) -> DataType {
         match self {
             Kind::Id | Kind::Text => DataType::Utf8,
             Kind::Timestamp => timestamp_utc(),
@@ -51,7 +51,7 @@ impl Kind {
     }
 
     /// The type models see.
-    pub fn model_type(self) -> DataType {
+    pub(crate) fn model_type(self) -> DataType {
         match self {
             Kind::Int32 => DataType::Int32,
             other => other.storage_type(),
@@ -94,7 +94,7 @@ impl Kind {
 }
 
 /// Timestamps are microseconds in UTC everywhere: what Spark, Trino and BigQuery read.
-pub fn timestamp_utc() -> DataType {
+pub(crate) fn timestamp_utc() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
@@ -373,7 +373,7 @@ pub struct InputTable {
 
 impl InputTable {
     /// The schema every file is read with: the present contract columns, in storage types.
-    pub fn storage_schema(&self) -> SchemaRef {
+    pub(crate) fn storage_schema(&self) -> SchemaRef {
         let fields: Vec<Field> = self
             .present
             .iter()
@@ -416,7 +416,7 @@ impl Input {
     /// One line per column whose null values the views read as the contract's default, with
     /// how many: the rows stay (a row rule would also catch files without the column, whose
     /// absent values the contract defines), and the manifest and the report say so.
-    pub fn defaulted_warnings(&self) -> Vec<String> {
+    pub(crate) fn defaulted_warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         for (name, table) in &self.tables {
             for (column, nulls) in &table.defaulted {
@@ -439,7 +439,7 @@ impl Input {
     }
 
     /// One summary per contract table, for the manifest.
-    pub fn summaries(&self, root: &Root) -> BTreeMap<String, InputSummary> {
+    pub(crate) fn summaries(&self, root: &Root) -> BTreeMap<String, InputSummary> {
         TABLES
             .iter()
             .map(|spec| {
@@ -503,7 +503,7 @@ impl Source {
     }
 
     /// One summary per contract table, for the manifest.
-    pub fn summaries(&self) -> BTreeMap<String, InputSummary> {
+    pub(crate) fn summaries(&self) -> BTreeMap<String, InputSummary> {
         self.input.summaries(&self.root)
     }
 }

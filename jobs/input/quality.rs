@@ -53,7 +53,7 @@ pub struct Report {
 
 impl Report {
     /// Whether `table` was checked and no row of it broke `rule`.
-    pub fn free_of(&self, table: &str, rule: &str) -> bool {
+    pub(crate) fn free_of(&self, table: &str, rule: &str) -> bool {
         self.rows.contains_key(table) && !self.findings.iter().any(|f| f.table == table && f.rule == rule)
     }
 
@@ -61,15 +61,6 @@ impl Report {
     /// (which sees a subset of its rows, under the same `quality.latest`) none can.
     pub fn clean(&self, table: &str) -> bool {
         self.rows.contains_key(table) && !self.findings.iter().any(|f| f.table == table)
-    }
-
-    /// Rows quarantined over all tables.
-    pub fn quarantined(&self) -> u64 {
-        self.findings
-            .iter()
-            .filter(|f| f.policy == Policy::Quarantine)
-            .map(|f| f.rows)
-            .sum()
     }
 }
 
@@ -390,7 +381,7 @@ async fn duplicate_keys(ctx: &SessionContext, table: &str) -> Result<u64> {
 ///
 /// Not a built-in: a Ballista scheduler and its executors decode a plan that calls it only when
 /// they know it, which our `growth-scheduler` and `growth-executor` do (`cluster.rs`).
-pub fn key_hash() -> datafusion::logical_expr::ScalarUDF {
+pub(crate) fn key_hash() -> datafusion::logical_expr::ScalarUDF {
     use datafusion::arrow::array::UInt64Array;
     use datafusion::arrow::datatypes::DataType;
     use datafusion::common::hash_utils::{QualityRandomState, create_hashes};

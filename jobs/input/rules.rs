@@ -12,7 +12,7 @@ pub struct Rule {
 }
 
 /// Every rule, in the order a row is judged: a row breaking several counts under the first.
-pub const RULES: &[Rule] = &[
+pub(crate) const RULES: &[Rule] = &[
     Rule {
         name: "null_id",
         doc: "a required id column (the key, or the customer an order belongs to) is null or empty",
@@ -56,7 +56,7 @@ pub const RULES: &[Rule] = &[
 ];
 
 /// The view of rows set aside, which `sql/quality/rejects.sql` publishes.
-pub const REJECTS_VIEW: &str = "quality_rejects";
+pub(crate) const REJECTS_VIEW: &str = "quality_rejects";
 
 /// The rule of that name.
 pub fn rule(name: &str) -> Option<&'static Rule> {
@@ -74,7 +74,7 @@ pub fn policy(quality: &QualityConfig, rule_name: &str) -> Policy {
 }
 
 /// Checks that `[quality.policy]` names only rules that exist.
-pub fn check_policies(quality: &QualityConfig) -> Result<(), String> {
+pub(crate) fn check_policies(quality: &QualityConfig) -> Result<(), String> {
     match quality.policy.keys().find(|name| rule(name).is_none()) {
         None => Ok(()),
         Some(unknown) => Err(format!(

@@ -18,7 +18,7 @@ use crate::storage::Root;
 /// every model runs in. `later` is a report of the same input at a later date, whose clean
 /// results spare checks here (see [`crate::input::quality::apply`]). `engine` runs the
 /// session's queries: the SQL stage's `[run] engine`, or local for a model stage.
-pub async fn session_for(
+pub(crate) async fn session_for(
     root: &Root,
     input: &Input,
     run_date: RunDate,

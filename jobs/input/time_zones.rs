@@ -21,18 +21,18 @@ use datafusion::prelude::col;
 use crate::config::{DEFAULT_MARKET_KEY, parse_zone};
 
 /// The name the SQL models call the function by.
-pub const MARKET_TIME: &str = "market_time";
+pub(crate) const MARKET_TIME: &str = "market_time";
 
 /// Market time zones, parsed.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Zones {
+pub(crate) struct Zones {
     default: Tz,
     markets: BTreeMap<String, Tz>,
 }
 
 impl Zones {
     /// From the config's `[time_zone]` map; an unknown zone name is an error naming it.
-    pub fn from_config(map: &BTreeMap<String, String>) -> Result<Zones, String> {
+    pub(crate) fn from_config(map: &BTreeMap<String, String>) -> Result<Zones, String> {
         let default = match map.get(DEFAULT_MARKET_KEY) {
             Some(name) => parse_zone(DEFAULT_MARKET_KEY, name)?,
             None => Tz::UTC,
@@ -93,7 +93,7 @@ impl Zones {
     }
 
     /// The latest end of `date` over every market: a table without a market column is cut there.
-    pub fn latest_end(&self, date: NaiveDate) -> i64 {
+    pub(crate) fn latest_end(&self, date: NaiveDate) -> i64 {
         self.markets
             .values()
             .chain(std::iter::once(&self.default))
@@ -103,12 +103,12 @@ impl Zones {
     }
 
     /// The end of `date` where the market is not known: the default zone's.
-    pub fn end_by_market_absent(&self, date: NaiveDate) -> datafusion::error::Result<Expr> {
+    pub(crate) fn end_by_market_absent(&self, date: NaiveDate) -> datafusion::error::Result<Expr> {
         Ok(utc_timestamp(Zones::end_of(self.default, date)))
     }
 
     /// The end of `date` for each row by its market column: the expression a view filters with.
-    pub fn end_by_market(&self, market: &str, date: NaiveDate) -> datafusion::error::Result<Expr> {
+    pub(crate) fn end_by_market(&self, market: &str, date: NaiveDate) -> datafusion::error::Result<Expr> {
         let at = utc_timestamp;
         let default = at(Zones::end_of(self.default, date));
         let markets: Vec<_> = self
@@ -150,7 +150,7 @@ fn is_utc(tz: Tz) -> bool {
 /// `settings.time_zones`; when it is empty every market is UTC and the values pass unchanged.
 ///
 /// Not a built-in: a Ballista scheduler and its executors know it through `cluster.rs`.
-pub fn market_time() -> ScalarUDF {
+pub(crate) fn market_time() -> ScalarUDF {
     let local = |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
         let spec = match &args[2] {
             ColumnarValue::Scalar(value) => value.to_string(),

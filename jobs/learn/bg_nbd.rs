@@ -205,7 +205,8 @@ impl BgNbd {
     }
 
     /// The log-likelihood of one history (for checks against the closed form).
-    pub fn log_likelihood(&self, h: History) -> f64 {
+    #[cfg(test)]
+    pub(crate) fn log_likelihood(&self, h: History) -> f64 {
         self.mean_log_likelihood(&Prepared::new(&[(h, 1.0)])).0
     }
 
@@ -229,7 +230,7 @@ impl BgNbd {
     /// nothing in `t`: 1 - P(alive) + P(alive) ((alpha + T) / (alpha + T + t))^(r + x). A
     /// customer drops out only right after a purchase, so one alive without a purchase in `t`
     /// is alive throughout.
-    pub fn p_no_purchase(&self, h: History, t: f64) -> f64 {
+    pub(crate) fn p_no_purchase(&self, h: History, t: f64) -> f64 {
         let alive = self.p_alive(h);
         let silent = ((self.alpha + h.t) / (self.alpha + h.t + t)).powf(self.r + f64::from(h.x));
         1.0 - alive + alive * silent
@@ -237,7 +238,8 @@ impl BgNbd {
 
     /// Expected purchases in the `t` after the end of the observation, given the history
     /// (the paper's equation 10).
-    pub fn expected_purchases(&self, h: History, t: f64) -> f64 {
+    #[cfg(test)]
+    pub(crate) fn expected_purchases(&self, h: History, t: f64) -> f64 {
         self.expected_purchases_at(h, &[t], &SeriesMemo::default())[0]
     }
 
@@ -247,7 +249,7 @@ impl BgNbd {
     /// asks some forty horizons of each customer (twelve months of CLV, the forecast's months);
     /// the series depend on x and T but not t_x, so `memo` hands one customer's series to the
     /// next with the same x and T.
-    pub fn expected_purchases_at(&self, h: History, horizons: &[f64], memo: &SeriesMemo) -> Vec<f64> {
+    pub(crate) fn expected_purchases_at(&self, h: History, horizons: &[f64], memo: &SeriesMemo) -> Vec<f64> {
         let BgNbd { r, alpha, a, b } = *self;
         let x = f64::from(h.x);
         let (pa, pb, pc) = (r + x, b + x, a + b + x - 1.0);
@@ -272,7 +274,8 @@ impl BgNbd {
 
     /// Expected purchases of a new customer in their first `t` (the paper's equation 9): what
     /// a cohort acquired now is expected to buy, for the forecast.
-    pub fn expected_purchases_new(&self, t: f64) -> f64 {
+    #[cfg(test)]
+    pub(crate) fn expected_purchases_new(&self, t: f64) -> f64 {
         let BgNbd { r, alpha, a, b } = *self;
         let hyp = hypergeometric_2f1(r, b, a + b - 1.0, t / (alpha + t));
         (a + b - 1.0) / (a - 1.0) * (1.0 - (alpha / (alpha + t)).powf(r) * hyp)
@@ -284,7 +287,7 @@ impl BgNbd {
 /// each, for a few tens of thousands of distinct (x, T) per model), and a series near z = 1
 /// takes hundreds of terms. Shared by the threads of one scoring pass, and dropped with it.
 #[derive(Debug, Default)]
-pub struct SeriesMemo {
+pub(crate) struct SeriesMemo {
     sums: Mutex<Series>,
 }
 
@@ -293,7 +296,7 @@ type Series = datafusion::common::HashMap<Box<[u64]>, Arc<[f64]>>;
 
 impl SeriesMemo {
     /// [`hypergeometric_2f1_at`], the same bits, summed once per distinct arguments.
-    pub fn hypergeometric_2f1_at(&self, a: f64, b: f64, c: f64, zs: &[f64]) -> Arc<[f64]> {
+    pub(crate) fn hypergeometric_2f1_at(&self, a: f64, b: f64, c: f64, zs: &[f64]) -> Arc<[f64]> {
         let key: Vec<u64> = [a, b, c].iter().chain(zs).map(|v| v.to_bits()).collect();
         let known = self
             .sums
@@ -322,7 +325,7 @@ impl SeriesMemo {
 /// before times (a + k)(b + k) / ((c + k)(k + 1)) times z, so that ratio (and its division) is
 /// computed once for every z, and each z's sum stops where its own series would. A z whose
 /// series does not settle (rare: z near 1) goes through [`hypergeometric_2f1`] alone.
-pub fn hypergeometric_2f1_at(a: f64, b: f64, c: f64, zs: &[f64]) -> Vec<f64> {
+pub(crate) fn hypergeometric_2f1_at(a: f64, b: f64, c: f64, zs: &[f64]) -> Vec<f64> {
     let (mut terms, mut sums) = (vec![1.0; zs.len()], vec![1.0; zs.len()]);
     let mut open: Vec<usize> = (0..zs.len()).collect();
     for k in 0..100_000 {
@@ -354,7 +357,7 @@ pub fn hypergeometric_2f1_at(a: f64, b: f64, c: f64, zs: &[f64]) -> Vec<f64> {
 /// series is slow (z near 1), through Euler's transformation
 /// 2F1(a, b; c; z) = (1 - z)^(c - a - b) 2F1(c - a, c - b; c; z), whose terms shrink faster
 /// when c - a - b < 0.
-pub fn hypergeometric_2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
+pub(crate) fn hypergeometric_2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
     fn series(a: f64, b: f64, c: f64, z: f64) -> Option<f64> {
         let (mut term, mut sum) = (1.0, 1.0);
         for k in 0..100_000 {

@@ -57,7 +57,7 @@ use crate::output::publish::{Draft, DraftTable};
 use crate::output::published::{self, PART_FILE};
 use crate::storage::Root;
 
-pub const JOB: &str = "churn";
+pub(crate) const JOB: &str = "churn";
 /// How many features `top_churn_drivers` names.
 const DRIVERS: usize = 3;
 
@@ -308,7 +308,7 @@ pub struct ChurnModel {
 impl ChurnModel {
     /// Churn probabilities for a batch of `customer_features`, with the standardized matrix
     /// they came from (none for the fallback).
-    pub fn probabilities(&self, batch: &RecordBatch) -> Result<(Option<Array2<f64>>, Vec<f64>)> {
+    pub(crate) fn probabilities(&self, batch: &RecordBatch) -> Result<(Option<Array2<f64>>, Vec<f64>)> {
         if let Classifier::BgNbdNoPurchase { model } = &self.classifier {
             return Ok((None, model.probabilities(batch)?));
         }
@@ -327,7 +327,7 @@ impl ChurnModel {
     }
 
     /// The risk tier of a probability (docs/methods/models.md: Churn prediction).
-    pub fn tier(&self, probability: f64) -> &'static str {
+    pub(crate) fn tier(&self, probability: f64) -> &'static str {
         if probability >= self.high_risk {
             "high"
         } else if probability >= self.medium_risk {
@@ -379,7 +379,7 @@ impl ChurnModel {
     }
 
     /// The `churn_scores` rows of a batch of features.
-    pub fn score_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+    pub(crate) fn score_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let (x, p) = self.probabilities(batch)?;
         let drivers: Vec<Option<String>> = match &x {
             Some(x) => x.axis_iter(Axis(0)).map(|row| self.drivers(row)).collect(),
@@ -830,7 +830,7 @@ async fn without_labels(
 }
 
 /// Scores every customer active in the `active_days` before the run date into `churn_scores`.
-pub async fn score_all(
+pub(crate) async fn score_all(
     model: &ChurnModel,
     output: &Root,
     run_date: NaiveDate,

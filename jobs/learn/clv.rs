@@ -36,15 +36,15 @@ use crate::output::publish::{Draft, DraftTable};
 use crate::output::published::{self, PART_FILE};
 use crate::storage::Root;
 
-pub const JOB: &str = "clv";
+pub(crate) const JOB: &str = "clv";
 /// The SQL model the job reads.
 pub const SUMMARY: &str = "clv_summary";
 /// The table it writes.
-pub const SCORES: &str = "clv_scores";
+pub(crate) const SCORES: &str = "clv_scores";
 /// The fit on every customer, used by markets too small for their own.
-pub const ALL: &str = "all";
+pub(crate) const ALL: &str = "all";
 /// Days in the CLV's month: a twelfth of a mean Gregorian year.
-pub const MONTH_DAYS: f64 = 365.25 / 12.0;
+pub(crate) const MONTH_DAYS: f64 = 365.25 / 12.0;
 
 /// One customer's row of `clv_summary`, times in days.
 struct Customer<'a> {
@@ -201,7 +201,7 @@ fn cannot_train(reason: String) -> Error {
 }
 
 /// The bounds of every likelihood fit (`clv.fit_max_evaluations`, `clv.fit_max_seconds`).
-pub fn fit_bounds(config: &ClvConfig) -> Bounds {
+pub(crate) fn fit_bounds(config: &ClvConfig) -> Bounds {
     Bounds {
         evaluations: config.fit_max_evaluations,
         seconds: config.fit_max_seconds,
@@ -286,7 +286,7 @@ pub struct Holdout {
 
 /// The 12-month CLV: each month's expected purchase days times the expected spend per day,
 /// discounted monthly.
-pub fn clv_12m(
+pub(crate) fn clv_12m(
     model: &BgNbd,
     h: History,
     spend: f64,

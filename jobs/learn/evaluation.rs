@@ -25,7 +25,7 @@ pub fn roc_auc(probability: &[f64], churned: &[bool]) -> f64 {
 
 /// Average precision (the area under the precision-recall curve, step-wise as scikit-learn
 /// computes it): tied scores enter together.
-pub fn pr_auc(probability: &[f64], churned: &[bool]) -> f64 {
+pub(crate) fn pr_auc(probability: &[f64], churned: &[bool]) -> f64 {
     let positives = churned.iter().filter(|&&c| c).count();
     if positives == 0 {
         return f64::NAN;
@@ -48,7 +48,7 @@ pub fn pr_auc(probability: &[f64], churned: &[bool]) -> f64 {
 }
 
 /// Mean negative log-likelihood, probabilities clipped to [1e-15, 1 - 1e-15].
-pub fn log_loss(probability: &[f64], churned: &[bool]) -> f64 {
+pub(crate) fn log_loss(probability: &[f64], churned: &[bool]) -> f64 {
     let total: f64 = probability
         .iter()
         .zip(churned)
@@ -61,7 +61,7 @@ pub fn log_loss(probability: &[f64], churned: &[bool]) -> f64 {
 }
 
 /// Mean squared error of the probabilities.
-pub fn brier(probability: &[f64], churned: &[bool]) -> f64 {
+pub(crate) fn brier(probability: &[f64], churned: &[bool]) -> f64 {
     let total: f64 = probability
         .iter()
         .zip(churned)
@@ -86,7 +86,7 @@ pub fn base_rate(churned: &[bool]) -> f64 {
 }
 
 /// The threshold in a grid of 0.01 steps with the best accuracy, found on training data.
-pub fn best_threshold(probability: &[f64], churned: &[bool]) -> f64 {
+pub(crate) fn best_threshold(probability: &[f64], churned: &[bool]) -> f64 {
     (1..100)
         .map(|step| step as f64 / 100.0)
         .map(|t| (t, accuracy(probability, churned, t)))
@@ -99,7 +99,7 @@ pub fn best_threshold(probability: &[f64], churned: &[bool]) -> f64 {
 
 /// The top-scored tenth of customers (rounded up; ties broken by position): its churn rate
 /// over the base rate (lift), and its share of all churners (capture rate).
-pub fn top_decile(probability: &[f64], churned: &[bool]) -> (f64, f64) {
+pub(crate) fn top_decile(probability: &[f64], churned: &[bool]) -> (f64, f64) {
     let order = descending(probability);
     let top = order.len().div_ceil(10);
     let caught = order[..top].iter().filter(|&&i| churned[i]).count() as f64;
@@ -123,7 +123,7 @@ pub struct Decile {
 }
 
 /// The ten [`Decile`] cuts of the ranking (each cut rounded up; ties broken by position).
-pub fn deciles(probability: &[f64], churned: &[bool]) -> Vec<Decile> {
+pub(crate) fn deciles(probability: &[f64], churned: &[bool]) -> Vec<Decile> {
     let order = descending(probability);
     let churners = churned.iter().filter(|&&c| c).count() as f64;
     let stayers = churned.len() as f64 - churners;
@@ -176,7 +176,7 @@ pub fn calibration(probability: &[f64], churned: &[bool]) -> Vec<CalibrationBin>
 
 /// The Davies-Bouldin index of a clustering (lower is better): the mean over clusters of the
 /// worst ratio of summed spreads to the distance between centres.
-pub fn davies_bouldin(points: ArrayView2<f64>, cluster: &[usize], centres: &Array2<f64>) -> f64 {
+pub(crate) fn davies_bouldin(points: ArrayView2<f64>, cluster: &[usize], centres: &Array2<f64>) -> f64 {
     let k = centres.nrows();
     let mut spread = vec![0.0; k];
     let mut count = vec![0usize; k];
@@ -204,7 +204,7 @@ pub fn davies_bouldin(points: ArrayView2<f64>, cluster: &[usize], centres: &Arra
 }
 
 /// Euclidean distance between two rows (no copies: it runs once per customer and cluster).
-pub fn distance(a: ArrayView1<f64>, b: ArrayView1<f64>) -> f64 {
+pub(crate) fn distance(a: ArrayView1<f64>, b: ArrayView1<f64>) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt()
 }
 

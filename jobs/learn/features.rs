@@ -33,11 +33,11 @@ use crate::storage::Root;
 use crate::transform::sql_models::{self, Model};
 
 /// The model (and table) holding the features.
-pub const TABLE: &str = "customer_features";
+pub(crate) const TABLE: &str = "customer_features";
 
 /// The numeric columns of `customer_features` and whether the models see them as `ln(1 + x)`
 /// (heavy-tailed money, counts and durations) or as they are (shares, delivery days).
-pub const NUMERIC: &[(&str, bool)] = &[
+pub(crate) const NUMERIC: &[(&str, bool)] = &[
     ("recency_days", true),
     ("frequency", true),
     ("monetary_usd", true),
@@ -59,16 +59,16 @@ pub const NUMERIC: &[(&str, bool)] = &[
 ];
 
 /// The categorical columns, one-hot encoded.
-pub const CATEGORICAL: &[&str] = &["market", "acquisition_channel"];
+pub(crate) const CATEGORICAL: &[&str] = &["market", "acquisition_channel"];
 
 /// How many customers the published features of a run date hold, from the footer; the
 /// stages call it first, to fail before any work when the features are not there.
-pub async fn require_published(output: &Root, run_date: NaiveDate) -> Result<u64> {
+pub(crate) async fn require_published(output: &Root, run_date: NaiveDate) -> Result<u64> {
     crate::output::published::require(output, TABLE, run_date).await
 }
 
 /// Streams the published features of a run date; a clear error when they are not there.
-pub async fn read_published(output: &Root, run_date: NaiveDate) -> Result<SendableRecordBatchStream> {
+pub(crate) async fn read_published(output: &Root, run_date: NaiveDate) -> Result<SendableRecordBatchStream> {
     crate::output::published::read(output, TABLE, run_date).await
 }
 
@@ -96,7 +96,7 @@ impl AsOf {
 
     /// Takes the row checks of `date` done elsewhere (the night's SQL stage, on the same input
     /// and config), so sessions for that date and earlier ones skip what they passed.
-    pub fn with_checked(self, date: NaiveDate, report: quality::Report) -> Self {
+    pub(crate) fn with_checked(self, date: NaiveDate, report: quality::Report) -> Self {
         self.lock_checked().insert(date, report);
         self
     }
@@ -181,7 +181,7 @@ impl AsOf {
 
 /// The model of completed purchases: the churn windows count the active customers and label
 /// churn from it.
-pub const PURCHASES: &str = "stg_purchases";
+pub(crate) const PURCHASES: &str = "stg_purchases";
 
 /// Which customers a cut-off's features are computed for: a seeded sample of `size` of those
 /// who bought in the `active_days` before the cut-off's end.
@@ -285,7 +285,7 @@ fn sample_key_udf(seed: u64) -> ScalarUDF {
 
 /// A number in [0, 1) fixed by the seed and the customer id: a customer is in a sample of
 /// fraction `f` when this is below `f`, whatever order or batch the rows come in.
-pub fn sample_key(seed: u64, customer_id: &str) -> f64 {
+pub(crate) fn sample_key(seed: u64, customer_id: &str) -> f64 {
     let digest = Sha256::new()
         .chain_update(seed.to_le_bytes())
         .chain_update(customer_id.as_bytes())
@@ -304,7 +304,7 @@ fn bad_column(column: &str, problem: &str) -> Error {
 }
 
 /// The customer ids of a features batch.
-pub fn customer_ids(batch: &RecordBatch) -> Result<&StringArray> {
+pub(crate) fn customer_ids(batch: &RecordBatch) -> Result<&StringArray> {
     batch
         .column_by_name("customer_id")
         .and_then(|c| c.as_string_opt::<i32>())
@@ -312,7 +312,7 @@ pub fn customer_ids(batch: &RecordBatch) -> Result<&StringArray> {
 }
 
 /// A column of a features batch as Float64 (nulls kept).
-pub fn numeric_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>> {
+pub(crate) fn numeric_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>> {
     let column = batch
         .column_by_name(name)
         .ok_or_else(|| bad_column(name, "is missing"))?;
@@ -449,7 +449,7 @@ impl Encoder {
     }
 
     /// The matrix of a batch of features.
-    pub fn encode(&self, batch: &RecordBatch) -> Result<Array2<f64>> {
+    pub(crate) fn encode(&self, batch: &RecordBatch) -> Result<Array2<f64>> {
         let rows = batch.num_rows();
         let width = self.names().len();
         let mut matrix = Array2::<f64>::zeros((rows, width));

@@ -39,34 +39,34 @@ use crate::output::published;
 use crate::storage::Root;
 
 /// The table the forecast is published as.
-pub const TABLE: &str = "growth_forecast";
+pub(crate) const TABLE: &str = "growth_forecast";
 /// The market of the roll-up rows, as in the marts.
-pub const ALL_MARKETS: &str = "(all)";
+pub(crate) const ALL_MARKETS: &str = "(all)";
 /// The forecast measures, in the table's column order.
-pub const MEASURES: [&str; 4] = ["new_customers", "active_customers", "orders", "revenue_usd"];
+pub(crate) const MEASURES: [&str; 4] = ["new_customers", "active_customers", "orders", "revenue_usd"];
 /// The least relative error the existing customers' part is given, however well the holdout
 /// check went: one check is one draw of the model's error.
-pub const MIN_MODEL_ERROR: f64 = 0.05;
+pub(crate) const MIN_MODEL_ERROR: f64 = 0.05;
 /// The relative error assumed when the night has no holdout check (a history too short).
-pub const UNCHECKED_MODEL_ERROR: f64 = 0.25;
+pub(crate) const UNCHECKED_MODEL_ERROR: f64 = 0.25;
 /// The interval's coverage.
-pub const COVERAGE: f64 = 0.8;
+pub(crate) const COVERAGE: f64 = 0.8;
 /// The marts the forecast reads, besides `clv_summary`.
-pub const KPI_TABLE: &str = "kpi_monthly";
-pub const COHORT_TABLE: &str = "cohort_retention";
+pub(crate) const KPI_TABLE: &str = "kpi_monthly";
+pub(crate) const COHORT_TABLE: &str = "cohort_retention";
 
 /// A calendar month as year * 12 + month - 1, as the marts' month indexes.
-pub fn month_index(day: NaiveDate) -> i32 {
+pub(crate) fn month_index(day: NaiveDate) -> i32 {
     day.year() * 12 + day.month0() as i32
 }
 
 /// A day number (days since 1970-01-01, as Arrow's Date32 and `clv_summary`) as a date.
-pub fn epoch_day(day: i32) -> Option<NaiveDate> {
+pub(crate) fn epoch_day(day: i32) -> Option<NaiveDate> {
     NaiveDate::default().checked_add_signed(chrono::TimeDelta::days(i64::from(day)))
 }
 
 /// The month index of a day number.
-pub fn month_of_day(day: i32) -> i32 {
+pub(crate) fn month_of_day(day: i32) -> i32 {
     epoch_day(day).map_or(i32::MIN, month_index)
 }
 
@@ -101,7 +101,7 @@ impl Horizon {
 
     /// The last month complete by the end of the origin: the origin's own when it is its last
     /// day, else the one before.
-    pub fn last_complete_month(&self) -> i32 {
+    pub(crate) fn last_complete_month(&self) -> i32 {
         let own = month_index(self.origin);
         if month_end(own) == self.origin {
             own
@@ -113,7 +113,7 @@ impl Horizon {
     /// Month `k` (0 = the first forecast month) as (start, end] in days after the end of the
     /// origin. The days between the origin and the end of its month belong to no forecast
     /// month.
-    pub fn window_days(&self, k: usize) -> (f64, f64) {
+    pub(crate) fn window_days(&self, k: usize) -> (f64, f64) {
         let month = self.first_month + k as i32;
         let days = |day: NaiveDate| (day - self.origin).num_days() as f64;
         (days(month_end(month - 1)), days(month_end(month)))
@@ -178,7 +178,13 @@ impl Existing {
     /// origin, lambda ~ Gamma(r + x, alpha + T) and p ~ Beta(a, b + x); with p at its posterior
     /// mean, the chance of a purchase in (s, e] is
     /// P(alive) [(A / (A + p s))^(r+x) - (A / (A + p s + e - s))^(r+x)], A = alpha + T.
-    pub fn windows_of(&self, model: &BgNbd, h: History, spend: f64, memo: &SeriesMemo) -> Vec<[f64; 3]> {
+    pub(crate) fn windows_of(
+        &self,
+        model: &BgNbd,
+        h: History,
+        spend: f64,
+        memo: &SeriesMemo,
+    ) -> Vec<[f64; 3]> {
         let alive = model.p_alive(h);
         let x = f64::from(h.x);
         let (rate_scale, shape) = (model.alpha + h.t, model.r + x);
@@ -210,7 +216,7 @@ impl Existing {
     }
 
     /// Adds one customer's [`Existing::windows_of`] to their market.
-    pub fn add_windows(&mut self, market: &str, windows: &[[f64; 3]]) {
+    pub(crate) fn add_windows(&mut self, market: &str, windows: &[[f64; 3]]) {
         let months = self.windows.len();
         let expected = match self.markets.get_mut(market) {
             Some(expected) => expected,
@@ -248,7 +254,7 @@ pub struct CohortCell {
 
 /// The log-linear acquisition trend: ln(new + 1/2) = intercept + slope * month.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Trend {
+pub(crate) struct Trend {
     intercept: f64,
     slope: f64,
     residual_sd: f64,
@@ -287,15 +293,15 @@ impl Interval {
 /// once): the mean residual of each calendar month from a log-linear fit of the whole span,
 /// centred so the factors' geometric mean is 1. With less history every factor is 1.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Season {
+pub(crate) struct Season {
     /// Per calendar month, January first.
     factors: [f64; 12],
 }
 
 /// The most months the season is measured on.
-pub const SEASON_MONTHS: i32 = 36;
+pub(crate) const SEASON_MONTHS: i32 = 36;
 /// The fewest: a year and a month, so each calendar month is seen and the trend has a slope.
-pub const MIN_SEASON_MONTHS: usize = 13;
+pub(crate) const MIN_SEASON_MONTHS: usize = 13;
 
 impl Season {
     pub fn of(history: &BTreeMap<String, MarketHistory>, last: i32) -> Season {
@@ -315,14 +321,14 @@ impl Season {
     }
 
     /// The factor of a month index.
-    pub fn factor(&self, month: i32) -> f64 {
+    pub(crate) fn factor(&self, month: i32) -> f64 {
         self.factors[month.rem_euclid(12) as usize]
     }
 }
 
 /// Multiplicative month-of-year factors of a monthly series (at least a year of months):
 /// exp of each calendar month's mean residual from the series' log-linear trend, centred.
-pub fn month_of_year_factors(points: &[(i32, f64)]) -> [f64; 12] {
+pub(crate) fn month_of_year_factors(points: &[(i32, f64)]) -> [f64; 12] {
     let Some(trend) = Trend::fit(points) else {
         return [1.0; 12];
     };
@@ -396,7 +402,7 @@ impl Trend {
 /// A measure's month-to-month variation that no model here explains, as a relative error: the
 /// log-scale residual standard deviation of a log-linear fit to its season-adjusted values in
 /// `recent` (`column` of [`MarketHistory`]'s months); 0 with fewer than three months.
-pub fn month_noise(recent: &[(i32, [f64; 4])], season: &Season, column: usize) -> f64 {
+pub(crate) fn month_noise(recent: &[(i32, [f64; 4])], season: &Season, column: usize) -> f64 {
     let adjusted: Vec<(i32, f64)> = recent
         .iter()
         .map(|(month, values)| (*month, values[column] / season.factor(*month)))
@@ -407,7 +413,7 @@ pub fn month_noise(recent: &[(i32, [f64; 4])], season: &Season, column: usize) -
 /// Per month of a cohort's life (0 = its acquisition month), its active customers, orders and
 /// revenue per acquired customer, from the latest `cohorts` cohorts whose month is complete by
 /// `last_complete`; an age no such cohort has reached repeats the last age that has one.
-pub fn cohort_curves(
+pub(crate) fn cohort_curves(
     cells: &[CohortCell],
     last_complete: i32,
     cohorts: usize,
@@ -582,7 +588,7 @@ pub fn forecast(
 
 /// The backtest's error per market and measure: mean absolute percentage error over the
 /// months with something to compare, and the share of months whose interval held the truth.
-pub fn backtest_metrics(job: &str, rows: &[Row]) -> Vec<MetricRow> {
+pub(crate) fn backtest_metrics(job: &str, rows: &[Row]) -> Vec<MetricRow> {
     let mut by_market: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
     for row in rows.iter().filter(|r| r.actual.is_some()) {
         by_market.entry(&row.market).or_default().push(row);
@@ -663,7 +669,7 @@ pub fn batch(rows: &[Row]) -> Result<RecordBatch> {
 }
 
 /// A column of a published table, cast to `to`.
-pub fn column_as(batch: &RecordBatch, table: &str, name: &str, to: &DataType) -> Result<ArrayRef> {
+pub(crate) fn column_as(batch: &RecordBatch, table: &str, name: &str, to: &DataType) -> Result<ArrayRef> {
     let column = batch.column_by_name(name).ok_or_else(|| Error::BadColumn {
         table: table.into(),
         column: name.into(),
@@ -674,7 +680,7 @@ pub fn column_as(batch: &RecordBatch, table: &str, name: &str, to: &DataType) ->
 
 /// Reads the markets' histories from the run date's published `kpi_monthly` and
 /// `cohort_retention`; None (no forecast) when either is not published.
-pub async fn read_history(
+pub(crate) async fn read_history(
     output: &Root,
     run_date: NaiveDate,
 ) -> Result<Option<BTreeMap<String, MarketHistory>>> {

@@ -116,13 +116,13 @@ impl GammaGamma {
     }
 
     /// The population's mean spend per purchase day: E(Z) = p v / (q - 1).
-    pub fn population_mean(&self) -> f64 {
+    pub(crate) fn population_mean(&self) -> f64 {
         self.p * self.v / (self.q - 1.0)
     }
 
     /// The expected value of a customer's future purchase days given `x` repeat days with mean
     /// `m`: a weighted mean of the population's and theirs (x = 0 gives the population's).
-    pub fn expected_spend(&self, x: u32, m: f64) -> f64 {
+    pub(crate) fn expected_spend(&self, x: u32, m: f64) -> f64 {
         let px = self.p * f64::from(x);
         let weight = px / (px + self.q - 1.0);
         (1.0 - weight) * self.population_mean() + weight * if x > 0 { m } else { 0.0 }
@@ -153,7 +153,7 @@ pub enum SpendModel {
 impl SpendModel {
     /// The expected spend of a customer's future purchase days, given `x` repeat days with
     /// mean `m` (x = 0 gives the scope's).
-    pub fn expected_spend(&self, x: u32, m: f64) -> f64 {
+    pub(crate) fn expected_spend(&self, x: u32, m: f64) -> f64 {
         match self {
             SpendModel::GammaGamma { parameters, .. } => parameters.expected_spend(x, m),
             SpendModel::ObservedMean {
@@ -178,7 +178,7 @@ impl SpendModel {
 /// The spend model of one scope from its repeat customers' (repeat purchase days, mean value
 /// per day): Gamma-Gamma on those with a positive mean, else the observed-mean fallback with
 /// `prior_days`.
-pub fn fit_spend(repeat: &[(u32, f64)], bounds: &Bounds, prior_days: f64) -> SpendModel {
+pub(crate) fn fit_spend(repeat: &[(u32, f64)], bounds: &Bounds, prior_days: f64) -> SpendModel {
     let positive: Vec<(u32, f64)> = repeat.iter().copied().filter(|&(_, m)| m > 0.0).collect();
     match GammaGamma::fit(&positive, bounds) {
         Ok((parameters, found)) => SpendModel::GammaGamma {
@@ -202,13 +202,13 @@ fn mean_per_repeat_day(repeat: &[(u32, f64)]) -> f64 {
 }
 
 /// How many repeat customers' means are zero or less, which the fit leaves out.
-pub fn non_positive_spend(repeat: &[(u32, f64)]) -> usize {
+pub(crate) fn non_positive_spend(repeat: &[(u32, f64)]) -> usize {
     repeat.iter().filter(|&&(_, m)| m <= 0.0).count()
 }
 
 /// Pearson correlation of repeat purchase days and mean value: the model assumes these are
 /// independent, and a value far from 0 (lifetimes' docs suggest |r| > 0.3) warns that it is not.
-pub fn frequency_spend_correlation(repeat: &[(u32, f64)]) -> f64 {
+pub(crate) fn frequency_spend_correlation(repeat: &[(u32, f64)]) -> f64 {
     let n = repeat.len() as f64;
     let mean_x = repeat.iter().map(|(x, _)| f64::from(*x)).sum::<f64>() / n;
     let mean_m = repeat.iter().map(|(_, m)| m).sum::<f64>() / n;

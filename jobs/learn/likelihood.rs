@@ -24,7 +24,7 @@ use ndarray::Array1;
 const GRADIENT_TOLERANCE: f64 = 1e-6;
 
 /// A mean log-likelihood with its gradient, both in the log-parameters.
-pub type LogLikelihood<'a> = dyn Fn(&[f64]) -> (f64, Vec<f64>) + Sync + 'a;
+pub(crate) type LogLikelihood<'a> = dyn Fn(&[f64]) -> (f64, Vec<f64>) + Sync + 'a;
 
 /// The negated log-likelihood argmin minimizes. argmin asks for the cost and the gradient
 /// separately, and L-BFGS asks for the gradient again at the point its line search accepted:
@@ -210,7 +210,7 @@ pub struct Maximum {
 /// Maximizes `log_likelihood` over log-parameters from `start` (the logs of the parameters),
 /// within `bounds`. The error says why, in words a model card can carry: stopped at a bound,
 /// did not converge, or left the domain.
-pub fn maximize(
+pub(crate) fn maximize(
     start: &[f64],
     log_likelihood: &LogLikelihood<'_>,
     bounds: &Bounds,
@@ -362,7 +362,7 @@ fn run_lbfgs(start: &[f64], log_likelihood: &LogLikelihood<'_>, budget: &Budget)
 
 /// Asserts that a log-likelihood's gradient at `at` is its slope, by central differences.
 #[cfg(test)]
-pub fn assert_gradient_is_slope(log_likelihood: &LogLikelihood<'_>, at: &[f64], tolerance: f64) {
+pub(crate) fn assert_gradient_is_slope(log_likelihood: &LogLikelihood<'_>, at: &[f64], tolerance: f64) {
     let (_, gradient) = log_likelihood(at);
     for i in 0..at.len() {
         let h = 1e-6;

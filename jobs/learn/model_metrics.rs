@@ -14,10 +14,10 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// The table's name.
-pub const TABLE: &str = "model_metrics";
+pub(crate) const TABLE: &str = "model_metrics";
 
 /// The file a job publishes in the run date's partition of `model_metrics`.
-pub fn part_file(job: &str) -> String {
+pub(crate) fn part_file(job: &str) -> String {
     format!("part-{job}.parquet")
 }
 
@@ -51,7 +51,7 @@ impl MetricRow {
         }
     }
 
-    pub fn with_parameter(mut self, parameter: impl Into<String>) -> Self {
+    pub(crate) fn with_parameter(mut self, parameter: impl Into<String>) -> Self {
         self.parameter = Some(parameter.into());
         self
     }

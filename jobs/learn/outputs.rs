@@ -15,7 +15,7 @@ use crate::output::published::{CARD_FILE, MODEL_FILE, model_parts};
 use crate::storage::Root;
 
 /// Stages a job's fitted model and its card for `_models/<job>/run_date=D/`.
-pub async fn save_model(
+pub(crate) async fn save_model(
     draft: &Draft,
     job: &str,
     run_date: NaiveDate,
@@ -46,14 +46,14 @@ pub async fn save_model(
 }
 
 /// A stage's staging area, published all at once.
-pub struct StageDraft {
+pub(crate) struct StageDraft {
     name: String,
     pub draft: Draft,
     started: Instant,
 }
 
 impl StageDraft {
-    pub fn begin(name: &str, output: &Root, run_date: NaiveDate) -> Self {
+    pub(crate) fn begin(name: &str, output: &Root, run_date: NaiveDate) -> Self {
         crate::telemetry::reset_peak_memory();
         StageDraft {
             name: name.into(),

@@ -27,7 +27,7 @@ use crate::output::published;
 use crate::storage::Root;
 
 /// The published table.
-pub const TABLE: &str = "predicted_ltv";
+pub(crate) const TABLE: &str = "predicted_ltv";
 /// The KPI whose thresholds the status uses.
 pub const KPI: &str = "ltv_to_cac";
 
@@ -86,7 +86,7 @@ impl Cohorts {
     /// A customer's cohort month and predicted first-year revenue, None when the cohort's first
     /// year is over: the arithmetic of [`Cohorts::add`] without the sums, so customers can be
     /// computed on any core and added in their order (the same sums, bit for bit).
-    pub fn first_year(
+    pub(crate) fn first_year(
         &self,
         first_day: i32,
         model: &BgNbd,
@@ -110,7 +110,7 @@ impl Cohorts {
     }
 
     /// Adds one customer's [`Cohorts::first_year`] to their cell.
-    pub fn add_first_year(
+    pub(crate) fn add_first_year(
         &mut self,
         market: &str,
         channel: &str,

@@ -36,7 +36,7 @@ use crate::output::manifest::StageReport;
 use crate::output::publish::Draft;
 use crate::storage::Root;
 
-pub const JOB: &str = "segment";
+pub(crate) const JOB: &str = "segment";
 
 /// A fitted clustering: encoder, scaler and centres, with the renumbering to value order.
 pub struct Segmentation {
@@ -81,7 +81,7 @@ pub struct Candidate {
 
 impl Segmentation {
     /// Published cluster numbers and distances to their centres (standardized units).
-    pub fn assign(&self, batch: &RecordBatch) -> Result<(Vec<usize>, Vec<f64>)> {
+    pub(crate) fn assign(&self, batch: &RecordBatch) -> Result<(Vec<usize>, Vec<f64>)> {
         let x = self.scaler.transform(self.encoder.encode(batch)?);
         let fitted = self.model.predict(&x);
         let centres = self.model.centres();

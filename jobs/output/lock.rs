@@ -14,11 +14,11 @@ use crate::error::{Error, Result};
 use crate::storage::Root;
 
 /// The lock file's name below the output root.
-pub const LOCK_FILE: &str = "_lock.json";
+pub(crate) const LOCK_FILE: &str = "_lock.json";
 
 /// Who holds the lock.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Holder {
+pub(crate) struct Holder {
     pub command: String,
     pub host: String,
     pub pid: u32,
@@ -65,7 +65,7 @@ fn host_name() -> String {
 }
 
 /// A held lock; [`Lock::release`] gives it back.
-pub struct Lock {
+pub(crate) struct Lock {
     output: Root,
     path: object_store::path::Path,
     /// A local output folder this run created: removed with the lock when still empty, so a
@@ -76,7 +76,7 @@ pub struct Lock {
 impl Lock {
     /// Takes the lock of the output root `output` (creating a local folder) for `command`, or
     /// says who holds it.
-    pub async fn acquire(output: &str, command: &str) -> Result<(Root, Lock)> {
+    pub(crate) async fn acquire(output: &str, command: &str) -> Result<(Root, Lock)> {
         let created = match Root::open_existing(output)? {
             None => Some(std::path::PathBuf::from(
                 output.strip_prefix("file://").unwrap_or(output),
@@ -175,7 +175,7 @@ async fn read_holder(output: &Root, path: &object_store::path::Path) -> Option<H
 }
 
 /// Runs `work` holding the lock of the output root `output`; releases it whatever the outcome.
-pub async fn with_lock<T>(
+pub(crate) async fn with_lock<T>(
     output: &str,
     command: &str,
     work: impl AsyncFnOnce(&Root) -> Result<T>,

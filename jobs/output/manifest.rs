@@ -24,7 +24,7 @@ pub struct Versions {
 }
 
 impl Versions {
-    pub fn current() -> Self {
+    pub(crate) fn current() -> Self {
         Versions {
             growth_jobs: env!("CARGO_PKG_VERSION").into(),
             datafusion: datafusion::DATAFUSION_VERSION.into(),
@@ -153,7 +153,7 @@ fn local_engine() -> String {
 
 impl Manifest {
     /// Where the manifest of a run date lives, relative to the output root.
-    pub fn relative_path(run_date: NaiveDate) -> String {
+    pub(crate) fn relative_path(run_date: NaiveDate) -> String {
         manifest_parts(run_date).join("/")
     }
 
@@ -189,7 +189,7 @@ impl Manifest {
 
 impl Manifest {
     /// The data tests that failed in the run, as `model: test (n rows)`.
-    pub fn failed_tests(&self) -> Vec<String> {
+    pub(crate) fn failed_tests(&self) -> Vec<String> {
         self.models
             .iter()
             .flat_map(|e| {
@@ -202,7 +202,7 @@ impl Manifest {
     }
 
     /// The error of a run whose data tests failed, if any did.
-    pub fn test_failure(&self) -> Option<Error> {
+    pub(crate) fn test_failure(&self) -> Option<Error> {
         let failed = self.failed_tests();
         (!failed.is_empty()).then(|| Error::DataTests {
             tests: self.models.iter().map(|e| e.tests.len()).sum(),
@@ -212,7 +212,7 @@ impl Manifest {
     }
 
     /// Whether a stage (`sql`, `segment`, `churn`) is published for the date.
-    pub fn has_completed(&self, stage: &str) -> bool {
+    pub(crate) fn has_completed(&self, stage: &str) -> bool {
         self.completed.iter().any(|s| s == stage)
     }
 

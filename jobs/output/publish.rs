@@ -32,7 +32,7 @@ use crate::storage::Root;
 
 /// The folder of the runs' drafts, below the output root: the name Spark's and Hadoop's
 /// committers use for the same purpose (readers skip `_` folders).
-pub const TEMPORARY: &str = "_temporary";
+pub(crate) const TEMPORARY: &str = "_temporary";
 
 /// A column of a written table, for the manifest.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
@@ -70,7 +70,7 @@ pub struct DraftFile {
 }
 
 /// A table being written batch by batch into the draft (see [`Draft::writer`]).
-pub struct TableWriter {
+pub(crate) struct TableWriter {
     table: String,
     writer: AsyncArrowWriter<BufWriter>,
     draft: Path,
@@ -86,7 +86,7 @@ impl TableWriter {
     }
 
     /// Closes the file, flushes it to disk, and describes it for the manifest.
-    pub async fn finish(self, draft: &Draft) -> Result<DraftTable> {
+    pub(crate) async fn finish(self, draft: &Draft) -> Result<DraftTable> {
         self.writer
             .close()
             .await
@@ -107,7 +107,7 @@ impl TableWriter {
 
 /// A run's draft: files written below `_temporary/<run_id>/`, published together with one
 /// rename each, or removed.
-pub struct Draft {
+pub(crate) struct Draft {
     output: Root,
     run_id: String,
     run_date: NaiveDate,
@@ -123,7 +123,7 @@ impl Draft {
     }
 
     /// Removes the drafts earlier runs left (they failed or were killed).
-    pub async fn remove_leftovers(output: &Root) -> Result<()> {
+    pub(crate) async fn remove_leftovers(output: &Root) -> Result<()> {
         remove_folder(output, &[TEMPORARY]).await?;
         // Where earlier versions of growth-jobs kept their drafts.
         remove_folder(output, &["_staging"]).await
@@ -216,7 +216,12 @@ impl Draft {
     }
 
     /// Writes one batch as a table's file (small tables: profiles, metrics).
-    pub async fn write_batch(&self, table: &str, file: &str, batch: &RecordBatch) -> Result<DraftTable> {
+    pub(crate) async fn write_batch(
+        &self,
+        table: &str,
+        file: &str,
+        batch: &RecordBatch,
+    ) -> Result<DraftTable> {
         let mut writer = self.writer(table, file, batch.schema())?;
         writer.write(batch).await?;
         writer.finish(self).await
@@ -241,7 +246,7 @@ impl Draft {
     }
 
     /// Moves drafted files into place, one rename each.
-    pub async fn publish_files(&self, files: &[DraftFile]) -> Result<()> {
+    pub(crate) async fn publish_files(&self, files: &[DraftFile]) -> Result<()> {
         for file in files {
             self.move_into_place(&file.draft, &file.published, &file.path)
                 .await?;
@@ -374,7 +379,7 @@ fn in_published_types(df: DataFrame) -> datafusion::error::Result<DataFrame> {
 }
 
 /// Rows, size and schema of a Parquet file, from its footer.
-pub async fn describe_parquet(root: &Root, path: &Path) -> Result<(u64, u64, Vec<ColumnSchema>)> {
+pub(crate) async fn describe_parquet(root: &Root, path: &Path) -> Result<(u64, u64, Vec<ColumnSchema>)> {
     let meta = root
         .store
         .head(path)

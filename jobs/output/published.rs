@@ -18,21 +18,21 @@ use crate::error::{Error, Result};
 use crate::storage::Root;
 
 /// The file name of a table's partition.
-pub const PART_FILE: &str = "part-0.parquet";
+pub(crate) const PART_FILE: &str = "part-0.parquet";
 /// The folder of saved models.
-pub const MODELS: &str = "_models";
+pub(crate) const MODELS: &str = "_models";
 /// A saved model's file name in `_models/<stage>/run_date=D/`.
-pub const MODEL_FILE: &str = "model.json";
+pub(crate) const MODEL_FILE: &str = "model.json";
 /// The model card's file name beside it.
-pub const CARD_FILE: &str = "model_card.json";
+pub(crate) const CARD_FILE: &str = "model_card.json";
 /// The folder of the morning reports.
-pub const REPORTS: &str = "_reports";
+pub(crate) const REPORTS: &str = "_reports";
 /// A report's file name in `_reports/run_date=D/`.
-pub const REPORT_FILE: &str = "report.html";
+pub(crate) const REPORT_FILE: &str = "report.html";
 /// The folder of the manifests.
-pub const MANIFESTS: &str = "_manifests";
+pub(crate) const MANIFESTS: &str = "_manifests";
 /// A manifest's file name in `_manifests/run_date=D/`.
-pub const MANIFEST_FILE: &str = "manifest.json";
+pub(crate) const MANIFEST_FILE: &str = "manifest.json";
 
 /// The partition folder name for a run date.
 pub fn partition(run_date: NaiveDate) -> String {
@@ -40,27 +40,27 @@ pub fn partition(run_date: NaiveDate) -> String {
 }
 
 /// A file of a table's partition: [`PART_FILE`], or a stage's own part of a shared table.
-pub fn table_file(output: &Root, table: &str, run_date: NaiveDate, file: &str) -> Path {
+pub(crate) fn table_file(output: &Root, table: &str, run_date: NaiveDate, file: &str) -> Path {
     output.path(&[table, &partition(run_date), file])
 }
 
 /// Where `table` is published for a run date.
-pub fn table_path(output: &Root, table: &str, run_date: NaiveDate) -> Path {
+pub(crate) fn table_path(output: &Root, table: &str, run_date: NaiveDate) -> Path {
     table_file(output, table, run_date, PART_FILE)
 }
 
 /// A saved model's file (`file` is [`MODEL_FILE`] or [`CARD_FILE`]), as path segments.
-pub fn model_parts(stage: &str, run_date: NaiveDate, file: &str) -> [String; 4] {
+pub(crate) fn model_parts(stage: &str, run_date: NaiveDate, file: &str) -> [String; 4] {
     [MODELS.into(), stage.into(), partition(run_date), file.into()]
 }
 
 /// The morning report of a run date, as path segments.
-pub fn report_parts(run_date: NaiveDate) -> [String; 3] {
+pub(crate) fn report_parts(run_date: NaiveDate) -> [String; 3] {
     [REPORTS.into(), partition(run_date), REPORT_FILE.into()]
 }
 
 /// The manifest of a run date, as path segments.
-pub fn manifest_parts(run_date: NaiveDate) -> [String; 3] {
+pub(crate) fn manifest_parts(run_date: NaiveDate) -> [String; 3] {
     [MANIFESTS.into(), partition(run_date), MANIFEST_FILE.into()]
 }
 
@@ -75,7 +75,7 @@ fn missing(output: &Root, table: &str, run_date: NaiveDate) -> Error {
 
 /// How many rows the published `table` of a run date holds, from the footer; the stages call
 /// it first, to fail before any work when their input is not there.
-pub async fn require(output: &Root, table: &str, run_date: NaiveDate) -> Result<u64> {
+pub(crate) async fn require(output: &Root, table: &str, run_date: NaiveDate) -> Result<u64> {
     let (rows, _, _) = crate::output::publish::describe_parquet(output, &table_path(output, table, run_date))
         .await
         .map_err(|_| missing(output, table, run_date))?;

@@ -18,7 +18,7 @@ pub struct Run<'a> {
 
 impl<'a> Run<'a> {
     /// Marks the run `running` and writes the manifest.
-    pub async fn begin(output: &'a Root, mut manifest: Manifest) -> Result<Run<'a>> {
+    pub(crate) async fn begin(output: &'a Root, mut manifest: Manifest) -> Result<Run<'a>> {
         manifest.status = "running".into();
         manifest.error = None;
         manifest.write(output).await?;
@@ -48,7 +48,7 @@ impl<'a> Run<'a> {
 
     /// Ends the run: `failed` with the error when `outcome` is one or a data test of the date
     /// failed, else `succeeded`; writes the manifest and returns the outcome with it.
-    pub async fn finish<T>(mut self, outcome: Result<T>) -> Result<(T, Manifest)> {
+    pub(crate) async fn finish<T>(mut self, outcome: Result<T>) -> Result<(T, Manifest)> {
         let manifest = &mut self.manifest;
         manifest.finished_at = Utc::now();
         let error = match &outcome {

@@ -11,7 +11,7 @@ use std::fmt::Write;
 use super::page::escape;
 
 /// Okabe-Ito: blue, orange, bluish green, vermillion, reddish purple, sky blue, yellow, black.
-pub const PALETTE: [&str; 8] = [
+pub(crate) const PALETTE: [&str; 8] = [
     "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
 ];
 
@@ -183,7 +183,7 @@ pub fn lines(id: &str, title: &str, axes: &Axes, series: &[Series]) -> String {
 }
 
 /// Horizontal bars, one per label, with the formatted value at the bar's end.
-pub fn bars(id: &str, title: &str, bars: &[(String, f64)], format: fn(f64) -> String) -> String {
+pub(crate) fn bars(id: &str, title: &str, bars: &[(String, f64)], format: fn(f64) -> String) -> String {
     let row = 22.0;
     let height = TOP + row * bars.len().max(1) as f64 + 8.0;
     let label_width = 170.0;

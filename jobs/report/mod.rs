@@ -28,9 +28,9 @@ use charts::{Axes, Series};
 use page::{count, escape, percent, ratio, section, status, table, usd};
 
 /// The stage's name in the manifest.
-pub const JOB: &str = "report";
+pub(crate) const JOB: &str = "report";
 /// The table whose latest partition dates the report when no date is given.
-pub const DATED_BY: &str = "kpi_monthly";
+pub(crate) const DATED_BY: &str = "kpi_monthly";
 /// The months of history the scorecard's trends show.
 const TREND_MONTHS: usize = 13;
 /// The market and channel of the marts' roll-up rows.

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 /// Text made safe for HTML content and attribute values.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -49,12 +49,12 @@ pub fn count(value: f64) -> String {
     grouped(value, 0)
 }
 
-pub fn usd(value: f64) -> String {
+pub(crate) fn usd(value: f64) -> String {
     let decimals = if value.abs() >= 1000.0 { 0 } else { 2 };
     format!("${}", grouped(value, decimals)).replace("$-", "-$")
 }
 
-pub fn percent(value: f64) -> String {
+pub(crate) fn percent(value: f64) -> String {
     if value.is_finite() {
         format!("{:.1}%", value * 100.0)
     } else {
@@ -71,7 +71,7 @@ pub fn ratio(value: f64) -> String {
 }
 
 /// The format a KPI is shown in, from its name.
-pub fn kpi_format(kpi: &str) -> fn(f64) -> String {
+pub(crate) fn kpi_format(kpi: &str) -> fn(f64) -> String {
     if kpi.ends_with("_usd") {
         usd
     } else if kpi.starts_with("ltv_to_cac") || kpi.ends_with("roas") {
@@ -148,7 +148,7 @@ nav ul{columns:3;padding-left:1.2em}.note{color:#444;font-size:.9em}\
 .trends{display:flex;flex-wrap:wrap;gap:12px}.trends figure{width:340px;margin:0}.trends figcaption{font-size:.85em;font-weight:600}";
 
 /// The whole page.
-pub fn frame(title: &str, nav: &[(&str, &str)], body: &str) -> String {
+pub(crate) fn frame(title: &str, nav: &[(&str, &str)], body: &str) -> String {
     let mut links = String::new();
     for (id, name) in nav {
         let _ = write!(links, r##"<li><a href="#{id}">{}</a></li>"##, escape(name));

@@ -60,7 +60,7 @@ impl SampleOptions {
 }
 
 /// Rows written per table.
-pub type SampleReport = BTreeMap<String, u64>;
+pub(crate) type SampleReport = BTreeMap<String, u64>;
 
 const MICROS_PER_DAY: f64 = 86_400_000_000.0;
 const CUSTOMERS_PER_CHUNK: u64 = 4_096;

@@ -143,7 +143,7 @@ impl Customers {
 }
 
 /// `sessions` rows.
-pub struct Sessions {
+pub(crate) struct Sessions {
     pub session_id: StringBuilder,
     pub customer_id: StringBuilder,
     pub session_start_ts: TimestampMicrosecondBuilder,
@@ -243,7 +243,7 @@ impl Invites {
 }
 
 /// `shipments` rows.
-pub struct Shipments {
+pub(crate) struct Shipments {
     pub order_id: StringBuilder,
     pub shipped_ts: TimestampMicrosecondBuilder,
     pub delivered_ts: TimestampMicrosecondBuilder,
@@ -291,7 +291,7 @@ impl Shipments {
 }
 
 /// `marketing_spend` rows.
-pub struct Spend {
+pub(crate) struct Spend {
     pub spend_date: Date32Builder,
     pub market: StringBuilder,
     pub channel: StringBuilder,
@@ -344,7 +344,7 @@ impl Spend {
 
 /// The planted truth per customer (`_truth/customers`): not an input table; tests and model
 /// evaluation compare what the jobs learn against it.
-pub struct Truth {
+pub(crate) struct Truth {
     pub customer_id: StringBuilder,
     pub true_group: StringBuilder,
     pub dropout_ts: TimestampMicrosecondBuilder,
@@ -381,7 +381,7 @@ impl Truth {
 
 /// Writes one table as `part-00000.parquet`, `part-00001.parquet`, ... below its folder,
 /// starting a new file once a file holds `rows_per_file` rows.
-pub struct RollingWriter {
+pub(crate) struct RollingWriter {
     folder: PathBuf,
     schema: SchemaRef,
     rows_per_file: usize,
@@ -457,7 +457,7 @@ impl RollingWriter {
         Ok(())
     }
 
-    pub fn finish(mut self) -> Result<u64> {
+    pub(crate) fn finish(mut self) -> Result<u64> {
         self.close_file()?;
         Ok(self.rows)
     }

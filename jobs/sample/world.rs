@@ -27,7 +27,7 @@ pub enum Region {
     JapanKorea,
 }
 
-pub const MARKETS: &[Market] = &[
+pub(crate) const MARKETS: &[Market] = &[
     Market {
         code: "ID",
         region: Region::SouthEastAsia,
@@ -157,7 +157,7 @@ pub const MARKETS: &[Market] = &[
 ];
 
 /// An acquisition channel.
-pub struct Channel {
+pub(crate) struct Channel {
     pub name: &'static str,
     /// Share of new customers.
     pub weight: f64,
@@ -171,7 +171,7 @@ pub struct Channel {
     pub quality: f64,
 }
 
-pub const CHANNELS: &[Channel] = &[
+pub(crate) const CHANNELS: &[Channel] = &[
     Channel {
         name: "search",
         weight: 0.24,
@@ -223,7 +223,7 @@ pub const CHANNELS: &[Channel] = &[
 ];
 
 /// A customer's planted behaviour: what the models are meant to find again.
-pub struct Group {
+pub(crate) struct Group {
     pub name: &'static str,
     /// Share among customers acquired by a channel of quality 1.
     pub weight: f64,
@@ -243,7 +243,7 @@ pub struct Group {
     pub member_rate: f64,
 }
 
-pub const GROUPS: &[Group] = &[
+pub(crate) const GROUPS: &[Group] = &[
     Group {
         name: "vip",
         weight: 0.06,
@@ -298,7 +298,7 @@ fn black_friday(year: i32) -> NaiveDate {
 
 /// How much busier a day is than usual in a region: 11.11, Black Friday to Cyber Monday,
 /// the weeks before Christmas, a January lull, and weekends.
-pub fn season(day: NaiveDate, region: Region) -> f64 {
+pub(crate) fn season(day: NaiveDate, region: Region) -> f64 {
     let (month, dom) = (day.month(), day.day());
     let mut factor = 1.0;
     if month == 11 && (10..=12).contains(&dom) {
@@ -326,7 +326,7 @@ pub fn season(day: NaiveDate, region: Region) -> f64 {
 }
 
 /// The largest value [`season`] takes: the bound for thinning.
-pub const MAX_SEASON: f64 = 3.0 * 1.15;
+pub(crate) const MAX_SEASON: f64 = 3.0 * 1.15;
 
 #[cfg(test)]
 mod tests {

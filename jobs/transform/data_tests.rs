@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::output::manifest::TestOutcome;
 
 /// The file suffix of a model's tests, next to its `.sql`.
-pub const SUFFIX: &str = ".tests.toml";
+pub(crate) const SUFFIX: &str = ".tests.toml";
 
 /// A model's declared tests.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -104,7 +104,7 @@ fn literal(text: &str) -> String {
 impl DataTests {
     /// The tests as queries over `table`, checked against the model's columns; a test naming
     /// a column the model does not return is a model error.
-    pub fn compile(
+    pub(crate) fn compile(
         &self,
         table: &str,
         schema: &DFSchema,

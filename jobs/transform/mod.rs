@@ -63,7 +63,7 @@ pub async fn plan(options: &TransformOptions) -> Result<Plan> {
 
 /// Plans every model over an input validated before (a backfill validates it once for all its
 /// dates); writes nothing.
-pub async fn plan_from(options: &TransformOptions, source: Source) -> Result<Plan> {
+pub(crate) async fn plan_from(options: &TransformOptions, source: Source) -> Result<Plan> {
     let run_date = match options.run_date {
         Some(date) => date,
         None => latest_order_day(options, &source).await?,
@@ -105,7 +105,7 @@ pub async fn plan_from(options: &TransformOptions, source: Source) -> Result<Pla
 }
 
 /// The latest order day of the input before the config's bound: the run date when none is given.
-pub async fn latest_order_day(options: &TransformOptions, source: &Source) -> Result<NaiveDate> {
+pub(crate) async fn latest_order_day(options: &TransformOptions, source: &Source) -> Result<NaiveDate> {
     let bound = options.config.quality.latest_bound();
     catalog::latest_order_day(&source.root, &source.input, bound).await
 }
@@ -288,7 +288,7 @@ async fn absent_organic_channels(ctx: &SessionContext, organic: &[String]) -> Re
 }
 
 /// Runs the SQL stage of a validated plan and publishes its tables.
-pub async fn build_planned(
+pub(crate) async fn build_planned(
     options: &TransformOptions,
     plan: &Plan,
     started_at: chrono::DateTime<Utc>,
@@ -354,7 +354,7 @@ pub async fn build_planned(
 }
 
 /// The name of the SQL stage in the manifest's `completed` list.
-pub const SQL_STAGE: &str = "sql";
+pub(crate) const SQL_STAGE: &str = "sql";
 
 /// Builds every model into the draft, then publishes the drafted tables.
 async fn build_models(

@@ -73,7 +73,7 @@ impl ModelDoc {
     }
 
     /// Checks the documented columns against the columns the query returns.
-    pub fn check_columns(&self, returned: &[String]) -> std::result::Result<(), String> {
+    pub(crate) fn check_columns(&self, returned: &[String]) -> std::result::Result<(), String> {
         let documented: Vec<&str> = self.columns.iter().map(|(name, _)| name.as_str()).collect();
         if documented == returned.iter().map(String::as_str).collect::<Vec<_>>() {
             return Ok(());
@@ -132,7 +132,7 @@ fn parse_materialized(model: &str, file: &str, sql: &str) -> Result<Materialized
 }
 
 /// The text of the `--` comment lines before the first line of SQL.
-pub fn leading_comments(sql: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn leading_comments(sql: &str) -> impl Iterator<Item = &str> {
     sql.lines()
         .map(str::trim)
         .take_while(|line| line.is_empty() || line.starts_with("--"))
@@ -140,7 +140,7 @@ pub fn leading_comments(sql: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Parses one model and finds the tables it reads.
-pub fn parse_model(name: &str, file: &str, sql: String) -> Result<Model> {
+pub(crate) fn parse_model(name: &str, file: &str, sql: String) -> Result<Model> {
     let bad = |reason: String| Error::BadModel {
         model: name.into(),
         file: file.into(),
