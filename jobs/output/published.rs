@@ -76,10 +76,15 @@ fn missing(output: &Root, table: &str, run_date: NaiveDate) -> Error {
 /// How many rows the published `table` of a run date holds, from the footer; the stages call
 /// it first, to fail before any work when their input is not there.
 pub(crate) async fn require(output: &Root, table: &str, run_date: NaiveDate) -> Result<u64> {
-    let (rows, _, _) = crate::output::publish::describe_parquet(output, &table_path(output, table, run_date))
+    let meta = output
+        .store
+        .head(&table_path(output, table, run_date))
         .await
         .map_err(|_| missing(output, table, run_date))?;
-    Ok(rows)
+    let footer = crate::storage::parquet_footer(output, &meta)
+        .await
+        .map_err(|_| missing(output, table, run_date))?;
+    Ok(footer.rows)
 }
 
 /// Streams the published `table` of a run date, in file order; a clear error when it is not
