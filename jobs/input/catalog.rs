@@ -169,8 +169,7 @@ async fn as_of_view(
         .find(|name| spec.column(name).is_some())
         .map(|name| table.present.iter().any(|c| c.name == *name).then_some(*name));
     let end = match market {
-        Some(Some(market)) => zones.end_by_market(market, run_date.date),
-        Some(None) => zones.end_by_market_absent(run_date.date),
+        Some(market) => zones.end_by_market(market, run_date.date),
         None => Ok(timestamp(zones.latest_end(run_date.date))),
     }
     .map_err(Error::engine(format!("building view {}", spec.name)))?;

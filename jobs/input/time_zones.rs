@@ -102,15 +102,18 @@ impl Zones {
             .expect("the default zone is always there")
     }
 
-    /// The end of `date` where the market is not known: the default zone's.
-    pub(crate) fn end_by_market_absent(&self, date: NaiveDate) -> datafusion::error::Result<Expr> {
-        Ok(utc_timestamp(Zones::end_of(self.default, date)))
-    }
-
-    /// The end of `date` for each row by its market column: the expression a view filters with.
-    pub(crate) fn end_by_market(&self, market: &str, date: NaiveDate) -> datafusion::error::Result<Expr> {
+    /// The end of `date` for each row by its market column, or the default zone's where the
+    /// table's market column is absent: the expression a view filters with.
+    pub(crate) fn end_by_market(
+        &self,
+        market: Option<&str>,
+        date: NaiveDate,
+    ) -> datafusion::error::Result<Expr> {
         let at = utc_timestamp;
         let default = at(Zones::end_of(self.default, date));
+        let Some(market) = market else {
+            return Ok(default);
+        };
         let markets: Vec<_> = self
             .markets
             .iter()

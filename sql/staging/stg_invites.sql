@@ -41,39 +41,49 @@ first_acceptances as (
         where accepted_ts is not null and invitee_customer_id is not null
     ) as ranked
     where acceptance = 1
+),
+
+-- each invite with its inviter, its invitee's outcome, and its time in the inviter's market,
+-- reckoned once; the one-row settings first: a cross join holds its left side in memory
+located as (
+    select
+        invites_in.invite_id,
+        invites_in.inviter_customer_id,
+        inviters.market as inviter_market,
+        inviters.acquisition_channel as inviter_channel,
+        invites_in.share_channel,
+        invites_in.sent_ts,
+        market_time(invites_in.sent_ts, inviters.market, settings.time_zones) as local_ts,
+        invites_in.accepted_ts,
+        first_acceptances.invite_id is not null
+        and invitees.first_purchase_ts >= invites_in.accepted_ts as converts,
+        invitees.market as invitee_market,
+        invitees.acquisition_month as invitee_acquisition_month
+    from settings
+    cross join invites_in
+    left join customers_in as inviters on invites_in.inviter_customer_id = inviters.customer_id
+    left join customers_in as invitees on invites_in.invitee_customer_id = invitees.customer_id
+    left join first_acceptances on invites_in.invite_id = first_acceptances.invite_id
 )
 
 select
-    invites_in.invite_id,
-    invites_in.inviter_customer_id,
-    coalesce(inviters.market, 'unknown') as market,
-    coalesce(inviters.acquisition_channel, 'unknown') as channel,
-    invites_in.share_channel,
-    invites_in.sent_ts,
-    cast(cast(market_time(invites_in.sent_ts, inviters.market, settings.time_zones) as date) as int) as day_number,
-    cast(date_part('year', market_time(invites_in.sent_ts, inviters.market, settings.time_zones)) as int) * 12
-    + cast(date_part('month', market_time(invites_in.sent_ts, inviters.market, settings.time_zones)) as int) - 1 as month_index,
-    cast(date_trunc('month', market_time(invites_in.sent_ts, inviters.market, settings.time_zones)) as date) as month_start,
-    invites_in.accepted_ts is not null as accepted,
-    coalesce(
-        first_acceptances.invite_id is not null and invitees.first_purchase_ts >= invites_in.accepted_ts, false
-    ) as converted,
-    case
-        when first_acceptances.invite_id is not null and invitees.first_purchase_ts >= invites_in.accepted_ts
-            then invitees.market
-    end as invitee_market,
-    case
-        when first_acceptances.invite_id is not null and invitees.first_purchase_ts >= invites_in.accepted_ts
-            then invitees.acquisition_month
-    end as invitee_acquisition_month
--- the one-row sides first: a cross join holds its left side in memory
-from settings
-cross join run_context
-cross join invites_in
-left join customers_in as inviters on invites_in.inviter_customer_id = inviters.customer_id
-left join customers_in as invitees on invites_in.invitee_customer_id = invitees.customer_id
-left join first_acceptances on invites_in.invite_id = first_acceptances.invite_id
+    located.invite_id,
+    located.inviter_customer_id,
+    coalesce(located.inviter_market, 'unknown') as market,
+    coalesce(located.inviter_channel, 'unknown') as channel,
+    located.share_channel,
+    located.sent_ts,
+    cast(cast(located.local_ts as date) as int) as day_number,
+    cast(date_part('year', located.local_ts) as int) * 12
+    + cast(date_part('month', located.local_ts) as int) - 1 as month_index,
+    cast(date_trunc('month', located.local_ts) as date) as month_start,
+    located.accepted_ts is not null as accepted,
+    coalesce(located.converts, false) as converted,
+    case when located.converts then located.invitee_market end as invitee_market,
+    case when located.converts then located.invitee_acquisition_month end as invitee_acquisition_month
+from run_context
+cross join located
 -- `invites` has no market, so it is cut at the end of the run date in the last market's time;
 -- an invite sent after the end of the run date in its inviter's market waits for the next run.
-where cast(market_time(invites_in.sent_ts, inviters.market, settings.time_zones) as date) <= run_context.run_date
-order by invites_in.invite_id
+where cast(located.local_ts as date) <= run_context.run_date
+order by located.invite_id
