@@ -25,7 +25,8 @@ use crate::output::publish::Draft;
 use crate::output::published::{self, PART_FILE, report_parts};
 use crate::storage::Root;
 use charts::{Axes, Series};
-use page::{count, escape, percent, ratio, section, status, table, usd};
+use maud::{Markup, Render, html};
+use page::{count, join, paragraph, percent, ratio, section, status, table, usd};
 
 /// The stage's name in the manifest.
 pub(crate) const JOB: &str = "report";
@@ -220,7 +221,7 @@ async fn scorecard(
     data: &Published,
     config: &Config,
     warnings: &[String],
-) -> Result<(String, Option<String>)> {
+) -> Result<(Markup, Option<String>)> {
     let title = "KPI scorecard";
     if !data.has(&["kpi_monthly"]) {
         return Ok((page::missing("scorecard", title, "kpi_monthly"), None));
@@ -236,7 +237,10 @@ async fn scorecard(
         .await?;
     let n = rows.len();
     if n == 0 {
-        return Ok((section("scorecard", title, "<p>No complete month yet.</p>"), None));
+        return Ok((
+            section("scorecard", title, paragraph("No complete month yet.")),
+            None,
+        ));
     }
     let latest = rows.text(n - 1, 0);
     let first = n.saturating_sub(TREND_MONTHS);
@@ -250,18 +254,15 @@ async fn scorecard(
         .await?;
     let partial_row = partial.len().checked_sub(1);
     let partial_month = partial_row.map(|r| month_label(&partial.text(r, 0)));
-    let mut body = format!(
-        r#"<p>Every market and channel together, {} (the latest complete month). Status words stand beside the colours; thresholds from the config ([kpi_thresholds]). The month under way shows its figures so far, without a status: a month is judged when it ends.</p>"#,
-        escape(&month_label(&latest))
-    );
+    let mut body = vec![paragraph(&format!(
+        "Every market and channel together, {} (the latest complete month). Status words stand beside the colours; thresholds from the config ([kpi_thresholds]). The month under way shows its figures so far, without a status: a month is judged when it ends.",
+        month_label(&latest)
+    ))];
     for warning in warnings {
-        body.push_str(&format!(
-            r#"<p class="warning">Warning: {}.</p>"#,
-            escape(warning)
-        ));
+        body.push(html! { p.warning { "Warning: " (warning) "." } });
     }
     let mut cells = Vec::new();
-    let mut trends = String::new();
+    let mut trends = Vec::new();
     for (k, kpi) in kpis.iter().enumerate() {
         let threshold = &config.kpi_thresholds[*kpi];
         let format = page::kpi_format(kpi);
@@ -272,25 +273,17 @@ async fn scorecard(
             .and_then(|r| partial.number(r, k + 1))
             .map_or("n/a".to_string(), format);
         cells.push(vec![
-            escape(kpi),
-            format!(
-                r#"<span data-kpi="{}" data-value="{}">{}</span>"#,
-                escape(kpi),
-                value.map_or(String::new(), |v| format!("{v:?}")),
-                escape(&shown)
-            ),
+            kpi.render(),
+            html! {
+                span data-kpi=(kpi) data-value=(value.map_or(String::new(), |v| format!("{v:?}"))) { (shown) }
+            },
             status(value.map(|v| threshold.status(v))),
-            escape(&before.map_or("n/a".to_string(), format)),
-            format!(
-                r#"{} {}"#,
-                escape(&so_far),
-                if partial_row.is_some() {
-                    status(Some("partial"))
-                } else {
-                    String::new()
-                }
-            ),
-            escape(&format!(
+            before.map_or("n/a".to_string(), format).render(),
+            html! {
+                (so_far) " "
+                @if partial_row.is_some() { (status(Some("partial"))) }
+            },
+            (format!(
                 "{} {} / red {}",
                 match threshold.direction {
                     crate::config::Direction::AtMost => "at most",
@@ -298,7 +291,8 @@ async fn scorecard(
                 },
                 format(threshold.green),
                 format(threshold.red)
-            )),
+            ))
+            .render(),
         ]);
         let points: Vec<(f64, f64)> = (first..n)
             .filter_map(|row| rows.number(row, k + 1).map(|v| ((row - first) as f64, v)))
@@ -328,19 +322,14 @@ async fn scorecard(
             points,
             ..Series::default()
         };
-        trends.push_str(&format!(
-            "<figure><figcaption>{}: last {} months</figcaption>{}</figure>",
-            escape(kpi),
-            n - first,
-            charts::lines(
-                &format!("trend-{kpi}"),
-                &format!("{kpi} by month"),
-                &axes,
-                &[series, green]
-            )
-        ));
+        trends.push(html! {
+            figure {
+                figcaption { (kpi) ": last " (n - first) " months" }
+                (charts::lines(&format!("trend-{kpi}"), &format!("{kpi} by month"), &axes, &[series, green]))
+            }
+        });
     }
-    body.push_str(&table(
+    body.push(table(
         "KPIs at the latest complete month",
         &[
             "KPI",
@@ -352,13 +341,13 @@ async fn scorecard(
         ],
         &cells,
     ));
-    body.push_str(&format!(r#"<div class="trends">{trends}</div>"#));
-    Ok((section("scorecard", title, &body), Some(latest)))
+    body.push(html! { div.trends { (join(trends)) } });
+    Ok((section("scorecard", title, join(body)), Some(latest)))
 }
 
 /// The scorecard by region ([region] in the config) at the latest complete month: every region's
 /// roll-up over its markets and channels, a column each.
-async fn regions(data: &Published, config: &Config) -> Result<String> {
+async fn regions(data: &Published, config: &Config) -> Result<Markup> {
     let title = "Regions";
     if !data.has(&["kpi_monthly"]) {
         return Ok(page::missing("regions", title, "kpi_monthly"));
@@ -378,40 +367,36 @@ async fn regions(data: &Published, config: &Config) -> Result<String> {
         ))
         .await?;
     if rows.len() == 0 {
-        return Ok(section("regions", title, "<p>No complete month yet.</p>"));
+        return Ok(section("regions", title, paragraph("No complete month yet.")));
     }
     let regions: Vec<String> = (0..rows.len()).map(|r| rows.text(r, 0)).collect();
     let mut header = vec!["KPI"];
     header.extend(regions.iter().map(String::as_str));
-    let cells: Vec<Vec<String>> = kpis
+    let cells: Vec<Vec<Markup>> = kpis
         .iter()
         .enumerate()
         .map(|(k, kpi)| {
             let threshold = config.kpi_thresholds.get(*kpi);
             let format = page::kpi_format(kpi);
-            let mut row = vec![escape(kpi)];
+            let mut row = vec![kpi.render()];
             for (r, region) in regions.iter().enumerate() {
                 let value = rows.number(r, k + 2);
-                let shown = format!(
-                    r#"<span data-region="{}" data-region-kpi="{}">{}</span>"#,
-                    escape(region),
-                    escape(kpi),
-                    escape(&value.map_or("n/a".to_string(), format))
-                );
-                row.push(match threshold {
-                    Some(t) => format!("{shown} {}", status(value.map(|v| t.status(v)))),
-                    None => shown,
+                row.push(html! {
+                    span data-region=(region) data-region-kpi=(kpi) { (value.map_or("n/a".to_string(), format)) }
+                    @if let Some(t) = threshold { " " (status(value.map(|v| t.status(v)))) }
                 });
             }
             row
         })
         .collect();
-    let body = format!(
-        "<p>Each region's markets and channels together, {} (the markets of each region: [region] in the config).</p>{}",
-        escape(&month_label(&rows.text(0, 1))),
-        table("KPIs by region at the latest complete month", &header, &cells)
-    );
-    Ok(section("regions", title, &body))
+    let body = html! {
+        (paragraph(&format!(
+            "Each region's markets and channels together, {} (the markets of each region: [region] in the config).",
+            month_label(&rows.text(0, 1))
+        )))
+        (table("KPIs by region at the latest complete month", &header, &cells))
+    };
+    Ok(section("regions", title, body))
 }
 
 /// A kpi_monthly row's place: its market, or on roll-ups over markets its region ('(all)' over
@@ -419,13 +404,13 @@ async fn regions(data: &Published, config: &Config) -> Result<String> {
 const AREA: &str = "case when market = '(all)' then region else market end";
 
 /// KPIs red at the latest complete month that were not red in the previous run's scorecard.
-async fn alerts(data: &Published, config: &Config) -> Result<String> {
+async fn alerts(data: &Published, config: &Config) -> Result<Markup> {
     let title = "Alerts turned red since the previous run";
     if !data.has(&["kpi_monthly", "previous_kpi_monthly"]) {
         return Ok(section(
             "alerts",
             title,
-            "<p>No earlier run to compare with: every red status in the scorecard is new.</p>",
+            paragraph("No earlier run to compare with: every red status in the scorecard is new."),
         ));
     }
     let mut found = Vec::new();
@@ -446,12 +431,12 @@ async fn alerts(data: &Published, config: &Config) -> Result<String> {
             let before = rows.number(row, 3);
             if threshold.status(now) == "red" && before.is_none_or(|b| threshold.status(b) != "red") {
                 found.push(vec![
-                    escape(&rows.text(row, 0)),
-                    escape(&rows.text(row, 1)),
-                    escape(kpi),
-                    escape(&before.map_or("n/a".into(), format)),
+                    rows.text(row, 0).render(),
+                    rows.text(row, 1).render(),
+                    kpi.render(),
+                    before.map_or("n/a".into(), format).render(),
                     status(before.map(|b| threshold.status(b))),
-                    escape(&format(now)),
+                    format(now).render(),
                     status(Some("red")),
                 ]);
             }
@@ -459,7 +444,7 @@ async fn alerts(data: &Published, config: &Config) -> Result<String> {
     }
     let since = data.previous_run.map_or(String::new(), |d| d.to_string());
     let body = if found.is_empty() {
-        format!("<p>None: no KPI turned red since the run of {since}.</p>")
+        paragraph(&format!("None: no KPI turned red since the run of {since}."))
     } else {
         table(
             &format!("{} KPI rows red now and not in the run of {since}", found.len()),
@@ -475,11 +460,11 @@ async fn alerts(data: &Published, config: &Config) -> Result<String> {
             &found,
         )
     };
-    Ok(section("alerts", title, &body))
+    Ok(section("alerts", title, body))
 }
 
 /// The cohort retention heatmap of the last 12 cohorts, and LTV curves by channel.
-async fn cohorts(data: &Published) -> Result<String> {
+async fn cohorts(data: &Published) -> Result<Markup> {
     let title = "Cohorts: retention and lifetime value";
     if !data.has(&["cohort_retention"]) {
         return Ok(page::missing("cohorts", title, "cohort_retention"));
@@ -505,10 +490,10 @@ async fn cohorts(data: &Published) -> Result<String> {
     let labels: Vec<String> = grid.keys().cloned().collect();
     let values: Vec<Vec<Option<f64>>> = grid.into_values().collect();
     let columns: Vec<String> = (0..13).map(|m| format!("m{m}")).collect();
-    let mut body = String::from(
-        "<p>Share of each monthly cohort (every market and channel) buying again in each month since its first purchase (m0 is the acquisition month).</p>",
-    );
-    body.push_str(&charts::heatmap(
+    let mut body = vec![paragraph(
+        "Share of each monthly cohort (every market and channel) buying again in each month since its first purchase (m0 is the acquisition month).",
+    )];
+    body.push(charts::heatmap(
         "cohort-heatmap",
         "Cohort retention by months since acquisition",
         &labels,
@@ -549,18 +534,18 @@ async fn cohorts(data: &Published) -> Result<String> {
         y_format: usd,
     };
     let series: Vec<Series> = series.into_values().collect();
-    body.push_str("<h3>Observed LTV by acquisition channel</h3>");
-    body.push_str(&charts::lines(
+    body.push(html! { h3 { "Observed LTV by acquisition channel" } });
+    body.push(charts::lines(
         "ltv-curves",
         "Cumulative revenue per acquired customer by channel",
         &axes,
         &series,
     ));
-    Ok(section("cohorts", title, &body))
+    Ok(section("cohorts", title, join(body)))
 }
 
 /// RFM segment sizes and how customers moved between segments since last month's run.
-async fn rfm(data: &Published) -> Result<String> {
+async fn rfm(data: &Published) -> Result<Markup> {
     let title = "RFM segments";
     if !data.has(&["rfm_segments"]) {
         return Ok(page::missing("rfm", title, "rfm_segments"));
@@ -585,8 +570,13 @@ async fn rfm(data: &Published) -> Result<String> {
         }
     }
     let most = grid.values().flatten().flatten().fold(1.0_f64, |m, v| m.max(*v));
-    let mut body = charts::bars("rfm-sizes", "Customers per RFM segment", &bars, count);
-    body.push_str(&charts::heatmap(
+    let mut body = vec![charts::bars(
+        "rfm-sizes",
+        "Customers per RFM segment",
+        &bars,
+        count,
+    )];
+    body.push(charts::heatmap(
         "rfm-grid",
         "Customers per recency score (rows, 5 = most recent) and frequency score (columns)",
         &grid.keys().map(|r| format!("R{}", -r)).collect::<Vec<_>>(),
@@ -604,28 +594,28 @@ async fn rfm(data: &Published) -> Result<String> {
             )
             .await?;
         let since = data.last_month_run.map_or(String::new(), |d| d.to_string());
-        let rows: Vec<Vec<String>> = (0..moves.len())
+        let rows: Vec<Vec<Markup>> = (0..moves.len())
             .map(|r| {
                 vec![
-                    escape(&moves.text(r, 0)),
-                    escape(&moves.text(r, 1)),
-                    count(moves.num(r, 2)),
+                    moves.text(r, 0).render(),
+                    moves.text(r, 1).render(),
+                    count(moves.num(r, 2)).render(),
                 ]
             })
             .collect();
-        body.push_str(&table(
+        body.push(table(
             &format!("The 15 largest moves between segments since the run of {since}"),
             &["from", "to", "customers"],
             &rows,
         ));
     } else {
-        body.push_str("<p>No run before this month's: no migration to show yet.</p>");
+        body.push(paragraph("No run before this month's: no migration to show yet."));
     }
-    Ok(section("rfm", title, &body))
+    Ok(section("rfm", title, join(body)))
 }
 
 /// The learned clusters' profiles.
-async fn clusters(data: &Published) -> Result<String> {
+async fn clusters(data: &Published) -> Result<Markup> {
     let title = "Customer clusters";
     if !data.has(&["segment_profiles"]) {
         return Ok(page::missing("clusters", title, "segment_profiles"));
@@ -639,11 +629,11 @@ async fn clusters(data: &Published) -> Result<String> {
     let bars: Vec<(String, f64)> = (0..rows.len())
         .map(|r| (rows.text(r, 0), rows.num(r, 3)))
         .collect();
-    let mut body = charts::bars("cluster-revenue", "Share of revenue per cluster", &bars, percent);
-    let cells: Vec<Vec<String>> = (0..rows.len())
+    let chart = charts::bars("cluster-revenue", "Share of revenue per cluster", &bars, percent);
+    let cells: Vec<Vec<Markup>> = (0..rows.len())
         .map(|r| {
-            vec![
-                escape(&rows.text(r, 0)),
+            [
+                rows.text(r, 0),
                 count(rows.num(r, 1)),
                 percent(rows.num(r, 2)),
                 percent(rows.num(r, 3)),
@@ -652,9 +642,12 @@ async fn clusters(data: &Published) -> Result<String> {
                 usd(rows.num(r, 6)),
                 usd(rows.num(r, 7)),
             ]
+            .iter()
+            .map(Render::render)
+            .collect()
         })
         .collect();
-    body.push_str(&table(
+    let profiles = table(
         "Cluster profiles (means per customer)",
         &[
             "cluster",
@@ -667,12 +660,12 @@ async fn clusters(data: &Published) -> Result<String> {
             "order value",
         ],
         &cells,
-    ));
-    Ok(section("clusters", title, &body))
+    );
+    Ok(section("clusters", title, join(vec![chart, profiles])))
 }
 
 /// The churn model card: chosen model, base rate, ROC curve, lift and calibration.
-async fn churn(data: &Published) -> Result<String> {
+async fn churn(data: &Published) -> Result<Markup> {
     let title = "Churn model";
     if !data.has(&["churn_metrics"]) {
         return Ok(page::missing("churn", title, "model_metrics (churn)"));
@@ -703,59 +696,55 @@ async fn churn(data: &Published) -> Result<String> {
     ] {
         let rows = metric(name).await?;
         if rows.len() > 0 {
-            facts.push(vec![escape(name), format(rows.num(0, 1))]);
+            facts.push(vec![name.render(), format(rows.num(0, 1)).render()]);
         }
     }
     let mut body = if facts.is_empty() {
-        format!(
-            "<p>Model: <strong>{}</strong>. No labelled window could be trained on yet (a history shorter than two churn horizons, or a window of one class): churn is BG/NBD's chance of no purchase in the horizon, and there are no validation figures (the model card says why).</p>",
-            escape(&model)
-        )
+        vec![html! {
+            p { "Model: " strong { (model) } ". No labelled window could be trained on yet (a history shorter than two churn horizons, or a window of one class): churn is BG/NBD's chance of no purchase in the horizon, and there are no validation figures (the model card says why)." }
+        }]
     } else {
-        format!(
-            "<p>Chosen model: <strong>{}</strong>, measured on the validation window (customers active before its cut-off, labelled by what they did after).</p>",
-            escape(&model)
-        )
+        vec![html! {
+            p { "Chosen model: " strong { (model) } ", measured on the validation window (customers active before its cut-off, labelled by what they did after)." }
+        }]
     };
     if !facts.is_empty() {
-        body.push_str(&validation_charts(data, &model, facts).await?);
+        body.push(validation_charts(data, &model, facts).await?);
     }
     if data.has(&["churn_scores"]) {
         let tiers = data
             .rows("select risk_tier, count(*) from churn_scores group by 1 order by 2 desc")
             .await?;
-        let rows: Vec<Vec<String>> = (0..tiers.len())
-            .map(|r| vec![escape(&tiers.text(r, 0)), count(tiers.num(r, 1))])
+        let rows: Vec<Vec<Markup>> = (0..tiers.len())
+            .map(|r| vec![tiers.text(r, 0).render(), count(tiers.num(r, 1)).render()])
             .collect();
-        body.push_str(&table(
+        body.push(table(
             "Customers scored per risk tier",
             &["risk tier", "customers"],
             &rows,
         ));
     }
-    Ok(section("churn", title, &body))
+    Ok(section("churn", title, join(body)))
 }
 
 /// The two models the plan sets an accuracy for, judged against `[model_thresholds]`: the chosen
 /// churn model's validation accuracy and the forecast's backtest (1 - revenue MAPE over every
 /// market). A churn model without a validation window has no accuracy, and so no status.
-async fn model_accuracy(data: &Published, config: &Config) -> Result<String> {
+async fn model_accuracy(data: &Published, config: &Config) -> Result<Markup> {
     let title = "Model accuracy";
     let mut cells = Vec::new();
     let mut judge = |name: &str, what: &str, value: Option<f64>| {
         let threshold = config.model_thresholds.get(name);
         cells.push(vec![
-            escape(name),
-            escape(what),
-            value.map_or("n/a".to_string(), percent),
+            name.render(),
+            what.render(),
+            value.map_or("n/a".to_string(), percent).render(),
             status(value.zip(threshold).map(|(v, t)| t.status(v))),
-            threshold.map_or(String::new(), |t| {
-                escape(&format!(
-                    "green from {} / red under {}",
-                    percent(t.green),
-                    percent(t.red)
-                ))
-            }),
+            threshold
+                .map_or(String::new(), |t| {
+                    format!("green from {} / red under {}", percent(t.green), percent(t.red))
+                })
+                .render(),
         ]);
     };
     let churn = if data.has(&["churn_metrics"]) {
@@ -789,7 +778,7 @@ async fn model_accuracy(data: &Published, config: &Config) -> Result<String> {
     Ok(section(
         "accuracy",
         title,
-        &table(
+        table(
             "The models' accuracy against the plan",
             &["measure", "of", "value", "status", "threshold"],
             &cells,
@@ -798,7 +787,7 @@ async fn model_accuracy(data: &Published, config: &Config) -> Result<String> {
 }
 
 /// The chosen churn model's validation figures, ROC curve, lift and calibration.
-async fn validation_charts(data: &Published, model: &str, facts: Vec<Vec<String>>) -> Result<String> {
+async fn validation_charts(data: &Published, model: &str, facts: Vec<Vec<Markup>>) -> Result<Markup> {
     let metric = async |name: &str| -> Result<Rows> {
         data.rows(&format!(
             "select parameter, value from churn_metrics where chosen and evaluated_on = 'validation' \
@@ -806,7 +795,7 @@ async fn validation_charts(data: &Published, model: &str, facts: Vec<Vec<String>
         ))
         .await
     };
-    let mut body = table("Validation figures", &["figure", "value"], &facts);
+    let mut body = vec![table("Validation figures", &["figure", "value"], &facts)];
     let (fpr, tpr, lift) = (
         metric("roc_false_positive_rate").await?,
         metric("roc_true_positive_rate").await?,
@@ -830,7 +819,7 @@ async fn validation_charts(data: &Published, model: &str, facts: Vec<Vec<String>
     };
     let mut roc_axes = unit("false positive rate (by tenths of the ranking)");
     roc_axes.y_label = "true positive rate".into();
-    body.push_str(&charts::lines(
+    body.push(charts::lines(
         "churn-roc",
         "ROC curve",
         &roc_axes,
@@ -854,7 +843,7 @@ async fn validation_charts(data: &Published, model: &str, facts: Vec<Vec<String>
             )
         })
         .collect();
-    body.push_str(&charts::bars(
+    body.push(charts::bars(
         "churn-lift",
         "Cumulative lift: churn rate of the top-scored over the base rate",
         &lift_bars,
@@ -873,7 +862,7 @@ async fn validation_charts(data: &Published, model: &str, facts: Vec<Vec<String>
     let observed: Vec<(f64, f64)> = (0..calibration.len())
         .map(|r| (calibration.num(r, 0), calibration.num(r, 1)))
         .collect();
-    body.push_str(&charts::lines(
+    body.push(charts::lines(
         "churn-calibration",
         "Calibration: predicted against observed churn, by tenths of probability",
         &cal_axes,
@@ -889,11 +878,11 @@ async fn validation_charts(data: &Published, model: &str, facts: Vec<Vec<String>
             },
         ],
     ));
-    Ok(body)
+    Ok(join(body))
 }
 
 /// Channel ROI of the latest month whose 90-day window has closed, with the budget proposal.
-async fn channels(data: &Published) -> Result<String> {
+async fn channels(data: &Published) -> Result<Markup> {
     let title = "Channel ROI and budget proposal";
     if !data.has(&["channel_performance"]) {
         return Ok(page::missing("channels", title, "channel_performance"));
@@ -918,7 +907,7 @@ async fn channels(data: &Published) -> Result<String> {
         return Ok(section(
             "channels",
             title,
-            "<p>No month with spend whose 90-day revenue window has closed yet.</p>",
+            paragraph("No month with spend whose 90-day revenue window has closed yet."),
         ));
     }
     let month = month_label(&rows.text(0, 0));
@@ -936,27 +925,27 @@ async fn channels(data: &Published) -> Result<String> {
     let bars: Vec<(String, f64)> = (0..rows.len())
         .map(|r| (rows.text(r, 1), rows.num(r, 5)))
         .collect();
-    let mut body = format!(
-        "<p>{month}, the latest month whose customers' first 90 days are over, every market together. ROI = (90-day revenue - spend) / spend.</p>"
-    );
-    body.push_str(&format!(
-        "<p>The plan's budget rule (docs/methods/kpis.md): of the {} budget, {} is held in reserve ({} of it cuts no preferred channel could take); {} is cut from channels whose CAC is over its bounds or that acquired no one, and {} goes to channels with ROI at or above the preferred bar.</p>",
+    let mut body = vec![paragraph(&format!(
+        "{month}, the latest month whose customers' first 90 days are over, every market together. ROI = (90-day revenue - spend) / spend."
+    ))];
+    body.push(paragraph(&format!(
+        "The plan's budget rule (docs/methods/kpis.md): of the {} budget, {} is held in reserve ({} of it cuts no preferred channel could take); {} is cut from channels whose CAC is over its bounds or that acquired no one, and {} goes to channels with ROI at or above the preferred bar.",
         usd(total),
         usd(reserve),
         usd(cut - added),
         usd(cut),
         usd(added)
-    ));
-    body.push_str(&charts::bars(
+    )));
+    body.push(charts::bars(
         "channel-roi",
         &format!("ROI per channel, {month}"),
         &bars,
         ratio,
     ));
-    let cells: Vec<Vec<String>> = (0..rows.len())
+    let cells: Vec<Vec<Markup>> = (0..rows.len())
         .map(|r| {
-            vec![
-                escape(&rows.text(r, 1)),
+            [
+                rows.text(r, 1),
                 usd(rows.num(r, 2)),
                 count(rows.num(r, 3)),
                 usd(rows.num(r, 4)),
@@ -966,9 +955,12 @@ async fn channels(data: &Published) -> Result<String> {
                 usd(rows.num(r, 10)),
                 format!("{} up, {} down", rows.num(r, 7), rows.num(r, 8)),
             ]
+            .iter()
+            .map(Render::render)
+            .collect()
         })
         .collect();
-    body.push_str(&table(
+    body.push(table(
         "Spend, 90-day revenue, ROI and the proposed spend (summed over markets)",
         &[
             "channel",
@@ -983,11 +975,11 @@ async fn channels(data: &Published) -> Result<String> {
         ],
         &cells,
     ));
-    Ok(section("channels", title, &body))
+    Ok(section("channels", title, join(body)))
 }
 
 /// The referral funnel of the last six months.
-async fn referrals(data: &Published) -> Result<String> {
+async fn referrals(data: &Published) -> Result<Markup> {
     let title = "Referral funnel";
     if !data.has(&["referral_funnel"]) {
         return Ok(page::missing("referrals", title, "referral_funnel"));
@@ -1001,7 +993,7 @@ async fn referrals(data: &Published) -> Result<String> {
         )
         .await?;
     if rows.len() == 0 {
-        return Ok(section("referrals", title, "<p>No invites yet.</p>"));
+        return Ok(section("referrals", title, paragraph("No invites yet.")));
     }
     let last = rows.len() - 1;
     let funnel = vec![
@@ -1010,25 +1002,28 @@ async fn referrals(data: &Published) -> Result<String> {
         ("new customers".to_string(), rows.num(last, 3)),
     ];
     let month = month_label(&rows.text(last, 0));
-    let mut body = charts::bars(
+    let chart = charts::bars(
         "referral-funnel",
         &format!("Referral funnel, {month}"),
         &funnel,
         count,
     );
-    let cells: Vec<Vec<String>> = (0..rows.len())
+    let cells: Vec<Vec<Markup>> = (0..rows.len())
         .map(|r| {
-            vec![
-                escape(&month_label(&rows.text(r, 0))),
+            [
+                month_label(&rows.text(r, 0)),
                 count(rows.num(r, 4)),
                 count(rows.num(r, 1)),
                 count(rows.num(r, 2)),
                 percent(rows.num(r, 2) / rows.num(r, 1)),
                 count(rows.num(r, 3)),
             ]
+            .iter()
+            .map(Render::render)
+            .collect()
         })
         .collect();
-    body.push_str(&table(
+    let months = table(
         "The last six months, every market and share channel",
         &[
             "month",
@@ -1039,19 +1034,19 @@ async fn referrals(data: &Published) -> Result<String> {
             "referred new customers",
         ],
         &cells,
-    ));
-    Ok(section("referrals", title, &body))
+    );
+    Ok(section("referrals", title, join(vec![chart, months])))
 }
 
 /// The 12-month forecast with its intervals, the backtest's error, and the predicted LTV/CAC.
-async fn forecast(data: &Published) -> Result<String> {
+async fn forecast(data: &Published) -> Result<Markup> {
     let title = "Forecast";
     if !data.has(&["growth_forecast"]) {
         return Ok(page::missing("forecast", title, "growth_forecast"));
     }
-    let mut body = String::from(
-        "<p>Every market together. Existing customers from BG/NBD and Gamma-Gamma, new ones from the acquisition trend and the cohorts' curves; the band is the 80% interval.</p>",
-    );
+    let mut body = vec![paragraph(
+        "Every market together. Existing customers from BG/NBD and Gamma-Gamma, new ones from the acquisition trend and the cohorts' curves; the band is the 80% interval.",
+    )];
     for (measure, label, format) in [
         ("revenue_usd", "Revenue", usd as fn(f64) -> String),
         ("active_customers", "Active customers", count),
@@ -1103,7 +1098,7 @@ async fn forecast(data: &Published) -> Result<String> {
             x_range: None,
             y_format: format,
         };
-        body.push_str(&charts::lines(
+        body.push(charts::lines(
             &format!("forecast-{measure}"),
             &format!("{label}: the last 12 months and the forecast"),
             &axes,
@@ -1128,13 +1123,10 @@ async fn forecast(data: &Published) -> Result<String> {
                 "select metric, value from clv_metrics where model = 'growth_forecast' and parameter = '{ALL}' order by metric"
             ))
             .await?;
-        let rows: Vec<Vec<String>> = (0..backtest.len())
-            .map(|r| {
-                let name = backtest.text(r, 0);
-                vec![escape(&name), percent(backtest.num(r, 1))]
-            })
+        let rows: Vec<Vec<Markup>> = (0..backtest.len())
+            .map(|r| vec![backtest.text(r, 0).render(), percent(backtest.num(r, 1)).render()])
             .collect();
-        body.push_str(&table(
+        body.push(table(
             "Backtest: the same forecast made six months earlier, against what happened",
             &["figure", "value"],
             &rows,
@@ -1147,25 +1139,25 @@ async fn forecast(data: &Published) -> Result<String> {
                  predicted_ltv_to_cac_status from predicted_ltv where market = '{ALL}' and channel = '{ALL}' order by month_start"
             ))
             .await?;
-        let cells: Vec<Vec<String>> = (0..rows.len())
+        let cells: Vec<Vec<Markup>> = (0..rows.len())
             .map(|r| {
                 let status_word = rows.text(r, 4);
                 vec![
-                    escape(&month_label(&rows.text(r, 0))),
-                    count(rows.num(r, 1)),
-                    usd(rows.num(r, 2)),
-                    ratio(rows.num(r, 3)),
+                    month_label(&rows.text(r, 0)).render(),
+                    count(rows.num(r, 1)).render(),
+                    usd(rows.num(r, 2)).render(),
+                    ratio(rows.num(r, 3)).render(),
                     status((!status_word.is_empty()).then_some(status_word.as_str())),
                 ]
             })
             .collect();
-        body.push_str(&table(
+        body.push(table(
             "Predicted first-year LTV and LTV/CAC of the cohorts still in their first year",
             &["cohort", "customers", "predicted LTV", "LTV/CAC", "status"],
             &cells,
         ));
     }
-    Ok(section("forecast", title, &body))
+    Ok(section("forecast", title, join(body)))
 }
 
 /// Builds the page of a run date from its published tables.
@@ -1203,17 +1195,17 @@ pub async fn build(output: &Root, run_date: NaiveDate, config: &Config) -> Resul
         ("referrals", "Referrals"),
         ("forecast", "Forecast"),
     ];
-    let intro = format!(
-        r#"<p class="note">Run date {run_date}{}. Every figure is read from the tables published for this run date under the output folder; nothing on this page is fetched when it is opened.</p>"#,
-        month.map_or(String::new(), |m| format!(
-            "; latest complete month {}",
-            month_label(&m)
-        ))
-    );
+    let intro = html! {
+        p.note {
+            "Run date " (run_date)
+            @if let Some(m) = month { "; latest complete month " (month_label(&m)) }
+            ". Every figure is read from the tables published for this run date under the output folder; nothing on this page is fetched when it is opened."
+        }
+    };
     Ok(page::frame(
         &format!("Growth report, {run_date}"),
         &nav,
-        &(intro + &parts.concat()),
+        html! { (intro) (join(parts.into())) },
     ))
 }
 

@@ -1,23 +1,9 @@
-//! The page's HTML pieces: escaping, number formats, status badges, tables, and the frame with
-//! its style sheet (no script, no font, no image: nothing is fetched when the page is opened).
+//! The page's HTML pieces: number formats, status badges, tables, and the frame with its style
+//! sheet (no script, no font, no image: nothing is fetched when the page is opened). Markup is
+//! built with maud, which escapes every interpolated string: text from the tables cannot become
+//! markup.
 
-use std::fmt::Write;
-
-/// Text made safe for HTML content and attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use maud::{DOCTYPE, Markup, html};
 
 /// A count or amount with thousands separators and `decimals` places.
 pub fn grouped(value: f64, decimals: usize) -> String {
@@ -82,58 +68,60 @@ pub(crate) fn kpi_format(kpi: &str) -> fn(f64) -> String {
 }
 
 /// A status in words beside its colour, so the page reads without colour.
-pub fn status(status: Option<&str>) -> String {
+pub fn status(status: Option<&str>) -> Markup {
     match status {
         Some(s @ ("green" | "yellow" | "red")) => {
             let mark = match s {
-                "green" => "&#10003;",
+                "green" => "\u{2713}",
                 "yellow" => "!",
-                _ => "&#10007;",
+                _ => "\u{2717}",
             };
-            format!(r#"<span class="status {s}">{mark} {s}</span>"#)
+            html! { span class={ "status " (s) } { (mark) " " (s) } }
         }
         Some("partial") => {
-            r#"<span class="status partial">partial: no status until the period ends</span>"#.into()
+            html! { span.status.partial { "partial: no status until the period ends" } }
         }
-        _ => r#"<span class="status none">no status</span>"#.into(),
+        _ => html! { span.status.none { "no status" } },
     }
 }
 
-/// A table: a header row and body rows of already-escaped cells.
-pub fn table(caption: &str, header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut out = format!("<table><caption>{}</caption><thead><tr>", escape(caption));
-    for h in header {
-        let _ = write!(out, r#"<th scope="col">{}</th>"#, escape(h));
-    }
-    out.push_str("</tr></thead><tbody>");
-    for row in rows {
-        out.push_str("<tr>");
-        for cell in row {
-            let _ = write!(out, "<td>{cell}</td>");
+/// A table: a header row and body rows of cells.
+pub fn table(caption: &str, header: &[&str], rows: &[Vec<Markup>]) -> Markup {
+    html! {
+        table {
+            caption { (caption) }
+            thead { tr { @for h in header { th scope="col" { (h) } } } }
+            tbody { @for row in rows { tr { @for cell in row { td { (cell) } } } } }
         }
-        out.push_str("</tr>");
     }
-    out.push_str("</tbody></table>");
-    out
+}
+
+/// A paragraph of plain text.
+pub fn paragraph(text: &str) -> Markup {
+    html! { p { (text) } }
+}
+
+/// Pieces of markup one after the other.
+pub fn join(parts: Vec<Markup>) -> Markup {
+    html! { @for part in parts { (part) } }
 }
 
 /// A section of the page with an anchor.
-pub fn section(id: &str, title: &str, body: &str) -> String {
-    format!(
-        r#"<section id="{id}" aria-labelledby="{id}-title"><h2 id="{id}-title">{}</h2>{body}</section>"#,
-        escape(title)
-    )
+pub fn section(id: &str, title: &str, body: Markup) -> Markup {
+    html! {
+        section id=(id) aria-labelledby={ (id) "-title" } {
+            h2 id={ (id) "-title" } { (title) }
+            (body)
+        }
+    }
 }
 
 /// A section whose tables are not published for the run date.
-pub fn missing(id: &str, title: &str, tables: &str) -> String {
+pub fn missing(id: &str, title: &str, tables: &str) -> Markup {
     section(
         id,
         title,
-        &format!(
-            r#"<p class="missing">Not in this run: {} not published for the run date.</p>"#,
-            escape(tables)
-        ),
+        html! { p.missing { "Not in this run: " (tables) " not published for the run date." } },
     )
 }
 
@@ -148,16 +136,26 @@ nav ul{columns:3;padding-left:1.2em}.note{color:#444;font-size:.9em}\
 .trends{display:flex;flex-wrap:wrap;gap:12px}.trends figure{width:340px;margin:0}.trends figcaption{font-size:.85em;font-weight:600}";
 
 /// The whole page.
-pub(crate) fn frame(title: &str, nav: &[(&str, &str)], body: &str) -> String {
-    let mut links = String::new();
-    for (id, name) in nav {
-        let _ = write!(links, r##"<li><a href="#{id}">{}</a></li>"##, escape(name));
+pub(crate) fn frame(title: &str, nav: &[(&str, &str)], body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                title { (title) }
+                style { (maud::PreEscaped(STYLE)) }
+            }
+            body {
+                header { h1 { (title) } }
+                nav aria-label="sections" {
+                    ul { @for (id, name) in nav { li { a href={ "#" (id) } { (name) } } } }
+                }
+                main { (body) }
+            }
+        }
     }
-    format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{t}</title><style>{STYLE}</style></head><body><header><h1>{t}</h1></header><nav aria-label=\"sections\"><ul>{links}</ul></nav><main>{body}</main></body></html>",
-        t = escape(title)
-    )
+    .into_string()
 }
 
 #[cfg(test)]
@@ -173,11 +171,25 @@ mod tests {
         assert_eq!(percent(0.1234), "12.3%");
         assert_eq!(grouped(-0.001, 2), "0.00");
         assert_eq!(count(f64::NAN), "n/a");
-        assert_eq!(
-            escape(r#"<a href="x">&'"#),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        assert!(status(Some("red")).into_string().contains("red"));
+        assert!(status(None).into_string().contains("no status"));
+    }
+
+    #[test]
+    fn text_from_the_tables_never_becomes_markup() {
+        let hostile = r#"<script>alert("x")</script>&'"#;
+        let page = frame(
+            hostile,
+            &[(hostile, hostile)],
+            section(
+                hostile,
+                hostile,
+                table(hostile, &[hostile], &[vec![html! { (hostile) }]]),
+            ),
         );
-        assert!(status(Some("red")).contains("red"));
-        assert!(status(None).contains("no status"));
+        assert!(!page.contains("<script>"), "{page}");
+        // The title, heading, nav link and its target, the section id, its label and heading id
+        // and heading, the caption, the header cell and the body cell.
+        assert_eq!(page.matches("&lt;script&gt;").count(), 11, "{page}");
     }
 }
