@@ -28,7 +28,8 @@ pub(crate) const RAW_SCHEMA: &str = "raw";
 /// The one-row view with the run date.
 pub(crate) const RUN_CONTEXT: &str = "run_context";
 
-/// The run date's bounds in microseconds since the epoch, UTC: `[start, end)`.
+/// The date a run is for; its UTC start is `run_context.run_start_ts`, and each market's end
+/// of it comes from [`Zones`](crate::input::time_zones::Zones).
 #[derive(Clone, Copy, Debug)]
 pub struct RunDate {
     pub date: NaiveDate,
@@ -41,11 +42,6 @@ impl RunDate {
             .expect("midnight exists")
             .and_utc()
             .timestamp_micros()
-    }
-
-    /// The first microsecond after the run date: rows at or after it are invisible.
-    pub(crate) fn end_micros(self) -> i64 {
-        self.start_micros() + 86_400_000_000
     }
 
     fn days_since_epoch(self) -> i32 {

@@ -44,7 +44,6 @@ use serde_json::json;
 
 use crate::config::{ChurnCandidate, ChurnConfig, Config};
 use crate::error::{Error, Result};
-use crate::input::catalog::RunDate;
 use crate::learn::bg_nbd::{BgNbd, Histories, History};
 use crate::learn::clv;
 use crate::learn::evaluation::{self, CalibrationBin, Decile};
@@ -530,7 +529,6 @@ pub async fn window(
     cutoff: NaiveDate,
     config: &ChurnConfig,
 ) -> Result<Window> {
-    let cutoff_end = RunDate { date: cutoff }.end_micros();
     let sampling = features::Sampling {
         seed: config.seed,
         size: config.sample_size,
@@ -543,8 +541,10 @@ pub async fn window(
     })
     .await?;
 
-    // Who bought in (cutoff, cutoff + H]: seen from the run date, which is at or after it.
-    let horizon_end = cutoff_end + i64::from(config.horizon_days) * 86_400_000_000;
+    // Who bought in (cutoff, cutoff + H], in days of each purchase's market (as the cut-off's
+    // features end at the end of the cut-off day in each market): seen from the run date, which
+    // is at or after cutoff + H.
+    let horizon_end = cutoff + chrono::Days::new(u64::from(config.horizon_days));
     let ids = features::customer_ids(&sampled)?;
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
     for (row, id) in ids.iter().enumerate() {
@@ -554,7 +554,7 @@ pub async fn window(
     let mut stream = later
         .sql(&format!(
             "select distinct customer_id from {PURCHASES} \
-             where order_ts >= to_timestamp_micros({cutoff_end}) and order_ts < to_timestamp_micros({horizon_end})"
+             where order_date > date '{cutoff}' and order_date <= date '{horizon_end}'"
         ))
         .await
         .map_err(Error::engine("finding purchases after the cut-off"))?

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int32Type;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -695,4 +695,139 @@ async fn a_sampled_cutoff_session_gives_the_sample_of_every_customers_features()
             .sum()
     };
     assert!(count_rows(&narrowed).await * 2 < count_rows(&whole).await);
+}
+
+/// Appends to `input/<table>/probes.parquet` one copy of the table's first row matching
+/// `filter` per entry of `rows`, with the named columns set to the given text (cast to each
+/// column's type, so a timestamp is given as RFC 3339).
+async fn add_copies(input: &Path, table: &str, filter: &str, rows: &[Vec<(&str, &str)>]) {
+    use datafusion::arrow::array::{ArrayRef, StringArray};
+    use datafusion::arrow::compute::{cast, concat};
+    let config = datafusion::prelude::SessionConfig::new()
+        .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+    let ctx = SessionContext::new_with_config(config);
+    ctx.register_parquet(table, input.join(table).to_str().unwrap(), Default::default())
+        .await
+        .unwrap();
+    let batches = ctx
+        .sql(&format!("select * from {table} where {filter} limit 1"))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let template = batches.into_iter().find(|b| b.num_rows() > 0).unwrap();
+    let schema = template.schema();
+    for (name, _) in rows.iter().flatten() {
+        assert!(
+            schema.field_with_name(name).is_ok(),
+            "{table} has no column {name}"
+        );
+    }
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(c, field)| {
+            let values: Vec<ArrayRef> = rows
+                .iter()
+                .map(
+                    |edits| match edits.iter().find(|(name, _)| name == field.name()) {
+                        Some((_, text)) => cast(&StringArray::from(vec![*text]), field.data_type()).unwrap(),
+                        None => template.column(c).slice(0, 1),
+                    },
+                )
+                .collect();
+            concat(
+                &values
+                    .iter()
+                    .map(|a| a.as_ref() as &dyn Array)
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    let path = input.join(table).join("probes.parquet");
+    let mut writer =
+        datafusion::parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None)
+            .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+#[tokio::test]
+async fn churn_labels_count_a_purchase_on_the_markets_day_after_the_cutoff() {
+    // Two customers buy on 2026-02-20 and again at 20:00 UTC on the cut-off day, 2026-03-01.
+    // In Tokyo that second purchase is on 2 March: after the cut-off, so the Tokyo customer did
+    // not churn (and the purchase is not in the features as of 1 March). In a market on UTC it
+    // is on the cut-off day itself, and nothing follows: that customer churned.
+    let night = night();
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::copy_dir(&night.input, dir.path());
+    let customers: Vec<Vec<(&str, &str)>> = [("probe-tokyo", "JP"), ("probe-utc", "US")]
+        .into_iter()
+        .map(|(id, market)| {
+            vec![
+                ("customer_id", id),
+                ("market", market),
+                ("signup_ts", "2025-01-01T00:00:00Z"),
+            ]
+        })
+        .collect();
+    add_copies(dir.path(), "customers", "true", &customers).await;
+    let mut orders = Vec::new();
+    for (id, market) in [("probe-tokyo", "JP"), ("probe-utc", "US")] {
+        for (n, at) in [("1", "2026-02-20T12:00:00Z"), ("2", "2026-03-01T20:00:00Z")] {
+            orders.push((format!("{id}-{n}"), id, market, at));
+        }
+    }
+    let orders: Vec<Vec<(&str, &str)>> = orders
+        .iter()
+        .map(|(order, id, market, at)| {
+            vec![
+                ("order_id", order.as_str()),
+                ("customer_id", *id),
+                ("market", *market),
+                ("order_ts", *at),
+                ("status", "completed"),
+            ]
+        })
+        .collect();
+    add_copies(dir.path(), "orders", "status = 'completed'", &orders).await;
+
+    let mut config = Config::default();
+    config.time_zone.insert("JP".into(), "Asia/Tokyo".into());
+    // Every active customer labelled, none sampled out.
+    config.churn.sample_size = 10_000_000;
+    let source = Source::open(dir.path().to_str().unwrap()).await.unwrap();
+    let as_of = AsOf::new(source, &repo().join("sql"), config.clone()).unwrap();
+    let run_date = NaiveDate::parse_from_str(RUN_DATE, "%Y-%m-%d").unwrap();
+    let later = as_of.session(run_date).await.unwrap();
+    let cutoff = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+    let window = growth_jobs::learn::churn::window(&as_of, &later, cutoff, &config.churn)
+        .await
+        .unwrap();
+    let ids = window
+        .features
+        .column_by_name("customer_id")
+        .unwrap()
+        .as_string::<i32>();
+    let row = |id: &str| {
+        (0..ids.len())
+            .find(|&r| ids.value(r) == id)
+            .unwrap_or_else(|| panic!("{id} not labelled"))
+    };
+    let churned = |id: &str| window.churned[row(id)];
+    assert!(!churned("probe-tokyo"), "bought on 2 March, Tokyo time");
+    assert!(churned("probe-utc"), "bought on the cut-off day, UTC");
+    // As of the cut-off, Tokyo's purchase of 2 March is not yet made: one order each, or two.
+    let frequency = |id: &str| -> f64 {
+        let orders = window.features.column_by_name("frequency").unwrap();
+        datafusion::arrow::compute::cast(orders, &datafusion::arrow::datatypes::DataType::Float64)
+            .unwrap()
+            .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+            .value(row(id))
+    };
+    assert!(frequency("probe-tokyo") < frequency("probe-utc"));
 }
