@@ -29,6 +29,30 @@ pub struct Root {
     pub prefix: Path,
     /// The local folder, when the root is on this machine's filesystem.
     pub local: Option<std::path::PathBuf>,
+    /// The part size of the multipart uploads that publish files to an object store.
+    pub(crate) part_size: usize,
+}
+
+/// The environment variable setting [`Root::part_size`], such as `64MiB`.
+pub const PART_SIZE_VARIABLE: &str = "GROWTH_S3_PART_SIZE";
+/// The part size when [`PART_SIZE_VARIABLE`] is not set: S3 takes up to 10,000 parts of an
+/// object, so 16 MiB parts carry files of up to 156 GiB.
+const DEFAULT_PART_SIZE: usize = 16 << 20;
+
+/// The part size from the environment, or the default.
+fn part_size(root: &str) -> Result<usize> {
+    match std::env::var(PART_SIZE_VARIABLE) {
+        Ok(text) => crate::config::parse_size(&text)
+            .and_then(|size| match size {
+                0 => Err("a part size of 0".into()),
+                size => Ok(size),
+            })
+            .map_err(|reason| Error::BadRoot {
+                root: root.to_string(),
+                reason: format!("{PART_SIZE_VARIABLE}: {reason}"),
+            }),
+        Err(_) => Ok(DEFAULT_PART_SIZE),
+    }
 }
 
 impl Root {
@@ -67,6 +91,7 @@ impl Root {
                     store: Arc::new(store),
                     prefix,
                     local: None,
+                    part_size: part_size(root)?,
                 })
             }
             Ok(url) if url.scheme() != "file" && url.scheme().len() > 1 => Err(bad(format!(
@@ -94,6 +119,7 @@ impl Root {
                     store: Arc::new(LocalFileSystem::new()),
                     prefix,
                     local: Some(folder),
+                    part_size: DEFAULT_PART_SIZE,
                 })
             }
         }
@@ -133,6 +159,27 @@ impl Root {
                 .join("/"),
             None => path.to_string(),
         }
+    }
+
+    /// Writes a small file in one put (atomic: a reader sees the old bytes or the new) and, on
+    /// a local disk, flushes the file and its folder entry, so a power loss cannot leave it
+    /// empty. On an object store a completed PUT is already durable.
+    pub(crate) async fn put_durable(&self, path: &Path, bytes: Vec<u8>) -> Result<()> {
+        use object_store::ObjectStoreExt;
+        self.store
+            .put(path, bytes.into())
+            .await
+            .map_err(Error::store(format!("writing {}", self.describe(path))))?;
+        if self.local.is_some() {
+            let file = std::path::PathBuf::from(format!("/{path}"));
+            let folder = file.parent().unwrap_or(&file).to_path_buf();
+            for flushed in [&file, &folder] {
+                std::fs::File::open(flushed)
+                    .and_then(|f| f.sync_all())
+                    .map_err(Error::io(format!("syncing {}", flushed.display())))?;
+            }
+        }
+        Ok(())
     }
 
     /// A store path as the user would write it (a filesystem path or a URL).

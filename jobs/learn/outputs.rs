@@ -77,8 +77,7 @@ impl StageDraft {
                 return Err(error);
             }
         };
-        self.draft.publish(&tables).await?;
-        self.draft.publish_files(&files).await?;
+        crate::output::commit::publish(&self.draft, &tables, &files).await?;
         self.draft.remove().await?;
         let seconds = self.started.elapsed().as_secs_f64();
         let peak_rss_bytes = crate::telemetry::peak_memory();

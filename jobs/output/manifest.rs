@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -172,22 +172,40 @@ impl Manifest {
         Ok(serde_json::from_slice(&bytes).ok())
     }
 
-    /// Writes the manifest in one put (atomic on a local disk and on object stores).
+    /// Writes the manifest in one put (atomic on a local disk and on object stores), flushed.
     pub async fn write(&self, output: &Root) -> Result<()> {
         let path = output.path(&manifest_parts(self.run_date).each_ref().map(String::as_str));
         let mut json = serde_json::to_vec_pretty(self)
             .map_err(|e| Error::Internal(format!("serializing the manifest: {e}")))?;
         json.push(b'\n');
-        output
-            .store
-            .put(&path, PutPayload::from(json))
-            .await
-            .map_err(Error::store(format!("writing the manifest {path}")))?;
-        Ok(())
+        output.put_durable(&path, json).await
     }
 }
 
+/// The stages of a whole night, in order: the SQL stage, then the model stages.
+pub(crate) const NIGHT: [&str; 5] = ["sql", "segment", "churn", "clv", "report"];
+
 impl Manifest {
+    /// Whether the run succeeded with every stage of a night: the date is whole.
+    pub(crate) fn is_whole_night(&self) -> bool {
+        self.status == "succeeded" && NIGHT.iter().all(|stage| self.has_completed(stage))
+    }
+
+    /// The tables the run published: the SQL models built and not held back by a data test,
+    /// and the model stages' tables.
+    pub(crate) fn published_tables(&self) -> std::collections::BTreeSet<String> {
+        let sql = self
+            .models
+            .iter()
+            .filter(|m| m.skipped.is_none())
+            .filter_map(|m| m.output.as_ref().map(|o| o.table.clone()));
+        let stages = self
+            .jobs
+            .iter()
+            .flat_map(|j| j.tables.iter().map(|t| t.table.clone()));
+        sql.chain(stages).collect()
+    }
+
     /// The data tests that failed in the run, as `model: test (n rows)`.
     pub(crate) fn failed_tests(&self) -> Vec<String> {
         self.models

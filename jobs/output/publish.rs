@@ -1,10 +1,11 @@
 //! Atomic publishing: a table's partition for a run date is one Parquet file, written first
-//! into the run's draft folder and then moved into place with one rename.
+//! into the run's draft folder and then moved into place: one rename on a local disk, one
+//! upload to the published key on an object store.
 //!
 //! The layout is [`crate::output::published`]'s. On a local disk the rename
 //! replaces the old file atomically, so a reader listing the folder at any moment sees the
-//! complete old file or the complete new one. On an object store a single PUT or COPY is
-//! atomic per object in the same way. Until every model of the run has been written to
+//! complete old file or the complete new one. On an object store a PUT, or a multipart upload
+//! once completed, replaces an object whole in the same way. Until every model of the run has been written to
 //! its draft, nothing is published; a failed or killed run leaves `_temporary/<run_id>/`
 //! behind, which the next run removes.
 
@@ -25,6 +26,7 @@ use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use serde::Serialize;
+use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
 use crate::output::published::{table_file, table_path};
@@ -120,6 +122,16 @@ impl Draft {
             run_id: run_id.to_string(),
             run_date,
         }
+    }
+
+    /// The output root the draft publishes into.
+    pub(crate) fn root(&self) -> &Root {
+        &self.output
+    }
+
+    /// The run date whose files the draft replaces.
+    pub(crate) fn run_date(&self) -> NaiveDate {
+        self.run_date
     }
 
     /// Removes the drafts earlier runs left (they failed or were killed).
@@ -254,13 +266,43 @@ impl Draft {
         Ok(())
     }
 
+    /// Publishes one drafted file. On a local disk, one rename: atomic, and the folder entry is
+    /// flushed. On an object store, a rename is a copy and a delete (and S3 copies no object
+    /// over 5 GiB in one request), so the draft is uploaded again to the published key: one PUT,
+    /// or a multipart upload of [`Root::part_size`] parts, which S3 makes visible whole when it
+    /// completes. A failed upload is aborted; the draft goes with the run's draft folder.
     async fn move_into_place(&self, draft: &Path, published: &Path, shown: &str) -> Result<()> {
-        self.output
-            .store
-            .rename(draft, published)
-            .await
-            .map_err(Error::store(format!("publishing {shown}")))?;
-        self.sync_parent(published)
+        fault::before_publish();
+        let store = &self.output.store;
+        if self.output.local.is_some() {
+            store
+                .rename(draft, published)
+                .await
+                .map_err(Error::store(format!("publishing {shown}")))?;
+            return self.sync_parent(published);
+        }
+        let failed = |e| Error::store(format!("publishing {shown}"))(e);
+        let mut source = store.get(draft).await.map_err(failed)?.into_stream();
+        let mut sink = BufWriter::with_capacity(store.clone(), published.clone(), self.output.part_size);
+        let copied = async {
+            while let Some(chunk) = source.try_next().await? {
+                sink.put(chunk).await?;
+            }
+            Ok::<(), object_store::Error>(())
+        }
+        .await;
+        if let Err(error) = copied {
+            if let Err(abort) = sink.abort().await {
+                tracing::warn!(%abort, file = shown, "could not abort the upload");
+            }
+            return Err(failed(error));
+        }
+        sink.shutdown().await.map_err(|e| {
+            failed(object_store::Error::Generic {
+                store: "publish",
+                source: Box::new(e),
+            })
+        })
     }
 
     /// Removes this run's draft folder.
@@ -400,4 +442,23 @@ pub(crate) async fn describe_parquet(root: &Root, path: &Path) -> Result<(u64, u
         })
         .collect();
     Ok((rows, meta.size, schema))
+}
+
+/// A fault the kill tests inject: with `GROWTH_FAULT_ABORT_BEFORE_PUBLISH=N`, the process aborts
+/// (no cleanup, as under SIGKILL) just before it moves its Nth file into place. Unset, nothing.
+mod fault {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    pub(super) const VARIABLE: &str = "GROWTH_FAULT_ABORT_BEFORE_PUBLISH";
+    static MOVED: AtomicUsize = AtomicUsize::new(0);
+
+    pub(super) fn before_publish() {
+        let Some(limit) = std::env::var(VARIABLE).ok().and_then(|n| n.parse::<usize>().ok()) else {
+            return;
+        };
+        if MOVED.fetch_add(1, Ordering::SeqCst) + 1 >= limit {
+            eprintln!("{VARIABLE}={limit}: aborting before publishing file {limit}");
+            std::process::abort();
+        }
+    }
 }

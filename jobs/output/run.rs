@@ -6,8 +6,8 @@
 use chrono::{NaiveDate, Utc};
 
 use crate::error::Result;
-use crate::output::lock;
 use crate::output::manifest::{Manifest, StageReport};
+use crate::output::{commit, lock};
 use crate::storage::Root;
 
 /// A date's run in progress: its manifest, written at each step.
@@ -58,6 +58,8 @@ impl<'a> Run<'a> {
         manifest.status = if error.is_some() { "failed" } else { "succeeded" }.into();
         manifest.error = error;
         manifest.write(self.output).await?;
+        // The commit point: the manifest says succeeded, then the pointers name the date.
+        commit::advance(self.output, manifest).await?;
         outcome.map(|value| (value, self.manifest))
     }
 }

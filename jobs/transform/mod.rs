@@ -438,6 +438,6 @@ async fn build_models(
         .filter(|e| e.skipped.is_none())
         .filter_map(|e| e.output.clone())
         .collect();
-    draft.publish(&built).await?;
+    crate::output::commit::publish(draft, &built, &[]).await?;
     Ok(entries)
 }

@@ -1,5 +1,6 @@
 //! An outside reader (DuckDB, from PyPI) reads every table `nightly` publishes on the sample,
-//! with the documented glob and Hive partitioning.
+//! with the documented glob and Hive partitioning, and the newest whole date through the
+//! documented `_latest.json`.
 
 use std::path::Path;
 use std::process::Command;
@@ -58,6 +59,18 @@ for name, parts in tables.items():
     expected = [c["name"] for c in parts[0]["schema"]] + ["run_date"]
     assert columns == expected, (name, columns, expected)
     print(f"{name}: {rows} rows")
+# The documented way to read the newest whole date: the run_date _latest.json names.
+latest, = con.execute(f"select run_date from read_json('{os.path.join(out, '_latest.json')}')").fetchone()
+assert str(latest) == manifest["run_date"], (latest, manifest["run_date"])
+pattern = os.path.join(out, "daily_sales", "*", "*.parquet")
+latest_rows, = con.execute(
+    f"select count(*) from read_parquet('{pattern}', hive_partitioning = true) "
+    f"where run_date = (select run_date from read_json('{os.path.join(out, '_latest.json')}'))"
+).fetchone()
+assert latest_rows == sum(p["rows"] for p in tables["daily_sales"]), latest_rows
+for name in tables:
+    pointer = json.load(open(os.path.join(out, name, "_latest.json")))
+    assert pointer == {"run_date": manifest["run_date"], "path": f"{name}/run_date={manifest['run_date']}"}, (name, pointer)
 "#;
     let result = Command::new("python3")
         .arg("-c")

@@ -140,8 +140,8 @@ async fn a_reader_polling_during_a_rerun_sees_the_old_or_the_new_partition_only(
     );
 }
 
-/// The published files, model files included (manifests, drafts and the lock left out),
-/// path -> bytes.
+/// The published files, model files included (manifests, pointers, drafts and the lock left
+/// out), path -> bytes.
 fn published(ws: &Workspace) -> BTreeMap<PathBuf, Vec<u8>> {
     ws.snapshot()
         .into_iter()
@@ -151,9 +151,120 @@ fn published(ws: &Workspace) -> BTreeMap<PathBuf, Vec<u8>> {
                 .unwrap()
                 .to_string_lossy()
                 .into_owned();
-            !rel.starts_with('_') || rel.starts_with("_models/")
+            (!rel.starts_with('_') || rel.starts_with("_models/")) && !rel.ends_with("/_latest.json")
         })
         .collect()
+}
+
+/// The date a pointer names: the output's (`""`) or a table's; None when there is none.
+fn pointer(ws: &Workspace, table: &str) -> Option<String> {
+    let file = ws.output().join(table).join("_latest.json");
+    let bytes = std::fs::read(file).ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    Some(json["run_date"].as_str().unwrap().to_string())
+}
+
+/// The commit protocol under kills between files: a night for D is rerun on new input and
+/// aborted just before its 1st, 12th and first clv file is moved into place (the first is
+/// after the SQL stage withdrew the date, the last between the churn and the clv stages:
+/// where a partition of model_metrics was once left half new). After each kill, D's manifest
+/// does not say succeeded, the output's pointer names the day before, whose files are all
+/// still the ones its night published, and every table's pointer names a date whose file is
+/// the one a whole run published. A clean rerun moves every pointer to D.
+#[test]
+fn a_kill_between_files_never_leaves_a_pointer_or_manifest_claiming_a_mixed_date() {
+    const DAY_BEFORE: &str = "2026-06-29";
+    let ws = Workspace::new();
+    generate_into(&ws.input(), 2_000, 7);
+    let night = |extra_env: Option<usize>| {
+        let mut command = ws.command(env!("CARGO_BIN_EXE_nightly"));
+        command.args(["--date", RUN_DATE]);
+        if let Some(n) = extra_env {
+            command.env("GROWTH_FAULT_ABORT_BEFORE_PUBLISH", n.to_string());
+        }
+        command.output().unwrap()
+    };
+    let day_before = ws
+        .command(env!("CARGO_BIN_EXE_nightly"))
+        .args(["--date", DAY_BEFORE])
+        .output()
+        .unwrap();
+    assert!(day_before.status.success(), "{}", stderr(&day_before));
+    let first = night(None);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(pointer(&ws, "").as_deref(), Some(RUN_DATE));
+    assert_eq!(pointer(&ws, "kpi_monthly").as_deref(), Some(RUN_DATE));
+    let whole = published(&ws);
+
+    // Files moved into place by the night, in order: the SQL tables, then each stage's.
+    let manifest = ws.manifest(RUN_DATE);
+    let sql_tables = manifest["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["output"].is_object() && m["skipped"].is_null())
+        .count();
+    let stage_files = |stage: &str| {
+        let job = manifest["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["stage"] == stage)
+            .unwrap();
+        job["tables"].as_array().unwrap().len() + job["files"].as_array().unwrap().len()
+    };
+    let before_clv = sql_tables + stage_files("segment") + stage_files("churn") + 1;
+
+    generate_into(&ws.input(), 3_000, 9);
+    for kill_at in [1, 12, before_clv] {
+        let killed = night(Some(kill_at));
+        assert!(!killed.status.success(), "the fault did not fire at {kill_at}");
+        let status = ws.manifest(RUN_DATE)["status"].clone();
+        assert_ne!(status, "succeeded", "killed before file {kill_at}");
+        assert_eq!(
+            pointer(&ws, "").as_deref(),
+            Some(DAY_BEFORE),
+            "killed before file {kill_at}"
+        );
+        let now = published(&ws);
+        for (path, bytes) in &now {
+            let text = path.to_string_lossy();
+            if text.contains(&format!("run_date={DAY_BEFORE}")) {
+                assert_eq!(Some(bytes), whole.get(path), "{text} changed");
+            }
+        }
+        // Each table's pointer names a partition that a whole run published, unchanged.
+        for entry in std::fs::read_dir(ws.output()).unwrap() {
+            let table = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if table.starts_with('_') {
+                continue;
+            }
+            let date = pointer(&ws, &table)
+                .unwrap_or_else(|| panic!("{table} has no pointer after a kill at {kill_at}"));
+            let folder = ws.output().join(&table).join(format!("run_date={date}"));
+            for file in std::fs::read_dir(&folder).unwrap() {
+                let file = file.unwrap().path();
+                assert_eq!(
+                    now.get(&file),
+                    whole.get(&file),
+                    "{} named by {table}'s pointer after a kill at {kill_at} is not the whole run's",
+                    file.display()
+                );
+            }
+        }
+    }
+    let clean = night(None);
+    assert!(clean.status.success(), "{}", stderr(&clean));
+    assert_eq!(ws.manifest(RUN_DATE)["status"], "succeeded");
+    assert_eq!(pointer(&ws, "").as_deref(), Some(RUN_DATE));
+    for table in ["kpi_monthly", "churn_scores", "model_metrics", "clv_scores"] {
+        assert_eq!(pointer(&ws, table).as_deref(), Some(RUN_DATE), "{table}");
+    }
+    assert_ne!(
+        std::fs::read(ws.published("kpi_monthly", RUN_DATE)).unwrap(),
+        whole[&ws.published("kpi_monthly", RUN_DATE)],
+        "the new input changed the date"
+    );
 }
 
 /// Kills `nightly` (SIGKILL) at many points of a rerun on new input: during validation, the

@@ -24,6 +24,11 @@ pub(crate) struct S3Server {
 
 impl S3Server {
     pub(crate) fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server with moto's own settings in its environment (such as `S3_UPLOAD_PART_MIN_SIZE`).
+    pub(crate) fn start_with(settings: &[(&str, &str)]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -31,6 +36,7 @@ impl S3Server {
             .port();
         let child = Command::new("python3")
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(settings.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -87,17 +93,26 @@ impl Drop for S3Server {
 }
 
 fn transform(input: &str, output: &str, env: &[(&'static str, String)]) {
+    let status = transform_on(input, output, RUN_DATE, env);
+    assert!(status.success(), "transform {input} -> {output}: {status}");
+}
+
+fn transform_on(
+    input: &str,
+    output: &str,
+    date: &str,
+    env: &[(&'static str, String)],
+) -> std::process::ExitStatus {
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
-    let status = Command::new(env!("CARGO_BIN_EXE_transform"))
-        .args(["--input", input, "--output", output, "--date", RUN_DATE])
+    Command::new(env!("CARGO_BIN_EXE_transform"))
+        .args(["--input", input, "--output", output, "--date", date])
         .arg("--models")
         .arg(models)
         .envs(env.iter().cloned())
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .status()
-        .unwrap();
-    assert!(status.success(), "transform {input} -> {output}: {status}");
+        .unwrap()
 }
 
 pub(crate) async fn upload(store: &Arc<AmazonS3>, local: &Path, prefix: &str) {
@@ -134,18 +149,24 @@ pub(crate) async fn download(store: &Arc<AmazonS3>, prefix: &str, local: &Path) 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_from_s3_to_s3_publishes_what_a_local_run_publishes() {
-    let server = S3Server::start();
+/// Creates the bucket, generates a sample of 1,500 customers in `dir/in` and uploads it to
+/// `in/`: the store, the local input and the options it was generated with.
+async fn sample_on_s3(server: &S3Server, dir: &Path) -> (Arc<AmazonS3>, std::path::PathBuf, SampleOptions) {
     server.create_bucket();
     let store = Arc::new(server.store());
-
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
+    let input = dir.join("in");
     let mut options = SampleOptions::embedded(input.clone());
     options.customers = 1_500;
     sample::generate(&options).unwrap();
     upload(&store, &input, "in").await;
+    (store, input, options)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_from_s3_to_s3_publishes_what_a_local_run_publishes() {
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (store, input, _) = sample_on_s3(&server, dir.path()).await;
 
     let local_out = dir.path().join("out");
     transform(input.to_str().unwrap(), local_out.to_str().unwrap(), &[]);
@@ -185,4 +206,107 @@ async fn a_run_from_s3_to_s3_publishes_what_a_local_run_publishes() {
             "{key}: S3 and local outputs differ"
         );
     }
+}
+
+/// Every object below `prefix`: key -> (bytes, ETag).
+async fn objects(
+    store: &Arc<AmazonS3>,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, (Vec<u8>, String)> {
+    let listed: Vec<object_store::ObjectMeta> = store
+        .list(Some(&StorePath::from(prefix)))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for meta in listed {
+        let bytes = store.get(&meta.location).await.unwrap().bytes().await.unwrap();
+        out.insert(
+            meta.location.to_string(),
+            (bytes.to_vec(), meta.e_tag.unwrap_or_default()),
+        );
+    }
+    out
+}
+
+/// The date a table's pointer on S3 names.
+fn pointer_date(
+    objects: &std::collections::BTreeMap<String, (Vec<u8>, String)>,
+    table: &str,
+) -> Option<String> {
+    let (bytes, _) = objects.get(&format!("out/{table}/_latest.json"))?;
+    let json: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    Some(json["run_date"].as_str().unwrap().to_string())
+}
+
+/// Publishing to S3 uploads each file to its published key, never copies it: with 64 KiB
+/// parts (moto told to take parts that small), a file over a part is a multipart upload (its
+/// ETag ends in the part count) and its bytes are a local run's. A rerun on new input aborted
+/// before its second file leaves every table's pointer on the day before, whose objects are
+/// unchanged; the next clean run moves them to the date and leaves no draft.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_publishing_uploads_whole_objects_and_a_failed_rerun_leaves_the_pointers_on_the_day_before() {
+    const DAY_BEFORE: &str = "2026-06-29";
+    let server = S3Server::start_with(&[("S3_UPLOAD_PART_MIN_SIZE", "1024")]);
+    let dir = tempfile::tempdir().unwrap();
+    let (store, input, mut options) = sample_on_s3(&server, dir.path()).await;
+    let mut env = server.env();
+    env.push(("GROWTH_S3_PART_SIZE", "64KiB".into()));
+    let (s3_in, s3_out) = (format!("s3://{BUCKET}/in"), format!("s3://{BUCKET}/out"));
+    for date in [DAY_BEFORE, RUN_DATE] {
+        assert!(transform_on(&s3_in, &s3_out, date, &env).success());
+    }
+    let local_out = dir.path().join("local");
+    transform(input.to_str().unwrap(), local_out.to_str().unwrap(), &[]);
+
+    let before = objects(&store, "out").await;
+    let mut multipart = 0;
+    for (key, (bytes, etag)) in &before {
+        if key.ends_with(".parquet") && key.contains(RUN_DATE) {
+            let local = std::fs::read(local_out.join(key.trim_start_matches("out/"))).unwrap();
+            assert!(bytes == &local, "{key}: S3 and local outputs differ");
+            if bytes.len() > 64 << 10 {
+                assert!(
+                    etag.trim_matches('"').contains('-'),
+                    "{key} ({} bytes): ETag {etag}",
+                    bytes.len()
+                );
+                multipart += 1;
+            }
+        }
+    }
+    assert!(multipart > 0, "no published file was over one part");
+    assert_eq!(pointer_date(&before, "daily_sales").as_deref(), Some(RUN_DATE));
+
+    // New input; a rerun aborted just before its second file.
+    options.seed = 9;
+    std::fs::remove_dir_all(&input).unwrap();
+    sample::generate(&options).unwrap();
+    upload(&store, &input, "in").await;
+    let mut failing = env.clone();
+    failing.push(("GROWTH_FAULT_ABORT_BEFORE_PUBLISH", "2".into()));
+    assert!(!transform_on(&s3_in, &s3_out, RUN_DATE, &failing).success());
+    let after = objects(&store, "out").await;
+    let tables: Vec<&str> = before
+        .keys()
+        .filter_map(|k| k.strip_prefix("out/")?.strip_suffix("/_latest.json"))
+        .filter(|t| !t.is_empty())
+        .collect();
+    assert!(tables.len() >= 10, "{tables:?}");
+    for table in &tables {
+        assert_eq!(
+            pointer_date(&after, table).as_deref(),
+            Some(DAY_BEFORE),
+            "{table}"
+        );
+    }
+    for (key, value) in &before {
+        if key.contains(&format!("run_date={DAY_BEFORE}")) && !key.starts_with("out/_manifests") {
+            assert!(after.get(key) == Some(value), "{key} changed");
+        }
+    }
+    assert!(transform_on(&s3_in, &s3_out, RUN_DATE, &env).success());
+    let done = objects(&store, "out").await;
+    assert_eq!(pointer_date(&done, "daily_sales").as_deref(), Some(RUN_DATE));
+    assert!(!done.keys().any(|k| k.contains("_temporary")), "drafts left");
 }
