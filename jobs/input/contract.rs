@@ -369,6 +369,8 @@ pub struct InputTable {
     /// Per column with a text default: the null values the files' statistics count, which the
     /// views read as that default (a null `status` is a completed order).
     pub defaulted: BTreeMap<String, u64>,
+    /// Rows whose event time is null, from the files' statistics; None when a file has none.
+    pub null_events: Option<u64>,
 }
 
 impl InputTable {
@@ -569,6 +571,7 @@ async fn check_files(root: &Root, spec: &'static Table, files: Vec<ObjectMeta>) 
     let mut present: Vec<&'static Column> = Vec::new();
     let mut rows = 0u64;
     let mut defaulted = BTreeMap::new();
+    let mut null_events = Some(0u64);
     for meta in &files {
         let file = root.describe(&meta.location);
         let bad_file = |reason: String| Error::BadFile {
@@ -583,6 +586,9 @@ async fn check_files(root: &Root, spec: &'static Table, files: Vec<ObjectMeta>) 
             .await
             .map_err(|e| bad_file(format!("not a readable Parquet file ({e})")))?;
         rows += footer.rows;
+        null_events = null_events
+            .zip(footer.null_count(spec.as_of.event))
+            .map(|(sum, nulls)| sum + nulls);
         for column in spec.columns {
             match footer.schema.field_with_name(column.name) {
                 Err(_) if column.default == Absent::Required => {
@@ -623,6 +629,7 @@ async fn check_files(root: &Root, spec: &'static Table, files: Vec<ObjectMeta>) 
         present,
         rows,
         defaulted,
+        null_events,
     })
 }
 

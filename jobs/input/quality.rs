@@ -88,7 +88,7 @@ fn rule_columns(table: &contract::Table, rule: &str) -> String {
     };
     let columns: Vec<&str> = match rule {
         "null_id" => of_kind(Kind::Id, true),
-        "out_of_range_time" => vec![table.as_of.event],
+        "out_of_range_time" | "null_event_time" => vec![table.as_of.event],
         "bad_amount" => of_kind(Kind::Money, false),
         "unknown_status" => vec!["status"],
         "duplicate_key" => key(table.name).to_vec(),
@@ -240,10 +240,14 @@ fn classified_sql(checks: &Checks, rules: &[&str]) -> String {
         name.to_string()
     };
     let t_columns: Vec<String> = columns.iter().map(|c| format!("t.{c}")).collect();
+    // Rules found only outside the view (null or far event times) leave no row to classify.
+    let rule = match cases.is_empty() {
+        true => "cast(null as varchar)".to_string(),
+        false => format!("case {} end", cases.join(" ")),
+    };
     format!(
-        "select {}, case {} end as _rule from (select *{copy} from {source} as s) as t",
-        t_columns.join(", "),
-        cases.join(" ")
+        "select {}, {rule} as _rule from (select *{copy} from {source} as s) as t",
+        t_columns.join(", ")
     )
 }
 
@@ -534,6 +538,13 @@ pub async fn apply(
             far_future(ctx, table.spec, unseen).await?
         };
         counts.push(("out_of_range_time", far));
+        // A null event time is never before the end of a run date, so no view holds the row;
+        // it is counted from the files' statistics (or, without them, from the files).
+        let nulls = match table.null_events {
+            Some(nulls) => nulls,
+            None => null_events(ctx, table.spec).await?,
+        };
+        counts.push(("null_event_time", nulls));
         let found: Vec<&str> = counts.iter().filter(|(_, n)| *n > 0).map(|(r, _)| *r).collect();
         if found.is_empty() {
             continue;
@@ -548,6 +559,9 @@ pub async fn apply(
                 Some((_, n)) => *n += far,
                 None => exact.insert(0, ("out_of_range_time", far)),
             }
+        }
+        if nulls > 0 {
+            exact.insert(0, ("null_event_time", nulls));
         }
         for (rule_name, rows_broken) in exact {
             let policy = rules::policy(config, rule_name);
@@ -652,6 +666,17 @@ async fn empty_rejects(ctx: &SessionContext) -> Result<DataFrame> {
         text().alias("row_values"),
     ];
     crate::input::catalog::no_rows(ctx, columns, "empty rejects view").await
+}
+
+/// Rows of a table whose event time is null, counted from its files.
+async fn null_events(ctx: &SessionContext, table: &contract::Table) -> Result<u64> {
+    let sql = format!(
+        "select count(*) from {}.{} where {} is null",
+        crate::input::catalog::RAW_SCHEMA,
+        table.name,
+        q(table.as_of.event)
+    );
+    Ok(scalars(ctx, &sql, table.name).await?[0])
 }
 
 /// Rows of a table from `unseen` on: out of range (on or after `quality.latest`) and after

@@ -19,6 +19,11 @@ pub(crate) const RULES: &[Rule] = &[
         default: Policy::Reject,
     },
     Rule {
+        name: "null_event_time",
+        doc: "the row's event time (order_ts, signup_ts, session_ts, ...) is null: it cannot be placed before or after any run date",
+        default: Policy::Quarantine,
+    },
+    Rule {
         name: "out_of_range_time",
         doc: "the row's event time is before quality.earliest (none by default) or on or after quality.latest (by default the day after tomorrow, UTC)",
         default: Policy::Quarantine,

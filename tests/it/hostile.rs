@@ -807,6 +807,57 @@ async fn a_few_bad_rows_are_quarantined_listed_and_counted() {
     );
 }
 
+/// Orders with a null order_ts are counted under null_event_time (no view could show them,
+/// so they used to vanish without a word): quarantined and counted by default, and under a
+/// reject policy the run stops naming the rule, the column and the rows, publishing nothing.
+#[test]
+fn null_event_times_are_counted_and_can_be_rejected() {
+    let ws = case();
+    let times: ArrayRef = std::sync::Arc::new(
+        datafusion::arrow::array::TimestampMicrosecondArray::from(vec![
+            Some(micros("2025-03-01T10:00:00")),
+            None,
+            None,
+            None,
+        ])
+        .with_timezone("UTC"),
+    );
+    write_parquet(
+        &ws.input().join("orders/part-extra.parquet"),
+        vec![
+            ("order_id", strings(&["t1", "t2", "t3", "t4"])),
+            ("customer_id", strings(&["C000000000"; 4])),
+            ("order_ts", times),
+            ("amount_usd", floats(&[1.0, 2.0, 3.0, 4.0])),
+        ],
+    );
+    let result = nightly(&ws, &[]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let findings = ws.manifest(RUN_DATE)["quality"]["findings"].clone();
+    let nulls = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "null_event_time")
+        .unwrap_or_else(|| panic!("no null_event_time finding: {findings}"));
+    assert_eq!(nulls["table"], "orders");
+    assert_eq!(nulls["rows"], 3, "{findings}");
+    assert_eq!(nulls["policy"], "quarantine", "{findings}");
+
+    let ws2 = case();
+    copy_dir(&ws.input(), &ws2.input());
+    expect_failure(
+        &ws2,
+        &["--set", "quality.policy.null_event_time=\"reject\""],
+        exit_code::BAD_INPUT,
+        &["orders", "null_event_time", "order_ts", "3 rows"],
+    );
+}
+
 // ---- Data tests ----
 
 /// A failing data test keeps its model and everything downstream from publishing; the others
