@@ -68,6 +68,7 @@ pub async fn run_dates(mut options: NightlyOptions) -> Result<Vec<Manifest>> {
         ensure_sample(sample)?;
         options.transform.input = SAMPLE_INPUT.to_string();
     }
+    crate::storage::refuse_overlap(&options.transform.input, &options.transform.output)?;
     // Validated once for the whole backfill; each date still applies its own row rules.
     let source = Source::open(&options.transform.input).await?;
     let dates = dates(&options, &source).await?;

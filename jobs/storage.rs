@@ -191,6 +191,45 @@ impl Root {
     }
 }
 
+/// Refuses an output root inside the input root or the reverse (or the same root): a run would
+/// read what it publishes, and its drafts and partitions would look like input tables.
+pub(crate) fn refuse_overlap(input: &str, output: &str) -> Result<()> {
+    let (a, b) = (where_is(input), where_is(output));
+    if a.starts_with(&b) || b.starts_with(&a) {
+        return Err(Error::Usage(format!(
+            "the input root {input} and the output root {output} overlap (one holds the other): give the output a folder or prefix of its own"
+        )));
+    }
+    Ok(())
+}
+
+/// A root as a path to compare: `s3:/bucket/prefix` for a URL, else the folder with every
+/// part that exists resolved (symbolic links, `..`), so two spellings of one folder are equal.
+fn where_is(root: &str) -> std::path::PathBuf {
+    if let Ok(url) = Url::parse(root)
+        && url.scheme() == "s3"
+    {
+        let host = url.host_str().unwrap_or_default();
+        return std::path::PathBuf::from(format!("s3:/{host}{}", url.path()));
+    }
+    let folder = root.strip_prefix("file://").unwrap_or(root);
+    let absolute = std::path::absolute(folder).unwrap_or_else(|_| folder.into());
+    let mut existing = absolute.as_path();
+    let mut missing = Vec::new();
+    loop {
+        if let Ok(resolved) = existing.canonicalize() {
+            return missing.iter().rev().fold(resolved, |path, part| path.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
 /// The object stores of a process that runs other processes' queries (a Ballista scheduler or
 /// executor): local files, and each `s3://` bucket a query names, opened from this process's
 /// `AWS_*` environment the way [`Root::open`] opens a root, once per bucket. The client's
@@ -265,4 +304,25 @@ pub(crate) async fn parquet_footer(
         schema,
         metadata,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_roots_are_refused_and_siblings_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        for folder in ["a", "b"] {
+            std::fs::create_dir(dir.path().join(folder)).unwrap();
+        }
+        let base = dir.path().to_string_lossy();
+        assert!(refuse_overlap(&format!("{base}/in"), &format!("{base}/in/out")).is_err());
+        assert!(refuse_overlap(&format!("{base}/a/out"), &format!("{base}/a")).is_err());
+        assert!(refuse_overlap(&format!("{base}/a"), &format!("{base}/b/../a")).is_err());
+        assert!(refuse_overlap(&format!("{base}/in"), &format!("{base}/input-out")).is_ok());
+        assert!(refuse_overlap("s3://b/in", "s3://b/in/out").is_err());
+        assert!(refuse_overlap("s3://b/in", "s3://b/out").is_ok());
+        assert!(refuse_overlap("s3://b/in", "s3://c/in").is_ok());
+    }
 }

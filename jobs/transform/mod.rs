@@ -58,6 +58,7 @@ pub struct Plan {
 
 /// Validates the input and the models, and plans every model; writes nothing.
 pub async fn plan(options: &TransformOptions) -> Result<Plan> {
+    crate::storage::refuse_overlap(&options.input, &options.output)?;
     plan_from(options, Source::open(&options.input).await?).await
 }
 

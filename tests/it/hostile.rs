@@ -952,3 +952,35 @@ fn a_data_test_naming_an_unknown_column() {
         &["daily_sales.tests.toml", "order_day"],
     );
 }
+
+/// An output root inside the input root, or the input inside the output, is refused before
+/// anything is read or written: exit 2, one line naming both roots.
+#[test]
+fn overlapping_input_and_output_roots_are_refused() {
+    let ws = case();
+    let run = |binary: &str, input: &Path, output: &Path| {
+        Command::new(binary)
+            .arg("--input")
+            .arg(input)
+            .arg("--output")
+            .arg(output)
+            .args(["--date", RUN_DATE])
+            .env("RUST_LOG", "warn")
+            .env_remove("GROWTH_SET")
+            .output()
+            .unwrap()
+    };
+    let inside = ws.input().join("out");
+    let nested = run(env!("CARGO_BIN_EXE_nightly"), &ws.input(), &inside);
+    let reversed = run(
+        env!("CARGO_BIN_EXE_transform"),
+        &ws.output().join("in"),
+        &ws.output(),
+    );
+    for result in [&nested, &reversed] {
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(exit_code::USAGE), "{stderr}");
+        assert!(stderr.contains("overlap"), "{stderr}");
+    }
+    assert!(!inside.exists(), "the output folder was created inside the input");
+}
