@@ -170,13 +170,35 @@ impl Root {
             .put(path, bytes.into())
             .await
             .map_err(Error::store(format!("writing {}", self.describe(path))))?;
+        self.sync(path)?;
+        self.sync_folder_of(path)
+    }
+
+    /// A small file's bytes, or None when there is no such file.
+    pub(crate) async fn read_if_exists(&self, path: &Path) -> Result<Option<impl AsRef<[u8]> + use<>>> {
+        use object_store::ObjectStoreExt;
+        let failed = || Error::store(format!("reading {}", self.describe(path)));
+        match self.store.get(path).await {
+            Ok(found) => found.bytes().await.map(Some).map_err(failed()),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(failed()(e)),
+        }
+    }
+
+    /// On a local disk, flushes a file, so what a rename or a reader sees is on disk.
+    pub(crate) fn sync(&self, path: &Path) -> Result<()> {
+        if self.local.is_some() {
+            sync_local(&std::path::PathBuf::from(format!("/{path}")))?;
+        }
+        Ok(())
+    }
+
+    /// On a local disk, flushes the folder entry of a file a put or a rename changed.
+    pub(crate) fn sync_folder_of(&self, path: &Path) -> Result<()> {
         if self.local.is_some() {
             let file = std::path::PathBuf::from(format!("/{path}"));
-            let folder = file.parent().unwrap_or(&file).to_path_buf();
-            for flushed in [&file, &folder] {
-                std::fs::File::open(flushed)
-                    .and_then(|f| f.sync_all())
-                    .map_err(Error::io(format!("syncing {}", flushed.display())))?;
+            if let Some(folder) = file.parent() {
+                sync_local(folder)?;
             }
         }
         Ok(())
@@ -189,6 +211,13 @@ impl Root {
             None => self.url_of(path),
         }
     }
+}
+
+/// Flushes a local file or folder to disk.
+fn sync_local(path: &std::path::Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(Error::io(format!("syncing {}", path.display())))
 }
 
 /// Refuses an output root inside the input root or the reverse (or the same root): a run would

@@ -9,7 +9,7 @@
 //! The pointers are small JSON files, each written in one put: `_latest.json` at the output
 //! root names the newest date a whole night published (every stage of [`NIGHT`](crate::output::manifest::NIGHT) succeeded), and
 //! `<table>/_latest.json` the newest date whose run succeeded and published that table. Readers
-//! that follow them (docs/guide/reading-outputs.md) read one date's files, all of one run.
+//! that follow them (docs/guide/outputs.md: Reading a whole date) read one date's files, all of one run.
 
 use std::collections::BTreeMap;
 
@@ -28,11 +28,11 @@ pub(crate) const LATEST: &str = "_latest.json";
 
 /// A pointer: the date a reader should read, and where.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pointer {
-    pub run_date: NaiveDate,
+pub(crate) struct Pointer {
+    pub(crate) run_date: NaiveDate,
     /// Relative to the output root: the date's manifest (the root's pointer), or the table's
     /// partition folder.
-    pub path: String,
+    pub(crate) path: String,
 }
 
 /// What a pointer is for: the output as a whole, or one table.
@@ -60,32 +60,21 @@ impl Target<'_> {
 
     /// Whether a succeeded manifest makes its date one this pointer may name.
     fn admits(&self, manifest: &Manifest) -> bool {
-        manifest.status == "succeeded"
-            && match self {
-                Target::Whole => manifest.is_whole_night(),
-                Target::Table(table) => manifest.published_tables().contains(*table),
+        match self {
+            Target::Whole => manifest.is_whole_night(),
+            Target::Table(table) => {
+                manifest.status == "succeeded" && manifest.published_tables().contains(*table)
             }
+        }
     }
 }
 
-/// The pointer of the output as a whole (`table: None`) or of one table, when there is one.
-pub async fn latest(output: &Root, table: Option<&str>) -> Result<Option<Pointer>> {
-    let target = table.map_or(Target::Whole, Target::Table);
-    read(output, target).await
-}
-
 async fn read(output: &Root, target: Target<'_>) -> Result<Option<Pointer>> {
-    let file = target.file(output);
-    let bytes = match output.store.get(&file).await {
-        Ok(found) => found
-            .bytes()
-            .await
-            .map_err(Error::store(format!("reading {}", output.describe(&file))))?,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(Error::store(format!("reading {}", output.describe(&file)))(e)),
+    let Some(bytes) = output.read_if_exists(&target.file(output)).await? else {
+        return Ok(None);
     };
     // A damaged pointer names nothing: the next commit writes it again.
-    Ok(serde_json::from_slice(&bytes).ok())
+    Ok(serde_json::from_slice(bytes.as_ref()).ok())
 }
 
 /// Points `target` at `run_date`, or removes it (`None`).

@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -160,16 +159,11 @@ impl Manifest {
     /// The manifest of a run date, when there is a readable one.
     pub async fn read(output: &Root, run_date: NaiveDate) -> Result<Option<Manifest>> {
         let path = output.path(&manifest_parts(run_date).each_ref().map(String::as_str));
-        let bytes = match output.store.get(&path).await {
-            Ok(found) => found
-                .bytes()
-                .await
-                .map_err(Error::store(format!("reading the manifest {path}")))?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(Error::store(format!("reading the manifest {path}"))(e)),
+        let Some(bytes) = output.read_if_exists(&path).await? else {
+            return Ok(None);
         };
         // A manifest from an older version, or damaged, is no proof of anything: run again.
-        Ok(serde_json::from_slice(&bytes).ok())
+        Ok(serde_json::from_slice(bytes.as_ref()).ok())
     }
 
     /// Writes the manifest in one put (atomic on a local disk and on object stores), flushed.

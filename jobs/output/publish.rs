@@ -93,7 +93,7 @@ impl TableWriter {
             .close()
             .await
             .map_err(Error::parquet(format!("closing {}", self.table)))?;
-        draft.sync(&self.draft)?;
+        draft.output.sync(&self.draft)?;
         let (rows, bytes, schema) = describe_parquet(&draft.output, &self.draft).await?;
         Ok(DraftTable {
             table: self.table,
@@ -173,7 +173,7 @@ impl Draft {
                 .finish(self)
                 .await?
         } else {
-            self.sync(&draft)?;
+            self.output.sync(&draft)?;
             DraftTable {
                 table: table.into(),
                 rows,
@@ -248,7 +248,7 @@ impl Draft {
             .put(&draft, bytes.into())
             .await
             .map_err(Error::store(format!("writing the draft of {}", parts.join("/"))))?;
-        self.sync(&draft)?;
+        self.output.sync(&draft)?;
         let published = self.output.path(parts);
         Ok(DraftFile {
             path: self.output.relative(&published),
@@ -279,7 +279,7 @@ impl Draft {
                 .rename(draft, published)
                 .await
                 .map_err(Error::store(format!("publishing {shown}")))?;
-            return self.sync_parent(published);
+            return self.output.sync_folder_of(published);
         }
         let failed = |e| Error::store(format!("publishing {shown}"))(e);
         let mut source = store.get(draft).await.map_err(failed)?.into_stream();
@@ -297,41 +297,14 @@ impl Draft {
             }
             return Err(failed(error));
         }
-        sink.shutdown().await.map_err(|e| {
-            failed(object_store::Error::Generic {
-                store: "publish",
-                source: Box::new(e),
-            })
-        })
+        sink.shutdown()
+            .await
+            .map_err(Error::io(format!("publishing {shown}")))
     }
 
     /// Removes this run's draft folder.
     pub async fn remove(&self) -> Result<()> {
         remove_folder(&self.output, &[TEMPORARY, &self.run_id]).await
-    }
-
-    /// On a local disk, flushes a draft file so the rename publishes bytes that are on disk.
-    fn sync(&self, path: &Path) -> Result<()> {
-        if self.output.local.is_some() {
-            let file = std::path::PathBuf::from(format!("/{path}"));
-            std::fs::File::open(&file)
-                .and_then(|f| f.sync_all())
-                .map_err(Error::io(format!("syncing {}", file.display())))?;
-        }
-        Ok(())
-    }
-
-    /// On a local disk, flushes the folder entry a rename changed.
-    fn sync_parent(&self, path: &Path) -> Result<()> {
-        if self.output.local.is_some() {
-            let file = std::path::PathBuf::from(format!("/{path}"));
-            if let Some(parent) = file.parent() {
-                std::fs::File::open(parent)
-                    .and_then(|f| f.sync_all())
-                    .map_err(Error::io(format!("syncing {}", parent.display())))?;
-            }
-        }
-        Ok(())
     }
 }
 
