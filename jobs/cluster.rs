@@ -30,9 +30,12 @@ use crate::storage::EnvObjectStores;
 /// How a scheduler listens and when it gives up on an executor.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SchedulerArgs {
-    /// The address to listen on; 0.0.0.0 for every interface.
+    /// The address to listen on: this machine's address on the cluster's private network.
     #[arg(long, env = "GROWTH_SCHEDULER_BIND", default_value = "127.0.0.1")]
     pub bind: String,
+    /// Allow --bind 0.0.0.0 (every interface): Ballista has no authentication or TLS.
+    #[arg(long)]
+    pub insecure_bind_all: bool,
     /// The port clients (`--engine ballista://HOST:PORT`) and executors connect to.
     #[arg(long, env = "GROWTH_SCHEDULER_PORT", default_value_t = 50050)]
     pub port: u16,
@@ -55,9 +58,12 @@ pub struct ExecutorArgs {
     /// The scheduler, as HOST:PORT.
     #[arg(long, env = "GROWTH_SCHEDULER", default_value = "localhost:50050")]
     pub scheduler: String,
-    /// The address to listen on; 0.0.0.0 for every interface.
+    /// The address to listen on: this machine's address on the cluster's private network.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
+    /// Allow --bind 0.0.0.0 (every interface): Ballista has no authentication or TLS.
+    #[arg(long)]
+    pub insecure_bind_all: bool,
     /// The Arrow Flight port other executors and the client fetch results from; the gRPC
     /// port the scheduler pushes tasks to is the next one.
     #[arg(long, default_value_t = 50051)]
@@ -97,6 +103,7 @@ fn cluster_error(what: &str) -> impl FnOnce(ballista_core::error::BallistaError)
 
 /// Runs a scheduler until the process is stopped.
 pub async fn run_scheduler(args: &SchedulerArgs) -> Result<()> {
+    crate::engine::check_listen_address(&args.bind, args.insecure_bind_all)?;
     let address: SocketAddr = format!("{}:{}", args.bind, args.port)
         .parse()
         .map_err(|e| Error::Usage(format!("--bind {} --port {}: {e}", args.bind, args.port)))?;
@@ -137,6 +144,7 @@ pub async fn run_scheduler(args: &SchedulerArgs) -> Result<()> {
 
 /// Runs an executor until the process is stopped or its scheduler tells it to stop.
 pub async fn run_executor(args: &ExecutorArgs) -> Result<()> {
+    crate::engine::check_listen_address(&args.bind, args.insecure_bind_all)?;
     let (host, port) = args
         .scheduler
         .rsplit_once(':')

@@ -29,6 +29,23 @@ impl Engine {
     }
 }
 
+/// Refuses a wildcard listening address (`0.0.0.0`, `::`) unless `insecure` was passed: a
+/// Ballista scheduler or executor has no authentication and no TLS, and runs any plan sent to
+/// it with its own credentials (every `s3://` bucket its environment opens), so it listens on
+/// one interface of a private network, not on every interface of the machine.
+pub fn check_listen_address(bind: &str, insecure: bool) -> Result<()> {
+    let wildcard = bind
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified());
+    if wildcard && !insecure {
+        return Err(Error::Usage(format!(
+            "--bind {bind} listens on every interface, and Ballista has no authentication or TLS: anyone who reaches the port runs queries with this process's credentials. Bind the private interface's address (--bind 10.0.0.5), or pass --insecure-bind-all behind a firewall that admits only the cluster (docs/design/ballista.md: Security)"
+        )));
+    }
+    Ok(())
+}
+
 /// The process's memory pool, when capped.
 static MEMORY_POOL: OnceLock<Arc<dyn MemoryPool>> = OnceLock::new();
 
@@ -204,6 +221,17 @@ async fn remote_session(scheduler: &str) -> Result<SessionContext> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wildcard_addresses_need_the_insecure_flag() {
+        for wildcard in ["0.0.0.0", "::", "[::]"] {
+            assert!(check_listen_address(wildcard, false).is_err(), "{wildcard}");
+            assert!(check_listen_address(wildcard, true).is_ok(), "{wildcard}");
+        }
+        for one in ["127.0.0.1", "10.0.0.5", "::1", "sched.internal"] {
+            assert!(check_listen_address(one, false).is_ok(), "{one}");
+        }
+    }
 
     #[test]
     fn engines_parse_and_print_back() {
