@@ -8,7 +8,8 @@ use crate::error::{Error, exit_code};
 pub const EXIT_CODES: &str = "Exit codes: 0 success; 1 internal failure; 2 bad command line; \
 3 bad input data, or a stage's input not published or too thin to train on; 4 bad SQL model, \
 config or saved model; 5 a data test failed; 6 out of memory under --memory-limit, out of disk \
-or the output not writable; 7 another run holds the output's lock.";
+or the output not writable; 7 another run holds the output's lock; 8 stopped by SIGTERM or SIGINT \
+at a safe point; 9 the input is stale (quality.max_input_age).";
 
 /// Ends the process: prints the error, if any, as one line and exits with its code.
 pub fn exit(result: Result<(), Error>) -> ! {

@@ -156,6 +156,11 @@ pub struct QualityConfig {
     pub latest: Option<chrono::NaiveDate>,
     /// Rule name to `reject` or `quarantine`; rules left out keep their default.
     pub policy: BTreeMap<String, Policy>,
+    /// The oldest the input's newest order may be (`36h`, `2d`) against the end of the last
+    /// date a night runs, or the clock when that is earlier: an older input is stale (a
+    /// stalled export) and the night stops with exit 9 before it publishes. None by default,
+    /// since histories are also run long after their last order.
+    pub max_input_age: Option<String>,
 }
 
 impl Default for QualityConfig {
@@ -165,12 +170,21 @@ impl Default for QualityConfig {
             earliest: None,
             latest: None,
             policy: BTreeMap::new(),
+            max_input_age: None,
         }
     }
 }
 
 impl QualityConfig {
     /// The first day out of range: `latest`, or the day after tomorrow by the clock.
+    /// [`QualityConfig::max_input_age`] as a duration.
+    pub(crate) fn max_input_age(&self) -> std::result::Result<Option<std::time::Duration>, String> {
+        self.max_input_age
+            .as_deref()
+            .map(|text| parse_duration(text).map_err(|e| format!("quality.max_input_age: {e}")))
+            .transpose()
+    }
+
     pub(crate) fn latest_bound(&self) -> chrono::NaiveDate {
         self.latest
             .unwrap_or_else(|| chrono::Utc::now().date_naive() + chrono::Days::new(2))
@@ -279,6 +293,24 @@ pub(crate) fn parse_size(text: &str) -> std::result::Result<usize, String> {
         }
     };
     Ok((number * scale) as usize)
+}
+
+/// A duration with a unit: `90s`, `15m`, `36h`, `2d` (a bare number is seconds).
+pub(crate) fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("unknown unit {other:?} in {text:?}: use s, m, h or d")),
+    };
+    match number.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(std::time::Duration::from_secs(n * scale)),
+        _ => Err(format!("{text:?} is not a positive duration such as 36h")),
+    }
 }
 
 /// The clustering algorithm of the segment job.
@@ -702,6 +734,7 @@ impl Config {
                 "quality: max_reject_share must be within 0..=1 and earliest before latest".into(),
             ));
         }
+        quality.max_input_age().map_err(bad)?;
         let churn = &self.churn;
         if churn.horizon_days == 0 || churn.active_days == 0 {
             return Err(bad(

@@ -29,6 +29,12 @@ pub mod exit_code {
     pub const RESOURCES: i32 = 6;
     /// Another run holds the output's lock: it is named in the message; try again later.
     pub const LOCKED: i32 = 7;
+    /// SIGTERM or SIGINT stopped the run at a safe point: nothing is half-published and the
+    /// lock is released; rerun (a backfill with --resume) to go on.
+    pub const STOPPED: i32 = 8;
+    /// The input is stale: its newest order is older than `quality.max_input_age`; nothing
+    /// was run. Wait for the export (retry later), or alert when it stays stale.
+    pub const STALE_INPUT: i32 = 9;
 }
 
 /// Everything that can stop a run.
@@ -160,13 +166,34 @@ pub enum Error {
     OutputUnwritable { output: String, reason: String },
 
     #[error(
-        "{output} is locked by {holder}; wait for it to finish, or delete {lock} if no such run is alive"
+        "{output} is locked by {holder}; wait for it to finish or for its lease to expire, or run `unlock --output {output}` if no such run is alive (the lock: {lock})"
     )]
     Locked {
         output: String,
         holder: String,
         lock: String,
     },
+
+    #[error(
+        "lost the lock of {output}: another run took it over (this run's lease could not be renewed in time); this run published nothing more, and the other run's output stands (the lock: {lock})"
+    )]
+    LostLock { output: String, lock: String },
+
+    #[error(
+        "the input {input} is stale: its newest order_ts is {newest} before {reference}, more than quality.max_input_age ({max_age}); nothing was run: check the export, or run a date the input reaches"
+    )]
+    StaleInput {
+        input: String,
+        /// The newest order time and its age.
+        newest: String,
+        reference: String,
+        max_age: String,
+    },
+
+    #[error(
+        "stopped by {signal} at a safe point: nothing is half-published and the lock is released; rerun (a backfill with --resume) to go on"
+    )]
+    Stopped { signal: &'static str },
 
     #[error("{context}: {source}")]
     Engine {
@@ -240,7 +267,9 @@ impl Error {
             Usage(_) => exit_code::USAGE,
             DataTests { .. } => exit_code::DATA_TEST,
             OutOfResources { .. } | OutputUnwritable { .. } => exit_code::RESOURCES,
-            Locked { .. } => exit_code::LOCKED,
+            Locked { .. } | LostLock { .. } => exit_code::LOCKED,
+            Stopped { .. } => exit_code::STOPPED,
+            StaleInput { .. } => exit_code::STALE_INPUT,
             Engine { .. }
             | EngineUnavailable { .. }
             | Store { .. }

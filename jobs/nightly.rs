@@ -42,10 +42,11 @@ pub(crate) fn ensure_sample(folder: &Path) -> Result<()> {
 /// What the `nightly` command is asked to do.
 #[derive(Clone, Debug)]
 pub struct NightlyOptions {
-    /// The SQL stage's options; an empty `input` means the embedded sample, a `run_date` of
-    /// `None` the latest order day.
+    /// The SQL stage's options; a `run_date` of `None` means the latest order day.
     pub transform: TransformOptions,
-    /// Backfill: every date from `from` to `to` (default: the latest order day), in order.
+    /// Run on the embedded sample (generated on first use) instead of `transform.input`.
+    pub sample: bool,
+    /// Backfill: every date from `from` to `to` (default: yesterday, UTC), in order.
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     /// Skip the stages a date already published with the same fingerprint.
@@ -57,7 +58,7 @@ pub struct NightlyOptions {
 /// Runs the night for each date asked, in order, holding the output's lock; stops at the first
 /// date that fails. Returns the manifests of the dates run (or, for a dry run, none).
 pub async fn run_dates(mut options: NightlyOptions) -> Result<Vec<Manifest>> {
-    if options.transform.input.is_empty() {
+    if options.sample {
         let sample = Path::new(SAMPLE_INPUT);
         if options.dry_run && !sample.join("orders").is_dir() {
             println!(
@@ -67,11 +68,23 @@ pub async fn run_dates(mut options: NightlyOptions) -> Result<Vec<Manifest>> {
         }
         ensure_sample(sample)?;
         options.transform.input = SAMPLE_INPUT.to_string();
+    } else if options.transform.input.is_empty() {
+        // A missing setting on a production box must not publish the sample's figures.
+        return Err(Error::Usage(
+            "no input: pass --input (or GROWTH_INPUT, or [run] input in the config) a folder or s3:// root of the tables, or --sample to run on the embedded sample".into(),
+        ));
     }
     crate::storage::refuse_overlap(&options.transform.input, &options.transform.output)?;
     // Validated once for the whole backfill; each date still applies its own row rules.
     let source = Source::open(&options.transform.input).await?;
     let dates = dates(&options, &source).await?;
+    let asked = options.from.or(options.transform.run_date).is_some();
+    check_freshness(
+        &options.transform,
+        &source,
+        dates.last().filter(|_| asked).copied(),
+    )
+    .await?;
     if options.dry_run {
         for date in dates {
             dry_run(&options, &source, date).await?;
@@ -86,6 +99,7 @@ pub async fn run_dates(mut options: NightlyOptions) -> Result<Vec<Manifest>> {
                 tracing::info!(date = %date, day = i + 1, days = dates.len(), "backfill");
             }
             progress.set_prefix(format!("{date}"));
+            crate::output::lock::safe_point(output)?;
             manifests.push(run_date(&options, &source, output, *date).await?);
         }
         Ok(manifests)
@@ -93,7 +107,8 @@ pub async fn run_dates(mut options: NightlyOptions) -> Result<Vec<Manifest>> {
     .await
 }
 
-/// The dates to run: `--from`..=`--to`, or the one `--date`, or the latest order day.
+/// The dates to run: `--from`..=`--to` (by default yesterday, UTC), or the one `--date`, or
+/// the latest order day.
 async fn dates(options: &NightlyOptions, source: &Source) -> Result<Vec<NaiveDate>> {
     let latest = async || transform::latest_order_day(&options.transform, source).await;
     let Some(from) = options.from else {
@@ -102,14 +117,55 @@ async fn dates(options: &NightlyOptions, source: &Source) -> Result<Vec<NaiveDat
             None => latest().await?,
         }]);
     };
-    let to = match options.to {
-        Some(to) => to,
-        None => latest().await?,
-    };
+    // A scheduled backfill ends on the last whole day: the latest order day would follow a
+    // stalled export backwards, and once it fell behind --from every night would be refused.
+    let to = options
+        .to
+        .unwrap_or_else(|| Utc::now().date_naive() - chrono::Days::new(1));
     if to < from {
         return Err(Error::Usage(format!("--from {from} is after --to {to}")));
     }
     Ok(from.iter_days().take_while(|d| *d <= to).collect())
+}
+
+/// Stops a night whose input is stale: its newest order older than `quality.max_input_age`
+/// at the end of `last` (the last date asked), or now when that is earlier or no date was
+/// asked (the default date follows the input, so only the clock can tell it is behind).
+async fn check_freshness(options: &TransformOptions, source: &Source, last: Option<NaiveDate>) -> Result<()> {
+    let Some(max_age) = options.config.quality.max_input_age().map_err(Error::Usage)? else {
+        return Ok(());
+    };
+    let now = Utc::now();
+    let reference = match last {
+        Some(date) => now.min(
+            (date + chrono::Days::new(1))
+                .and_time(chrono::NaiveTime::MIN)
+                .and_utc(),
+        ),
+        None => now,
+    };
+    let bound = options.config.quality.latest_bound();
+    let newest = crate::input::catalog::newest_order_time(&source.root, &source.input, bound).await?;
+    let age = newest.map(|at| (reference - at).to_std().unwrap_or_default());
+    if age.is_some_and(|age| age <= max_age) {
+        return Ok(());
+    }
+    Err(Error::StaleInput {
+        input: source.root.display.clone(),
+        newest: match (newest, age) {
+            (Some(at), Some(age)) => format!(
+                "{}, {:.1} hours",
+                at.format("%Y-%m-%d %H:%M:%S UTC"),
+                age.as_secs_f64() / 3600.0
+            ),
+            _ => "absent (no order at all)".into(),
+        },
+        reference: match last {
+            Some(date) if reference < now => format!("the end of {date}"),
+            _ => "now".into(),
+        },
+        max_age: options.config.quality.max_input_age.clone().unwrap_or_default(),
+    })
 }
 
 /// The stages a night runs for a plan: the SQL stage, then each model stage whose input the
@@ -181,6 +237,7 @@ async fn run_date(
 pub async fn run(input: Option<String>, mut options: TransformOptions) -> Result<Manifest> {
     options.input = input.unwrap_or_default();
     let mut manifests = run_dates(NightlyOptions {
+        sample: options.input.is_empty(),
         transform: options,
         from: None,
         to: None,
@@ -283,6 +340,7 @@ async fn model_stages(options: &TransformOptions, plan: transform::Plan, run: &m
         false => None,
     };
     for stage in to_run {
+        crate::output::lock::safe_point(run.output())?;
         let context = StageContext {
             output: run.output(),
             run_date: plan.run_date,

@@ -20,15 +20,18 @@ static ALLOCATOR: growth_jobs::allocator::Allocator = growth_jobs::allocator::Al
 #[command(version, after_help = cli::EXIT_CODES)]
 struct Args {
     /// Input root: a folder or s3://bucket/prefix holding one folder of Parquet files per
-    /// table. Default: [run] input in the config, else the embedded sample in data/sample,
-    /// generated on first use.
+    /// table. Default: [run] input in the config; with none, the night stops (exit 2).
     #[arg(long, env = "GROWTH_INPUT")]
     input: Option<String>,
+    /// Run on the embedded sample in data/sample (10,000 customers, generated on first use)
+    /// instead of an input root.
+    #[arg(long, conflicts_with = "input")]
+    sample: bool,
     /// Backfill: run every date from this one (UTC, YYYY-MM-DD) to --to, in order; stops at the
     /// first date that fails.
     #[arg(long, conflicts_with = "date")]
     from: Option<chrono::NaiveDate>,
-    /// The last date of a backfill. Default: the day of the latest order in the input.
+    /// The last date of a backfill. Default: yesterday (UTC).
     #[arg(long, requires = "from")]
     to: Option<chrono::NaiveDate>,
     /// Skip, for each date, the stages already published with the same input files, code
@@ -49,6 +52,7 @@ fn main() {
     let result = args.run.options(args.input.clone()).and_then(|transform| {
         let options = NightlyOptions {
             transform,
+            sample: args.sample,
             from: args.from,
             to: args.to,
             resume: args.resume,

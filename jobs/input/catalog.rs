@@ -271,30 +271,39 @@ pub(crate) async fn register_customers_from_orders(ctx: &SessionContext) -> Resu
 /// The default run date: the day of the latest order in the input before `before` (orders
 /// after it are out of range, see `quality.latest`).
 pub(crate) async fn latest_order_day(root: &Root, input: &Input, before: NaiveDate) -> Result<NaiveDate> {
-    let ctx = crate::engine::new_session();
-    register_raw(&ctx, root, input).await?;
-    let batches = ctx
-        .sql(&format!(
-            "select cast(max(order_ts) as date) as day from raw.orders where order_ts < timestamp '{before}T00:00:00Z'"
-        ))
-        .await
-        .map_err(Error::engine("finding the latest order day"))?
-        .collect()
-        .await
-        .map_err(Error::engine("finding the latest order day"))?;
-    let day = batches
-        .first()
-        .filter(|b| b.num_rows() == 1)
-        .and_then(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::Date32Array>()
-                .and_then(|a| (!a.is_null(0)).then(|| a.value(0)))
-        })
+    newest_order_time(root, input, before)
+        .await?
+        .map(|at| at.date_naive())
         .ok_or_else(|| Error::NoRunDate {
             reason: "orders has no rows with an order_ts".into(),
-        })?;
-    Ok(NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date") + chrono::Days::new(day.max(0) as u64))
+        })
+}
+
+/// The newest `order_ts` before the day `before` (UTC), or None when there is none.
+pub(crate) async fn newest_order_time(
+    root: &Root,
+    input: &Input,
+    before: NaiveDate,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    let ctx = crate::engine::new_session();
+    register_raw(&ctx, root, input).await?;
+    let failed = || Error::engine("finding the newest order");
+    let batches = ctx
+        .sql(&format!(
+            "select date_part('epoch', max(order_ts)) as at from raw.orders where order_ts < timestamp '{before}T00:00:00Z'"
+        ))
+        .await
+        .map_err(failed())?
+        .collect()
+        .await
+        .map_err(failed())?;
+    let seconds = batches.first().filter(|b| b.num_rows() == 1).and_then(|b| {
+        b.column(0)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Float64Array>()
+            .and_then(|a| (!a.is_null(0)).then(|| a.value(0)))
+    });
+    Ok(seconds.and_then(|s| chrono::DateTime::from_timestamp_micros((s * 1e6).round() as i64)))
 }
 
 /// The names a model may read besides other models.

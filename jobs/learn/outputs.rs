@@ -67,17 +67,21 @@ impl StageDraft {
     where
         F: AsyncFnOnce(&Draft) -> Result<(Vec<DraftTable>, Vec<DraftFile>, serde_json::Value)>,
     {
-        let outcome = work(&self.draft).await;
-        let (tables, files, summary) = match outcome {
+        let outcome = async {
+            let (tables, files, summary) = work(&self.draft).await?;
+            crate::output::commit::publish(&self.draft, &tables, &files).await?;
+            Ok((tables, files, summary))
+        };
+        let (tables, files, summary) = match outcome.await {
             Ok(done) => done,
             Err(error) => {
+                // Nothing more of the stage is published (a stop or a lost lease ends here too).
                 if let Err(cleanup) = self.draft.remove().await {
                     tracing::warn!(%cleanup, stage = self.name, "could not remove the stage's staging files");
                 }
                 return Err(error);
             }
         };
-        crate::output::commit::publish(&self.draft, &tables, &files).await?;
         self.draft.remove().await?;
         let seconds = self.started.elapsed().as_secs_f64();
         let peak_rss_bytes = crate::telemetry::peak_memory();

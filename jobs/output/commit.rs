@@ -96,6 +96,8 @@ async fn write(output: &Root, target: Target<'_>, run_date: Option<NaiveDate>) -
 
 /// Publishes a draft's tables and files for its run date, withdrawing the date first.
 pub(crate) async fn publish(draft: &Draft, tables: &[DraftTable], files: &[DraftFile]) -> Result<()> {
+    // The last moment a stop or a lost lease can keep the date as it was.
+    crate::output::lock::safe_point(draft.root())?;
     let names: Vec<&str> = tables.iter().map(|t| t.table.as_str()).collect();
     withdraw(draft.root(), draft.run_date(), &names).await?;
     draft.publish(tables).await?;

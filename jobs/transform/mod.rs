@@ -371,6 +371,7 @@ async fn build_models(
     let progress = crate::telemetry::progress();
     progress.set_length(models.len() as u64);
     for model in models {
+        crate::output::lock::safe_point(draft.root())?;
         progress.set_message(model.name.clone());
         let began = Instant::now();
         watch.part_peak();
@@ -408,7 +409,9 @@ async fn build_models(
                     .map_err(Error::engine(format!("registering model {}", model.name)))?;
                 None
             }
-            Materialized::Table => Some(draft.write(ctx, &model.name, &model.file, df).await?),
+            Materialized::Table => Some(
+                crate::output::lock::until_stopped(draft.write(ctx, &model.name, &model.file, df)).await?,
+            ),
         };
         for test in plan.tests.get(&model.name).into_iter().flatten() {
             entry.tests.push(test.run(ctx, &model.name, &model.file).await?);

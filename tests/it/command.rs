@@ -373,3 +373,85 @@ async fn a_night_under_a_memory_cap_publishes_the_same_tables() {
         );
     }
 }
+
+/// With `quality.max_input_age`, an input whose newest order is older than allowed stops the
+/// night with exit 9 before anything is written: for a date past the input's end, for the
+/// default date (judged against the clock), and for a backfill whose `--to` defaults to
+/// yesterday. A date the input reaches runs.
+#[test]
+fn a_stale_input_gets_its_own_exit_code_and_writes_nothing() {
+    let ws = workspace();
+    let fresh = ["--set", "quality.max_input_age=36h"];
+    let stale = |args: &[&str]| {
+        let result = nightly(&ws, &[&fresh[..], args].concat());
+        assert_eq!(
+            result.status.code(),
+            Some(exit_code::STALE_INPUT),
+            "{args:?}: {}",
+            stderr(&result)
+        );
+        let error = stderr(&result);
+        let error = error
+            .lines()
+            .rfind(|l| l.starts_with("error: "))
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("stale") && error.contains("max_input_age (36h)") && error.contains("2026-06-30"),
+            "{error}"
+        );
+        assert!(!ws.output().exists(), "{args:?} wrote into the output");
+        error
+    };
+    assert!(stale(&["--date", "2026-07-03", "--select", "daily_sales"]).contains("the end of 2026-07-03"));
+    // The sample's last order is months before the clock, whatever date the test runs on.
+    assert!(stale(&["--select", "daily_sales"]).contains("before now"));
+    stale(&["--from", RUN_DATE, "--select", "daily_sales"]);
+
+    let reached = nightly(
+        &ws,
+        &[&fresh[..], &["--date", RUN_DATE, "--select", "daily_sales"]].concat(),
+    );
+    assert!(reached.status.success(), "{}", stderr(&reached));
+}
+
+/// With no input configured, `nightly` stops with exit 2 and says how to give one, instead of
+/// publishing the sample's figures; the sample runs only when asked for.
+#[test]
+fn a_missing_input_setting_exits_2_and_the_sample_runs_only_when_asked() {
+    let ws = Workspace::new();
+    let result = Command::new(env!("CARGO_BIN_EXE_nightly"))
+        .current_dir(ws.dir.path())
+        .arg("--output")
+        .arg(ws.output())
+        .arg("--models")
+        .arg(repo_models())
+        .env("RUST_LOG", "warn")
+        .env_remove("GROWTH_INPUT")
+        .env_remove("GROWTH_CONFIG")
+        .env_remove("GROWTH_SET")
+        .output()
+        .unwrap();
+    assert_eq!(
+        result.status.code(),
+        Some(exit_code::USAGE),
+        "{}",
+        stderr(&result)
+    );
+    let error = stderr(&result);
+    assert!(
+        error.contains("no input") && error.contains("--sample"),
+        "{error}"
+    );
+    assert!(!ws.output().exists(), "nothing was written");
+    assert!(
+        !ws.dir.path().join("data").exists(),
+        "the sample was not generated"
+    );
+    let both = nightly(&ws, &["--sample"]);
+    assert_eq!(
+        both.status.code(),
+        Some(exit_code::USAGE),
+        "--sample and --input conflict"
+    );
+}

@@ -13,6 +13,7 @@ mod kpis;
 mod layers;
 mod learning;
 mod lifetime;
+mod lock;
 mod logs;
 mod marts;
 mod outside_reader;

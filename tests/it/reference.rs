@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use growth_jobs::error::exit_code;
+
 fn page(name: &str) -> String {
     std::fs::read_to_string(format!("{}/docs/reference/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
@@ -71,6 +73,7 @@ fn binaries() -> Vec<(&'static str, &'static str)> {
         ("generate", env!("CARGO_BIN_EXE_generate")),
         ("bench", env!("CARGO_BIN_EXE_bench")),
         ("dictionary", env!("CARGO_BIN_EXE_dictionary")),
+        ("unlock", env!("CARGO_BIN_EXE_unlock")),
     ];
     #[cfg(feature = "ballista")]
     binaries.extend([
@@ -176,4 +179,76 @@ fn every_config_key_is_in_the_reference() {
         unknown.is_empty(),
         "docs/reference/config.md names keys the config has not: {unknown:?}"
     );
+}
+
+/// The numbers of the first list (`[1, 7]` or `{1, 7}`) after `marker` in `text`.
+fn codes_after(text: &str, marker: &str) -> BTreeSet<i32> {
+    let start = text.find(marker).unwrap_or_else(|| panic!("no {marker:?}")) + marker.len();
+    let rest = &text[start..];
+    let open = rest
+        .match_indices(['[', '{'])
+        .map(|(i, _)| i)
+        .find(|i| rest[i + 1..].starts_with(|c: char| c.is_ascii_digit()))
+        .unwrap();
+    let close = rest[open..].find([']', '}']).unwrap() + open;
+    rest[open + 1..close]
+        .split(',')
+        .map(|n| n.trim().parse().unwrap_or_else(|_| panic!("{marker:?}: {n:?}")))
+        .collect()
+}
+
+/// The codes in the first column of the first table in `text` whose header starts `| code`.
+fn table_codes(text: &str) -> BTreeSet<i32> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("| code"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.split('|').nth(1).unwrap().trim().parse().unwrap())
+        .collect()
+}
+
+/// The scheduling recipes (the table, the Airflow task, the Kubernetes CronJob) give every
+/// exit code of the reference a fate, each exactly one, and the Airflow task is valid Python.
+#[test]
+fn the_scheduling_recipes_map_every_exit_code() {
+    let binaries = page("binaries.md");
+    let codes = table_codes(&binaries[binaries.find("## Exit codes").unwrap()..]);
+    assert!(codes.contains(&exit_code::STALE_INPUT) && codes.contains(&exit_code::STOPPED));
+    let failing: BTreeSet<i32> = codes.iter().copied().filter(|c| *c != 0).collect();
+    let guide =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/guide/scheduling.md")).unwrap();
+    assert_eq!(table_codes(&guide), codes, "the scheduling guide's table");
+    let recipes = [
+        (
+            "Airflow",
+            codes_after(&guide, "RETRY = "),
+            codes_after(&guide, "ALERT = "),
+        ),
+        (
+            "Kubernetes",
+            codes_after(&guide, "action: Count"),
+            codes_after(&guide, "action: FailJob"),
+        ),
+    ];
+    for (recipe, retry, alert) in recipes {
+        assert!(
+            retry.is_disjoint(&alert),
+            "{recipe}: {retry:?} and {alert:?} overlap"
+        );
+        assert_eq!(
+            retry.union(&alert).copied().collect::<BTreeSet<_>>(),
+            failing,
+            "{recipe} maps every failing code"
+        );
+    }
+    let start = guide.find("```python").unwrap() + "```python".len();
+    let dag = &guide[start..start + guide[start..].find("```").unwrap()];
+    let mut python = Command::new("python3")
+        .args(["-c", "import ast, sys; ast.parse(sys.stdin.read())"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    python.stdin.take().unwrap().write_all(dag.as_bytes()).unwrap();
+    assert!(python.wait().unwrap().success(), "the Airflow task parses");
 }
