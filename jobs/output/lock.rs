@@ -366,7 +366,7 @@ impl Lock {
         let root = Root::open(output, true)?;
         let file = LockFile::of(&root);
         let me = Holder::me(command, lease);
-        if let Err(e) = take(&file, &me).await {
+        if let Err(e) = take(&file, &me).await.map_err(|e| unwritable(&file, e)) {
             if let Some(folder) = created {
                 let _ = std::fs::remove_dir(folder);
             }
@@ -432,6 +432,18 @@ impl Lock {
             );
         }
         Ok(())
+    }
+}
+
+/// A lock that cannot be written is an output that cannot be (exit 6), unless another run holds
+/// it or the disk is full.
+fn unwritable(file: &LockFile, error: Error) -> Error {
+    match error {
+        held @ (Error::Locked { .. } | Error::OutOfResources { .. }) => held,
+        other => Error::OutputUnwritable {
+            output: file.root.display.clone(),
+            reason: format!("taking the lock {}: {other}", file.describe()),
+        },
     }
 }
 
