@@ -190,6 +190,14 @@ pub enum Error {
         max_age: String,
     },
 
+    #[error("{count} of the {of} dates failed (the exit code is the first one's): {dates}")]
+    DatesFailed {
+        code: i32,
+        count: usize,
+        of: usize,
+        dates: String,
+    },
+
     #[error(
         "stopped by {signal} at a safe point: nothing is half-published and the lock is released; rerun (a backfill with --resume) to go on"
     )]
@@ -270,6 +278,7 @@ impl Error {
             Locked { .. } | LostLock { .. } => exit_code::LOCKED,
             Stopped { .. } => exit_code::STOPPED,
             StaleInput { .. } => exit_code::STALE_INPUT,
+            DatesFailed { code, .. } => *code,
             Engine { .. }
             | EngineUnavailable { .. }
             | Store { .. }
@@ -279,6 +288,15 @@ impl Error {
             | InvertedModel { .. }
             | Internal(_) => exit_code::INTERNAL,
         }
+    }
+
+    /// Whether this failure ends a backfill even under `--keep-going`: a stop asked for, or
+    /// the output's lock held or lost, concerns every later date too.
+    pub(crate) fn ends_a_backfill(&self) -> bool {
+        matches!(
+            self,
+            Error::Stopped { .. } | Error::Locked { .. } | Error::LostLock { .. }
+        )
     }
 
     /// Wraps an engine error with what we were doing.

@@ -4,7 +4,7 @@
 //!
 //! Each stage publishes on its own; when a model stage cannot train, what the earlier stages
 //! published stays, the manifest records the failure, and the run exits with its code.
-//! With no input given it runs on the embedded sample, generating it first if it is absent.
+//! With `--sample` it runs on the embedded sample, generating it first if it is absent.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,7 @@ use crate::output::run::Run;
 use crate::sample::{self, SampleOptions};
 use crate::stages::{Stage, StageContext};
 use crate::storage::Root;
+use crate::transform::sql_models::{self, Model};
 use crate::transform::{self, TransformOptions};
 
 /// Where the embedded sample lives, relative to the repository root.
@@ -51,6 +52,8 @@ pub struct NightlyOptions {
     pub to: Option<NaiveDate>,
     /// Skip the stages a date already published with the same fingerprint.
     pub resume: bool,
+    /// Run every date of a backfill even when one fails; fail at the end, listing them.
+    pub keep_going: bool,
     /// Print the plan, write nothing.
     pub dry_run: bool,
 }
@@ -93,6 +96,7 @@ pub async fn run_dates(mut options: NightlyOptions) -> Result<Vec<Manifest>> {
     }
     crate::output::lock::with_lock(&options.transform.output, "nightly", async |output: &Root| {
         let mut manifests = Vec::new();
+        let mut failed = Vec::new();
         let progress = crate::telemetry::progress();
         for (i, date) in dates.iter().enumerate() {
             if dates.len() > 1 {
@@ -100,9 +104,33 @@ pub async fn run_dates(mut options: NightlyOptions) -> Result<Vec<Manifest>> {
             }
             progress.set_prefix(format!("{date}"));
             crate::output::lock::safe_point(output)?;
-            manifests.push(run_date(&options, &source, output, *date).await?);
+            let outcome = match run_date(&options, &source, output, *date).await {
+                Err(error) => Err(source.explain(error).await),
+                done => done,
+            };
+            match outcome {
+                Ok(manifest) => manifests.push(manifest),
+                // A stop, or another run's lock, ends the backfill whatever was asked.
+                Err(error) if options.keep_going && !error.ends_a_backfill() => {
+                    tracing::error!(date = %date, "{error}; going on with the next date");
+                    failed.push((*date, error));
+                }
+                Err(error) => return Err(error),
+            }
         }
-        Ok(manifests)
+        match failed.is_empty() {
+            true => Ok(manifests),
+            false => Err(Error::DatesFailed {
+                code: failed[0].1.exit_code(),
+                count: failed.len(),
+                of: dates.len(),
+                dates: failed
+                    .iter()
+                    .map(|(date, error)| format!("{date} (exit {}: {error})", error.exit_code()))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }),
+        }
     })
     .await
 }
@@ -168,10 +196,10 @@ async fn check_freshness(options: &TransformOptions, source: &Source, last: Opti
     })
 }
 
-/// The stages a night runs for a plan: the SQL stage, then each model stage whose input the
-/// plan builds.
-fn stages(plan: &transform::Plan) -> Vec<&'static str> {
-    let builds = |table: &str| plan.models.iter().any(|m| m.name == table);
+/// The stages a night runs for its models: the SQL stage, then each model stage whose input
+/// the models build.
+fn stages(models: &[Model]) -> Vec<&'static str> {
+    let builds = |table: &str| models.iter().any(|m| m.name == table);
     std::iter::once(transform::SQL_STAGE)
         .chain(
             Stage::ALL
@@ -187,10 +215,12 @@ fn stages(plan: &transform::Plan) -> Vec<&'static str> {
 async fn same_fingerprint(
     output: &Root,
     options: &TransformOptions,
-    plan: &transform::Plan,
+    source: &Source,
+    models: &[Model],
+    date: NaiveDate,
 ) -> Result<Option<Manifest>> {
-    let fingerprint = transform::fingerprint(options, plan);
-    Ok(Manifest::read(output, plan.run_date)
+    let fingerprint = transform::fingerprint(options, source, models, date)?;
+    Ok(Manifest::read(output, date)
         .await?
         .filter(|m| m.fingerprint == fingerprint))
 }
@@ -206,17 +236,26 @@ async fn run_date(
     let mut watch = crate::telemetry::Stopwatch::new();
     let mut transform_options = options.transform.clone();
     transform_options.run_date = Some(date);
-    let plan = transform::plan_from(&transform_options, source.clone()).await?;
-    watch.lap("validate");
+    // Decided before any query: a skip costs a hash of what the date can see and a manifest.
     let previous = match options.resume {
-        true => same_fingerprint(output, &transform_options, &plan).await?,
+        true => {
+            let models = sql_models::load(&transform_options.models_dir, &transform_options.select)?;
+            match same_fingerprint(output, &transform_options, source, &models, date).await? {
+                Some(done)
+                    if done.status == "succeeded"
+                        && stages(&models).iter().all(|s| done.has_completed(s)) =>
+                {
+                    tracing::info!(date = %date, "already published with the same inputs, code and settings: skipped");
+                    return Ok(done);
+                }
+                previous => previous,
+            }
+        }
         false => None,
     };
+    let plan = transform::plan_from(&transform_options, source.clone()).await?;
+    watch.lap("validate");
     let manifest = match previous {
-        Some(done) if done.status == "succeeded" && stages(&plan).iter().all(|s| done.has_completed(s)) => {
-            tracing::info!(date = %date, "already published with the same inputs, code and settings: skipped");
-            return Ok(done);
-        }
         Some(partial) if partial.has_completed(transform::SQL_STAGE) => {
             tracing::info!(date = %date, completed = ?partial.completed, "resuming after the stages already published");
             partial
@@ -242,6 +281,7 @@ pub async fn run(input: Option<String>, mut options: TransformOptions) -> Result
         from: None,
         to: None,
         resume: false,
+        keep_going: false,
         dry_run: false,
     })
     .await?;
@@ -268,7 +308,9 @@ async fn dry_run(options: &NightlyOptions, source: &Source, date: NaiveDate) -> 
         }
     }
     let same = match Root::open_existing(&transform_options.output)? {
-        Some(output) if options.resume => same_fingerprint(&output, &transform_options, &plan).await?,
+        Some(output) if options.resume => {
+            same_fingerprint(&output, &transform_options, source, &plan.models, date).await?
+        }
         _ => None,
     };
     let skipped = |stage: &str| same.as_ref().is_some_and(|m| m.has_completed(stage));
@@ -291,7 +333,7 @@ async fn dry_run(options: &NightlyOptions, source: &Source, date: NaiveDate) -> 
             model.reads.join(", ")
         );
     }
-    for stage in stages(&plan).into_iter().skip(1) {
+    for stage in stages(&plan.models).into_iter().skip(1) {
         println!(
             "  stage {stage}{}",
             if skipped(stage) {

@@ -314,6 +314,25 @@ impl Footer {
             .map(|group| group.column(index).statistics().and_then(|s| s.null_count_opt()))
             .sum()
     }
+
+    /// The earliest value of a timestamp or date column, as UTC microseconds, from the row
+    /// groups' statistics; None when a row group records no minimum (or holds only nulls), or
+    /// the column is of another type.
+    pub(crate) fn min_micros(&self, column: &str) -> Option<i64> {
+        use datafusion::arrow::array::{Array, AsArray};
+        use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+        use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+        let schema = self.metadata.file_metadata().schema_descr();
+        let converter = StatisticsConverter::try_new(column, &self.schema, schema).ok()?;
+        let mins = converter.row_group_mins(self.metadata.row_groups()).ok()?;
+        if mins.is_empty() || mins.null_count() > 0 {
+            return None;
+        }
+        let micros =
+            datafusion::arrow::compute::cast(&mins, &DataType::Timestamp(TimeUnit::Microsecond, None))
+                .ok()?;
+        datafusion::arrow::compute::min(micros.as_primitive::<TimestampMicrosecondType>())
+    }
 }
 
 /// Reads a Parquet file's footer alone.

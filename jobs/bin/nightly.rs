@@ -28,16 +28,20 @@ struct Args {
     #[arg(long, conflicts_with = "input")]
     sample: bool,
     /// Backfill: run every date from this one (UTC, YYYY-MM-DD) to --to, in order; stops at the
-    /// first date that fails.
+    /// first date that fails, unless --keep-going.
     #[arg(long, conflicts_with = "date")]
     from: Option<chrono::NaiveDate>,
     /// The last date of a backfill. Default: yesterday (UTC).
     #[arg(long, requires = "from")]
     to: Option<chrono::NaiveDate>,
-    /// Skip, for each date, the stages already published with the same input files, code
-    /// version, SQL and settings (the manifest's fingerprint); run the rest.
+    /// Skip, for each date, the stages already published with the same input files (those the
+    /// date can see), build, SQL and settings (the manifest's fingerprint); run the rest.
     #[arg(long)]
     resume: bool,
+    /// Run every date of the backfill even when some fail; exit non-zero at the end (with the
+    /// first failed date's code), listing each failed date and why.
+    #[arg(long)]
+    keep_going: bool,
     /// Print the plan (dates, input tables found, stages and models in order, what --resume
     /// would skip) and write nothing.
     #[arg(long)]
@@ -56,6 +60,7 @@ fn main() {
             from: args.from,
             to: args.to,
             resume: args.resume,
+            keep_going: args.keep_going,
             dry_run: args.dry_run,
         };
         cli::runtime().and_then(|rt| rt.block_on(nightly::run_dates(options)))

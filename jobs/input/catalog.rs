@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::Array;
+use datafusion::arrow::datatypes::Schema;
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::{ScalarValue, TableReference};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -68,7 +69,7 @@ pub(crate) async fn register_raw(ctx: &SessionContext, root: &Root, input: &Inpu
             .map_err(Error::engine("registering the raw schema"))?;
     }
     for table in input.tables.values() {
-        let provider = listing_table(root, table)?;
+        let provider = raw_table(ctx, root, table).await?;
         ctx.register_table(TableReference::partial(RAW_SCHEMA, table.spec.name), provider)
             .map_err(Error::engine(format!(
                 "registering input table {}",
@@ -78,10 +79,64 @@ pub(crate) async fn register_raw(ctx: &SessionContext, root: &Root, input: &Inpu
     Ok(())
 }
 
-fn listing_table(root: &Root, table: &InputTable) -> Result<Arc<ListingTable>> {
+/// The raw table of an input: one listing of its files; or, when some files lack a column with
+/// a text default that others have, the union of one listing per set of such columns, with the
+/// columns a file lacks read as their defaults. DataFusion would read them as nulls (and, from
+/// the files' statistics, before any adapter could step in), where the contract says a file
+/// without `status` holds completed orders and a null status is the row rule `null_status`.
+async fn raw_table(
+    ctx: &SessionContext,
+    root: &Root,
+    table: &InputTable,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    let schema = table.storage_schema();
+    let mut groups: std::collections::BTreeMap<&[&str], Vec<object_store::ObjectMeta>> = Default::default();
+    for (file, lacking) in table.files.iter().zip(&table.lacking) {
+        groups.entry(lacking.as_slice()).or_default().push(file.clone());
+    }
+    if groups.keys().all(|lacking| lacking.is_empty()) {
+        return Ok(listing_table(root, table, &table.files, schema)?);
+    }
+    let context = format!("reading input table {}", table.spec.name);
+    let mut union: Option<DataFrame> = None;
+    for (lacking, files) in groups {
+        let fields: Vec<_> = schema
+            .fields()
+            .iter()
+            .filter(|f| !lacking.contains(&f.name().as_str()))
+            .cloned()
+            .collect();
+        let provider = listing_table(root, table, &files, Arc::new(Schema::new(fields)))?;
+        let mut exprs = Vec::with_capacity(schema.fields().len());
+        for field in schema.fields() {
+            let name = field.name().as_str();
+            exprs.push(match table.spec.column(name).map(|c| c.default) {
+                Some(Absent::Text(text)) if lacking.contains(&name) => {
+                    cast(lit(text), field.data_type().clone()).alias(name)
+                }
+                _ => col(name),
+            });
+        }
+        let frame = ctx
+            .read_table(provider)
+            .and_then(|frame| frame.select(exprs))
+            .map_err(Error::engine(context.clone()))?;
+        union = Some(match union {
+            None => frame,
+            Some(before) => before.union(frame).map_err(Error::engine(context.clone()))?,
+        });
+    }
+    Ok(union.expect("at least one group of files").into_view())
+}
+
+fn listing_table(
+    root: &Root,
+    table: &InputTable,
+    files: &[object_store::ObjectMeta],
+    schema: datafusion::arrow::datatypes::SchemaRef,
+) -> Result<Arc<ListingTable>> {
     let context = format!("input table {}", table.spec.name);
-    let urls = table
-        .files
+    let urls = files
         .iter()
         .map(|f| ListingTableUrl::parse(root.url_of(&f.location)))
         .collect::<datafusion::error::Result<Vec<_>>>()
@@ -89,7 +144,7 @@ fn listing_table(root: &Root, table: &InputTable) -> Result<Arc<ListingTable>> {
     let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
-        .with_schema(table.storage_schema());
+        .with_schema(schema);
     Ok(Arc::new(
         ListingTable::try_new(config).map_err(Error::engine(context))?,
     ))
@@ -182,6 +237,7 @@ async fn as_of_view(
                 value
             };
             match column.default {
+                Absent::Text(_) if crate::input::rules::null_is_a_rule(spec.name, column.name) => value,
                 Absent::Text(text) => datafusion::functions::expr_fn::coalesce(vec![value, lit(text)]),
                 _ => value,
             }
@@ -324,4 +380,66 @@ pub(crate) fn known_tables() -> std::collections::BTreeSet<String> {
             .map(String::from),
         )
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{
+        ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    };
+    use datafusion::parquet::arrow::ArrowWriter;
+
+    use crate::storage::Root;
+
+    fn write(path: &std::path::Path, columns: Vec<(&str, ArrayRef)>) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let file = std::fs::File::create(path).unwrap();
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
+
+    /// An order of a file without `status` reads completed; a null in a file with it stays null.
+    #[tokio::test]
+    async fn a_file_without_a_text_column_reads_its_default_and_a_null_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = |id: &str| -> Vec<(&'static str, ArrayRef)> {
+            let at = TimestampMicrosecondArray::from(vec![1_700_000_000_000_000]).with_timezone("UTC");
+            vec![
+                (
+                    "order_id",
+                    Arc::new(StringArray::from(vec![id.to_string()])) as ArrayRef,
+                ),
+                ("customer_id", Arc::new(StringArray::from(vec!["c"])) as ArrayRef),
+                ("order_ts", Arc::new(at) as ArrayRef),
+                ("amount_usd", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef),
+            ]
+        };
+        let mut with = base("o1");
+        with.push((
+            "status",
+            Arc::new(StringArray::from(vec![None::<&str>])) as ArrayRef,
+        ));
+        write(&dir.path().join("orders/a.parquet"), with);
+        write(&dir.path().join("orders/b.parquet"), base("o2"));
+        let root = Root::open(dir.path().to_str().unwrap(), false).unwrap();
+        let input = crate::input::contract::validate(&root).await.unwrap();
+        let ctx = crate::engine::new_session();
+        super::register_raw(&ctx, &root, &input).await.unwrap();
+        let batches = ctx
+            .sql("select order_id, coalesce(status, 'NULL') as status from raw.orders order by order_id")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("| o1       | NULL      |"), "{text}");
+        assert!(text.contains("| o2       | completed |"), "{text}");
+    }
 }

@@ -68,10 +68,12 @@ impl Kind {
             Kind::Text => is_string(found) || matches!(found, Dictionary(_, value) if is_string(value)),
             Kind::Timestamp => matches!(found, Timestamp(_, _)),
             Kind::Date => matches!(found, Date32 | Date64),
+            // A decimal of at most 15 digits becomes the Float64 that prints back as the same
+            // decimal; a wider one could change in its last digits, and is refused.
             Kind::Money => {
                 found.is_floating()
                     || is_integer(found)
-                    || matches!(found, Decimal128(_, _) | Decimal256(_, _))
+                    || matches!(found, Decimal32(p, _) | Decimal64(p, _) | Decimal128(p, _) | Decimal256(p, _) if *p <= 15)
             }
             Kind::Int32 | Kind::Int64 => is_integer(found) && *found != UInt64,
             Kind::Bool => *found == Boolean,
@@ -371,6 +373,13 @@ pub struct InputTable {
     pub defaulted: BTreeMap<String, u64>,
     /// Rows whose event time is null, from the files' statistics; None when a file has none.
     pub null_events: Option<u64>,
+    /// Per file (in the order of `files`), the present columns with a text default that it
+    /// lacks: its rows read the default there.
+    pub lacking: Vec<Vec<&'static str>>,
+    /// Per file (in the order of `files`), its earliest event time in UTC microseconds, from
+    /// its statistics; None when they do not say. A file whose earliest event is after a run
+    /// date's end holds nothing that run can see.
+    pub first_events: Vec<Option<i64>>,
 }
 
 impl InputTable {
@@ -428,16 +437,30 @@ impl Input {
                 };
                 warnings.push(format!(
                     "{name}.{column}: {nulls} row(s) have a null value, read as {default:?} (the contract's \
-                     value when the input does not say){}",
-                    if *name == "orders" && column == "status" {
-                        ": these orders count as completed revenue"
-                    } else {
-                        ""
-                    }
+                     value when the input does not say)"
                 ));
             }
         }
         warnings
+    }
+
+    /// Per present table, the hash of the files a run whose events end before `end` (UTC
+    /// microseconds) can see: every file but those whose statistics put their earliest event
+    /// at or after `end`. A file added with tomorrow's rows leaves today's hash as it was.
+    pub(crate) fn visible_hashes(&self, root: &Root, end: i64) -> BTreeMap<&'static str, String> {
+        self.tables
+            .iter()
+            .map(|(name, t)| {
+                let visible: Vec<ObjectMeta> = t
+                    .files
+                    .iter()
+                    .zip(&t.first_events)
+                    .filter(|(_, first)| first.is_none_or(|first| first < end))
+                    .map(|(file, _)| file.clone())
+                    .collect();
+                (*name, files_hash(root, &visible))
+            })
+            .collect()
     }
 
     /// One summary per contract table, for the manifest.
@@ -454,23 +477,14 @@ impl Input {
                         fingerprint: None,
                         defaulted: BTreeMap::new(),
                     },
-                    Some(t) => {
-                        let mut hash = Sha256::new();
-                        for f in &t.files {
-                            hash.update(root.relative(&f.location).as_bytes());
-                            hash.update(f.size.to_le_bytes());
-                            hash.update(f.last_modified.timestamp_micros().to_le_bytes());
-                            hash.update(f.e_tag.as_deref().unwrap_or("").as_bytes());
-                        }
-                        InputSummary {
-                            present: true,
-                            files: t.files.len(),
-                            rows: t.rows,
-                            bytes: t.files.iter().map(|f| f.size).sum(),
-                            fingerprint: Some(format!("{:x}", hash.finalize())),
-                            defaulted: t.defaulted.clone(),
-                        }
-                    }
+                    Some(t) => InputSummary {
+                        present: true,
+                        files: t.files.len(),
+                        rows: t.rows,
+                        bytes: t.files.iter().map(|f| f.size).sum(),
+                        fingerprint: Some(files_hash(root, &t.files)),
+                        defaulted: t.defaulted.clone(),
+                    },
                 };
                 (spec.name.to_string(), summary)
             })
@@ -508,6 +522,60 @@ impl Source {
     pub(crate) fn summaries(&self) -> BTreeMap<String, InputSummary> {
         self.input.summaries(&self.root)
     }
+
+    /// Turns an internal failure of a run that read this input into the bad file behind it, when
+    /// one is: a page that cannot be decoded (a corrupt file, text that is not UTF-8) fails
+    /// the engine without naming the file, so each file's contract columns are read in turn,
+    /// and the first that fails is named (exit 3). Other errors pass through; a clean run pays
+    /// nothing.
+    pub(crate) async fn explain(&self, error: Error) -> Error {
+        if !matches!(
+            error,
+            Error::Engine { .. } | Error::Parquet { .. } | Error::Arrow { .. }
+        ) {
+            return error;
+        }
+        for (name, table) in &self.input.tables {
+            for file in &table.files {
+                if let Err(reason) = read_whole(&self.root, table, file).await {
+                    return Error::BadFile {
+                        table: name.to_string(),
+                        file: self.root.describe(&file.location),
+                        reason: format!(
+                            "a page cannot be decoded (a corrupt file, or text that is not UTF-8): {reason}"
+                        ),
+                    };
+                }
+            }
+        }
+        error
+    }
+}
+
+/// Reads every row of a file's contract columns, decoding (and checking) each page.
+async fn read_whole(root: &Root, table: &InputTable, file: &ObjectMeta) -> std::result::Result<(), String> {
+    let ctx = crate::engine::new_session();
+    root.register(&ctx);
+    let frame = ctx
+        .read_parquet(root.url_of(&file.location), Default::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let columns: Vec<String> = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|name| table.present.iter().any(|c| c.name == name))
+        .collect();
+    let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let mut rows = frame
+        .select_columns(&columns)
+        .map_err(|e| e.to_string())?
+        .execute_stream()
+        .await
+        .map_err(|e| e.to_string())?;
+    while rows.try_next().await.map_err(|e| e.to_string())?.is_some() {}
+    Ok(())
 }
 
 /// Lists and checks every table under `root`; stops at the first violation.
@@ -572,6 +640,8 @@ async fn check_files(root: &Root, spec: &'static Table, files: Vec<ObjectMeta>) 
     let mut rows = 0u64;
     let mut defaulted = BTreeMap::new();
     let mut null_events = Some(0u64);
+    let mut first_events = Vec::with_capacity(files.len());
+    let mut lacking = Vec::with_capacity(files.len());
     for meta in &files {
         let file = root.describe(&meta.location);
         let bad_file = |reason: String| Error::BadFile {
@@ -589,6 +659,16 @@ async fn check_files(root: &Root, spec: &'static Table, files: Vec<ObjectMeta>) 
         null_events = null_events
             .zip(footer.null_count(spec.as_of.event))
             .map(|(sum, nulls)| sum + nulls);
+        first_events.push(footer.min_micros(spec.as_of.event));
+        lacking.push(
+            spec.columns
+                .iter()
+                .filter(|c| {
+                    matches!(c.default, Absent::Text(_)) && footer.schema.field_with_name(c.name).is_err()
+                })
+                .map(|c| c.name)
+                .collect::<Vec<_>>(),
+        );
         for column in spec.columns {
             match footer.schema.field_with_name(column.name) {
                 Err(_) if column.default == Absent::Required => {
@@ -613,6 +693,7 @@ async fn check_files(root: &Root, spec: &'static Table, files: Vec<ObjectMeta>) 
                         present.push(column);
                     }
                     if let Absent::Text(_) = column.default
+                        && !crate::input::rules::null_is_a_rule(spec.name, column.name)
                         && let Some(nulls) = footer.null_count(column.name).filter(|&n| n > 0)
                     {
                         *defaulted.entry(column.name.to_string()).or_default() += nulls;
@@ -623,6 +704,10 @@ async fn check_files(root: &Root, spec: &'static Table, files: Vec<ObjectMeta>) 
     }
     // Keep the contract's column order, whatever order the files had.
     present.sort_by_key(|c| spec.columns.iter().position(|x| x.name == c.name));
+    // A column no file has is absent, read as its default by the view, not lacking.
+    for columns in &mut lacking {
+        columns.retain(|name| present.iter().any(|c| c.name == *name));
+    }
     Ok(InputTable {
         spec,
         files,
@@ -630,7 +715,21 @@ async fn check_files(root: &Root, spec: &'static Table, files: Vec<ObjectMeta>) 
         rows,
         defaulted,
         null_events,
+        first_events,
+        lacking,
     })
+}
+
+/// SHA-256 over each file's path, size and modification time (and ETag, on an object store).
+fn files_hash(root: &Root, files: &[ObjectMeta]) -> String {
+    let mut hash = Sha256::new();
+    for f in files {
+        hash.update(root.relative(&f.location).as_bytes());
+        hash.update(f.size.to_le_bytes());
+        hash.update(f.last_modified.timestamp_micros().to_le_bytes());
+        hash.update(f.e_tag.as_deref().unwrap_or("").as_bytes());
+    }
+    format!("{:x}", hash.finalize())
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ fn rule_columns(table: &contract::Table, rule: &str) -> String {
         "null_id" => of_kind(Kind::Id, true),
         "out_of_range_time" | "null_event_time" => vec![table.as_of.event],
         "bad_amount" => of_kind(Kind::Money, false),
-        "unknown_status" => vec!["status"],
+        "unknown_status" | "null_status" => vec!["status"],
         "duplicate_key" => key(table.name).to_vec(),
         "orphan_customer" => vec!["customer_id"],
         "before_signup" => vec!["order_ts", "customers.signup_ts"],
@@ -184,6 +184,7 @@ fn checks(table: &'static contract::Table, input: &Input, range: TimeRange) -> C
         row.push(("bad_amount", money.join(" or ")));
     }
     if table.name == "orders" {
+        row.push(("null_status", "status is null".into()));
         row.push((
             "unknown_status",
             "status not in ('completed', 'cancelled', 'refunded')".into(),

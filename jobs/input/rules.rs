@@ -34,6 +34,11 @@ pub(crate) const RULES: &[Rule] = &[
         default: Policy::Quarantine,
     },
     Rule {
+        name: "null_status",
+        doc: "orders.status is null in a file that has the column (a file without the column reads completed, as the contract says)",
+        default: Policy::Quarantine,
+    },
+    Rule {
         name: "unknown_status",
         doc: "orders.status is not completed, cancelled or refunded",
         default: Policy::Reject,
@@ -59,6 +64,16 @@ pub(crate) const RULES: &[Rule] = &[
         default: Policy::Quarantine,
     },
 ];
+
+/// Columns with a text default whose null values are a row rule, not the default: only a file
+/// that lacks the column reads the default. A null order status would otherwise be completed
+/// revenue.
+pub(crate) const NULL_IS_A_RULE: &[(&str, &str)] = &[("orders", "status")];
+
+/// Whether `table.column`'s null values are judged by a row rule.
+pub(crate) fn null_is_a_rule(table: &str, column: &str) -> bool {
+    NULL_IS_A_RULE.contains(&(table, column))
+}
 
 /// The view of rows set aside, which `sql/quality/rejects.sql` publishes.
 pub(crate) const REJECTS_VIEW: &str = "quality_rejects";

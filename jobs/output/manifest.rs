@@ -20,6 +20,10 @@ use crate::storage::Root;
 pub struct Versions {
     pub growth_jobs: String,
     pub datafusion: String,
+    /// The build: a hash of the library's sources and the dependency lock (build.rs), so a
+    /// new build counts as new code even when the version number stays.
+    #[serde(default)]
+    pub build: String,
 }
 
 impl Versions {
@@ -27,6 +31,7 @@ impl Versions {
         Versions {
             growth_jobs: env!("CARGO_PKG_VERSION").into(),
             datafusion: datafusion::DATAFUSION_VERSION.into(),
+            build: env!("GROWTH_BUILD").into(),
         }
     }
 }

@@ -6,8 +6,9 @@
 //! replaces the old file atomically, so a reader listing the folder at any moment sees the
 //! complete old file or the complete new one. On an object store a PUT, or a multipart upload
 //! once completed, replaces an object whole in the same way. Until every model of the run has been written to
-//! its draft, nothing is published; a failed or killed run leaves `_temporary/<run_id>/`
-//! behind, which the next run removes.
+//! its draft, nothing is published; a failed or killed run leaves `_growth_drafts/<run_id>/`
+//! behind, which the next run removes (only folders named as our run ids: another tool's files
+//! there stay).
 
 use std::sync::Arc;
 
@@ -32,9 +33,13 @@ use crate::error::{Error, Result};
 use crate::output::published::{table_file, table_path};
 use crate::storage::Root;
 
-/// The folder of the runs' drafts, below the output root: the name Spark's and Hadoop's
-/// committers use for the same purpose (readers skip `_` folders).
-pub(crate) const TEMPORARY: &str = "_temporary";
+/// The folder of the runs' drafts, below the output root: a name of our own, not Spark's and
+/// Hadoop's `_temporary`, whose contents another writer of the same root may own. Readers skip
+/// `_` folders.
+pub(crate) const DRAFTS: &str = "_growth_drafts";
+
+/// Where earlier versions of growth-jobs kept their drafts: their run folders are removed too.
+const EARLIER_DRAFTS: [&str; 2] = ["_temporary", "_staging"];
 
 /// A column of a written table, for the manifest.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
@@ -107,7 +112,7 @@ impl TableWriter {
     }
 }
 
-/// A run's draft: files written below `_temporary/<run_id>/`, published together with one
+/// A run's draft: files written below `_growth_drafts/<run_id>/`, published together with one
 /// rename each, or removed.
 pub(crate) struct Draft {
     output: Root,
@@ -134,11 +139,29 @@ impl Draft {
         self.run_date
     }
 
-    /// Removes the drafts earlier runs left (they failed or were killed).
+    /// Removes the drafts earlier runs left (they failed or were killed): the folders named as
+    /// our run ids, in our drafts folder and where earlier versions kept theirs. The caller
+    /// holds the output's lock, so none of them belongs to a live run.
     pub(crate) async fn remove_leftovers(output: &Root) -> Result<()> {
-        remove_folder(output, &[TEMPORARY]).await?;
-        // Where earlier versions of growth-jobs kept their drafts.
-        remove_folder(output, &["_staging"]).await
+        for folder in std::iter::once(DRAFTS).chain(EARLIER_DRAFTS) {
+            let listed = match output
+                .store
+                .list_with_delimiter(Some(&output.path(&[folder])))
+                .await
+            {
+                Ok(listed) => listed.common_prefixes,
+                Err(object_store::Error::NotFound { .. }) => Vec::new(),
+                Err(e) => return Err(Error::store(format!("listing {folder}"))(e)),
+            };
+            for run in listed
+                .iter()
+                .filter_map(|p| p.filename())
+                .filter(|name| is_run_id(name))
+            {
+                remove_folder(output, &[folder, run]).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes a model's result to the draft and registers the draft file under the model's name,
@@ -152,7 +175,7 @@ impl Draft {
     ) -> Result<DraftTable> {
         let draft = self
             .output
-            .path(&[TEMPORARY, &self.run_id, &format!("{table}.parquet")]);
+            .path(&[DRAFTS, &self.run_id, &format!("{table}.parquet")]);
         let published = table_path(&self.output, table, self.run_date);
         let url = self.output.url_of(&draft);
         let df = in_published_types(df).map_err(|e| model_failure(table, file, e))?;
@@ -205,7 +228,7 @@ impl Draft {
     pub fn writer(&self, table: &str, file: &str, schema: SchemaRef) -> Result<TableWriter> {
         let draft = self
             .output
-            .path(&[TEMPORARY, &self.run_id, &format!("{table}-{file}")]);
+            .path(&[DRAFTS, &self.run_id, &format!("{table}-{file}")]);
         let published = table_file(&self.output, table, self.run_date, file);
         self.writer_at(table, draft, published, schema)
     }
@@ -242,7 +265,7 @@ impl Draft {
     /// Writes a small file (a model, a model card) into the draft, to publish at `parts`.
     pub async fn put(&self, parts: &[&str], bytes: Vec<u8>) -> Result<DraftFile> {
         let name = parts.join("-").replace('=', "_");
-        let draft = self.output.path(&[TEMPORARY, &self.run_id, &name]);
+        let draft = self.output.path(&[DRAFTS, &self.run_id, &name]);
         self.output
             .store
             .put(&draft, bytes.into())
@@ -304,20 +327,32 @@ impl Draft {
 
     /// Removes this run's draft folder.
     pub async fn remove(&self) -> Result<()> {
-        remove_folder(&self.output, &[TEMPORARY, &self.run_id]).await
+        remove_folder(&self.output, &[DRAFTS, &self.run_id]).await
     }
 }
 
-/// Deletes every object below a folder of the output root. On a local disk the folder goes
-/// as a whole, with any partial upload (`name#n`) that a killed writer left, and `_temporary`
-/// itself once empty.
+/// Whether a folder name is one of our run ids: `<run date>-...-<pid>`
+/// ([`crate::telemetry::run_id`], and the SQL stage's `<run date>-<time>-<pid>`).
+fn is_run_id(name: &str) -> bool {
+    let dated = name.get(..11).is_some_and(|head| {
+        head.ends_with('-') && NaiveDate::parse_from_str(&head[..10], "%Y-%m-%d").is_ok()
+    });
+    let pid = name.rsplit('-').next().unwrap_or("");
+    dated && name.len() > 11 && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Deletes every object below a run's folder of the output root. On a local disk the folder
+/// goes as a whole, with any partial upload (`name#n`) that a killed writer left, and its
+/// parent (the drafts folder) once empty.
 async fn remove_folder(output: &Root, parts: &[&str]) -> Result<()> {
     if let Some(local) = &output.local {
         let dir = parts.iter().fold(local.clone(), |dir, part| dir.join(part));
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(Error::io(format!("removing {}", dir.display())))?;
         }
-        let _ = std::fs::remove_dir(local.join(TEMPORARY));
+        if let Some(parent) = dir.parent().filter(|p| *p != local.as_path()) {
+            let _ = std::fs::remove_dir(parent);
+        }
         return Ok(());
     }
     let folder = output.path(parts);

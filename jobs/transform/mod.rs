@@ -201,51 +201,59 @@ pub async fn run(options: &TransformOptions) -> Result<Manifest> {
 pub async fn build(options: &TransformOptions) -> Result<(Manifest, Plan)> {
     let started_at = Utc::now();
     let mut watch = Stopwatch::new();
-    let plan = plan(options).await?;
-    watch.lap("validate");
-    let manifest = build_planned(options, &plan, started_at, watch).await?;
-    Ok((manifest, plan))
+    crate::storage::refuse_overlap(&options.input, &options.output)?;
+    let source = Source::open(&options.input).await?;
+    let built = async {
+        let plan = plan_from(options, source.clone()).await?;
+        watch.lap("validate");
+        let manifest = build_planned(options, &plan, started_at, watch).await?;
+        Ok::<_, Error>((manifest, plan))
+    };
+    match built.await {
+        Ok(built) => Ok(built),
+        Err(error) => Err(source.explain(error).await),
+    }
 }
 
-/// A fingerprint of everything a date's outputs depend on: the input files (path, size,
-/// modification time or ETag), the code versions, every model's SQL, the selection and the
-/// settings. Equal fingerprints mean a rerun would publish the same bytes, so `--resume` can
-/// skip what is already published.
-pub fn fingerprint(options: &TransformOptions, plan: &Plan) -> String {
+/// A fingerprint of everything a date's outputs depend on: the input files that date can see
+/// (path, size, modification time or ETag of every file but those whose statistics put all
+/// their events after the date's end in its last market), the build, every model's SQL and
+/// data tests, the selection and the settings. Equal fingerprints mean a rerun would publish
+/// the same bytes, so `--resume` can skip what is already published. It needs only the
+/// validated input (its footers), not a query: a skip costs a hash and a manifest read.
+pub fn fingerprint(
+    options: &TransformOptions,
+    source: &Source,
+    models: &[Model],
+    run_date: NaiveDate,
+) -> Result<String> {
     let mut settings = options.config.clone();
     // Where the run reads and writes, and its memory cap, change no output.
     settings.run = Default::default();
-    let inputs: Vec<(String, Option<String>)> = plan
-        .source
-        .summaries()
-        .into_iter()
-        .map(|(table, summary)| (table, summary.fingerprint))
-        .collect();
-    let models: Vec<(&str, String, Vec<&str>)> = plan
-        .models
+    let zones =
+        crate::input::time_zones::Zones::from_config(&options.config.time_zone).map_err(|reason| {
+            Error::BadConfig {
+                file: "[time_zone]".into(),
+                reason,
+            }
+        })?;
+    let inputs = source
+        .input
+        .visible_hashes(&source.root, zones.latest_end(run_date));
+    let digest = |text: &str| format!("{:x}", Sha256::digest(text.as_bytes()));
+    let models: Vec<(&str, String, String)> = models
         .iter()
-        .map(|m| {
-            let tests = plan
-                .tests
-                .get(&m.name)
-                .map(|t| t.iter().map(|t| t.sql.as_str()).collect())
-                .unwrap_or_default();
-            (
-                m.name.as_str(),
-                format!("{:x}", Sha256::digest(m.sql.as_bytes())),
-                tests,
-            )
-        })
+        .map(|m| (m.name.as_str(), digest(&m.sql), digest(&format!("{:?}", m.tests))))
         .collect();
     let everything = serde_json::json!({
-        "run_date": plan.run_date,
+        "run_date": run_date,
         "inputs": inputs,
         "versions": Versions::current(),
         "models": models,
         "select": options.select,
         "settings": settings,
     });
-    format!("{:x}", Sha256::digest(everything.to_string().as_bytes()))
+    Ok(digest(&everything.to_string()))
 }
 
 /// A configured organic channel that no input names counts nothing: organic_session_share and
@@ -331,7 +339,7 @@ pub(crate) async fn build_planned(
         status: "running".into(),
         started_at,
         finished_at: Utc::now(),
-        fingerprint: fingerprint(options, plan),
+        fingerprint: fingerprint(options, &plan.source, &plan.models, plan.run_date)?,
         completed: Vec::new(),
         input_root: plan.source.root.display.clone(),
         output_root: output.display.clone(),

@@ -138,7 +138,7 @@ fn published(ws: &Workspace) -> Vec<PathBuf> {
     ws.snapshot()
         .into_iter()
         .map(|(p, _)| p.strip_prefix(ws.output()).unwrap().to_path_buf())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet") && !p.starts_with("_temporary"))
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet") && !p.starts_with("_growth_drafts"))
         .collect()
 }
 
@@ -234,7 +234,7 @@ async fn a_night_from_s3_to_s3_on_the_cluster_publishes_what_the_local_engine_do
     let ours = Workspace::new();
     download(&store, "out", &ours.output()).await;
     assert!(
-        !ours.output().join("_temporary").exists(),
+        !ours.output().join("_growth_drafts").exists(),
         "drafts left in the bucket"
     );
     assert_same_tables(&local, &ours).await;
@@ -306,7 +306,7 @@ async fn an_executor_killed_during_the_night_leaves_nothing_half_published() {
         .spawn()
         .unwrap();
     // Once the first model's draft is written, the stage is well under way.
-    let drafts = ours.output().join("_temporary");
+    let drafts = ours.output().join("_growth_drafts");
     let started = Instant::now();
     while !has_parquet(&drafts) {
         assert!(started.elapsed() < Duration::from_secs(300), "no draft appeared");

@@ -455,3 +455,130 @@ fn a_missing_input_setting_exits_2_and_the_sample_runs_only_when_asked() {
         "--sample and --input conflict"
     );
 }
+
+/// The rows of `sql` over the workspace's generated orders (registered as `orders`).
+async fn orders(ws: &Workspace, sql: &str) -> Vec<datafusion::arrow::array::RecordBatch> {
+    let ctx = datafusion::prelude::SessionContext::new();
+    let folder = ws.input().join("orders");
+    ctx.register_parquet("orders", folder.to_str().unwrap(), Default::default())
+        .await
+        .unwrap();
+    ctx.sql(sql).await.unwrap().collect().await.unwrap()
+}
+
+/// Writes `batches` as one Parquet file.
+fn write_batches(path: &std::path::Path, batches: &[datafusion::arrow::array::RecordBatch]) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer =
+        datafusion::parquet::arrow::ArrowWriter::try_new(file, batches[0].schema(), None).unwrap();
+    for batch in batches {
+        writer.write(batch).unwrap();
+    }
+    writer.close().unwrap();
+}
+
+/// A week's backfill with `--resume`, run again after the input gained the next day's file
+/// (as a daily export does), reruns only the new date: the fingerprint of each earlier date
+/// covers only the files it can see.
+#[tokio::test]
+async fn a_backfill_whose_input_gains_a_file_a_day_reruns_only_the_new_date() {
+    let ws = workspace();
+    let last_day = "2026-06-30";
+    let select =
+        |day: &str| format!("select * from orders where order_ts {day} timestamp '{last_day}T00:00:00Z'");
+    let (before, after) = (orders(&ws, &select("<")).await, orders(&ws, &select(">=")).await);
+    assert!(
+        after.iter().map(|b| b.num_rows()).sum::<usize>() > 0,
+        "the sample has orders on {last_day}"
+    );
+    std::fs::remove_dir_all(ws.input().join("orders")).unwrap();
+    std::fs::create_dir_all(ws.input().join("orders")).unwrap();
+    write_batches(&ws.input().join("orders/until-2026-06-29.parquet"), &before);
+
+    let week = |to: &str| {
+        let args = [
+            "--from",
+            "2026-06-24",
+            "--to",
+            to,
+            "--resume",
+            "--select",
+            "daily_sales",
+        ];
+        let result = nightly(&ws, &args);
+        assert!(result.status.success(), "{}", stderr(&result));
+    };
+    week("2026-06-29");
+    let days = [
+        "2026-06-24",
+        "2026-06-25",
+        "2026-06-26",
+        "2026-06-27",
+        "2026-06-28",
+        "2026-06-29",
+    ];
+    let runs: Vec<serde_json::Value> = days.iter().map(|d| manifest(&ws, d)["run_id"].clone()).collect();
+
+    write_batches(&ws.input().join("orders/2026-06-30.parquet"), &after);
+    let started = std::time::Instant::now();
+    week(last_day);
+    eprintln!(
+        "a week with one new date took {:.1} s (debug build)",
+        started.elapsed().as_secs_f64()
+    );
+    for (day, run) in days.iter().zip(&runs) {
+        assert_eq!(&manifest(&ws, day)["run_id"], run, "{day} ran again");
+    }
+    assert_eq!(manifest(&ws, last_day)["status"], "succeeded");
+    assert!(ws.published("daily_sales", last_day).exists());
+}
+
+/// With `--keep-going` a backfill runs every date though some fail, then exits with the first
+/// failure's code, naming each failed date; without it, it stops at the first.
+#[tokio::test]
+async fn keep_going_runs_every_date_and_lists_the_failed_ones() {
+    let ws = workspace();
+    let first = orders(&ws, "select cast(min(order_ts) as date) as day from orders").await;
+    let first = datafusion::arrow::util::display::array_value_to_string(first[0].column(0), 0).unwrap();
+    let first = date(&first);
+    let (from, to) = (first - chrono::Days::new(2), first.to_string());
+    let backfill = [
+        "--from",
+        &from.to_string(),
+        "--to",
+        &to,
+        "--select",
+        "daily_sales",
+    ];
+
+    let stopped = nightly(&ws, &backfill);
+    assert_eq!(
+        stopped.status.code(),
+        Some(exit_code::BAD_INPUT),
+        "{}",
+        stderr(&stopped)
+    );
+    assert!(
+        !ws.output().join(format!("_manifests/run_date={to}")).exists(),
+        "a later date ran"
+    );
+
+    let kept = nightly(&ws, &[&backfill[..], &["--keep-going"]].concat());
+    assert_eq!(
+        kept.status.code(),
+        Some(exit_code::BAD_INPUT),
+        "{}",
+        stderr(&kept)
+    );
+    let error = stderr(&kept);
+    let error = error
+        .lines()
+        .rfind(|l| l.starts_with("error: "))
+        .unwrap()
+        .to_string();
+    assert!(error.contains("2 of the 3 dates failed"), "{error}");
+    for failed in [from, first - chrono::Days::new(1)] {
+        assert!(error.contains(&format!("{failed} (exit 3")), "{error}");
+    }
+    assert_eq!(manifest(&ws, &to)["status"], "succeeded");
+}

@@ -42,32 +42,28 @@ async fn missing_orders_table_is_named() {
     expect_bad_input(&ws, &["orders", "required table missing"]).await;
 }
 
+/// Writes `orders/part-1.parquet` with the order o2 of c2 on 2025-01-11, and `more` columns.
+fn write_o2(ws: &Workspace, more: Vec<(&str, ArrayRef)>) {
+    let mut columns = vec![
+        ("order_id", strings(&["o2"])),
+        ("customer_id", strings(&["c2"])),
+        ("order_ts", timestamps(&["2025-01-11T10:00:00"])),
+    ];
+    columns.extend(more);
+    write_parquet(&ws.input().join("orders/part-1.parquet"), columns);
+}
+
 #[tokio::test]
 async fn missing_required_column_names_table_file_and_column() {
     let ws = workspace_with_orders();
-    write_parquet(
-        &ws.input().join("orders/part-1.parquet"),
-        vec![
-            ("order_id", strings(&["o2"])),
-            ("customer_id", strings(&["c2"])),
-            ("order_ts", timestamps(&["2025-01-11T10:00:00"])),
-        ],
-    );
+    write_o2(&ws, vec![]);
     expect_bad_input(&ws, &["orders", "amount_usd", "part-1.parquet"]).await;
 }
 
 #[tokio::test]
 async fn a_type_that_cannot_be_cast_is_named() {
     let ws = workspace_with_orders();
-    write_parquet(
-        &ws.input().join("orders/part-1.parquet"),
-        vec![
-            ("order_id", strings(&["o2"])),
-            ("customer_id", strings(&["c2"])),
-            ("order_ts", timestamps(&["2025-01-11T10:00:00"])),
-            ("amount_usd", strings(&["12.50"])),
-        ],
-    );
+    write_o2(&ws, vec![("amount_usd", strings(&["12.50"]))]);
     let err = expect_bad_input(&ws, &["orders", "amount_usd", "part-1.parquet", "Utf8"]).await;
     assert!(matches!(err, Error::BadType { .. }));
 }
@@ -175,4 +171,114 @@ fn the_binary_exits_with_the_bad_input_code_and_one_error_line() {
         "{stderr}"
     );
     assert!(!ws.output().exists());
+}
+
+/// Writes `orders/part-1.parquet` with one order whose amount is the decimal `cents / 100` of
+/// the given precision and scale 2.
+fn write_decimal_amount(ws: &Workspace, precision: u8, cents: i128) {
+    let amounts = datafusion::arrow::array::Decimal128Array::from(vec![cents])
+        .with_precision_and_scale(precision, 2)
+        .unwrap();
+    write_o2(
+        ws,
+        vec![
+            ("amount_usd", Arc::new(amounts) as ArrayRef),
+            ("status", strings(&["completed"])),
+        ],
+    );
+}
+
+/// A decimal amount of up to 15 digits is read as the same decimal; a wider one is refused,
+/// naming the table, column, file and type.
+#[tokio::test]
+async fn decimals_are_read_exactly_or_refused() {
+    let ws = workspace_with_orders();
+    write_decimal_amount(&ws, 15, 1_234_567_890_123);
+    ws.run(Some("2025-01-31")).await.unwrap();
+    let read = query(
+        &ws.published("orders_copy", "2025-01-31"),
+        "where order_id = 'o2'",
+    )
+    .await;
+    assert!(read.contains("12345678901.23"), "{read}");
+
+    let ws = workspace_with_orders();
+    write_decimal_amount(&ws, 38, 1_234);
+    let err = expect_bad_input(
+        &ws,
+        &["orders", "amount_usd", "part-1.parquet", "Decimal128(38, 2)"],
+    )
+    .await;
+    assert!(matches!(err, Error::BadType { .. }));
+}
+
+/// Writes `orders/part-1.parquet` whose order_id is annotated as UTF-8 text but holds bytes
+/// that are not UTF-8 (what a careless exporter writes), through the low-level writer, since
+/// Arrow's own arrays refuse such text.
+fn write_orders_with_invalid_utf8(ws: &Workspace) {
+    use datafusion::parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
+    use datafusion::parquet::file::properties::WriterProperties;
+    use datafusion::parquet::file::writer::SerializedFileWriter;
+    use datafusion::parquet::schema::parser::parse_message_type;
+    let schema = parse_message_type(
+        "message orders { required binary order_id (UTF8); required binary customer_id (UTF8);
+         required int64 order_ts (TIMESTAMP(MICROS,true)); required double amount_usd; }",
+    )
+    .unwrap();
+    let file = std::fs::File::create(ws.input().join("orders/part-1.parquet")).unwrap();
+    let properties = Arc::new(WriterProperties::builder().build());
+    let mut writer = SerializedFileWriter::new(file, Arc::new(schema), properties).unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    let mut text = |value: &[u8]| {
+        let mut column = group.next_column().unwrap().unwrap();
+        let values = [ByteArray::from(value.to_vec())];
+        column
+            .typed::<ByteArrayType>()
+            .write_batch(&values, None, None)
+            .unwrap();
+        column.close().unwrap();
+    };
+    text(&[b'o', 0xff, 0xfe]);
+    text(b"c2");
+    let mut column = group.next_column().unwrap().unwrap();
+    let at = [micros("2025-01-11T10:00:00")];
+    column.typed::<Int64Type>().write_batch(&at, None, None).unwrap();
+    column.close().unwrap();
+    let mut column = group.next_column().unwrap().unwrap();
+    column
+        .typed::<DoubleType>()
+        .write_batch(&[5.0], None, None)
+        .unwrap();
+    column.close().unwrap();
+    group.close().unwrap();
+    writer.close().unwrap();
+}
+
+/// Text that is not UTF-8, and a page that cannot be decoded, pass the footer checks but fail
+/// when read: the run names the table and the file, exits 3 and writes nothing.
+#[tokio::test]
+async fn undecodable_pages_and_invalid_utf8_name_the_file() {
+    let ws = workspace_with_orders();
+    write_orders_with_invalid_utf8(&ws);
+    expect_bad_input(&ws, &["orders", "part-1.parquet", "not UTF-8"]).await;
+
+    // Enough distinct rows that no column is a constant the statistics could answer for.
+    let ws = workspace_with_orders();
+    let ids: Vec<String> = (0..200).map(|i| format!("x{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let path = ws.input().join("orders/part-3.parquet");
+    write_parquet(
+        &path,
+        vec![
+            ("order_id", strings(&ids)),
+            ("customer_id", strings(&ids)),
+            ("order_ts", timestamps(&vec!["2025-01-11T10:00:00"; ids.len()])),
+            ("amount_usd", floats(&vec![1.0; ids.len()])),
+        ],
+    );
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The first page header follows the 4-byte magic; the footer at the end stays whole.
+    bytes[4..24].fill(0xff);
+    std::fs::write(&path, &bytes).unwrap();
+    expect_bad_input(&ws, &["orders", "part-3.parquet", "cannot be decoded"]).await;
 }

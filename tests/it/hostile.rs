@@ -722,7 +722,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
-            if !path.ends_with("_temporary") {
+            if !path.ends_with("_growth_drafts") {
                 out.extend(walk(&path));
             }
         } else if !path.ends_with("_filler") {

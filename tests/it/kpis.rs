@@ -848,9 +848,11 @@ async fn an_organic_channel_no_input_names_is_a_warning_in_the_manifest() {
 }
 
 /// One file says nothing of o2's status (null); another has no status column at all, which the
-/// contract reads as completed. The manifest counts the one null, and o2's $30 is revenue.
+/// contract reads as completed. The null is a row rule (null_status): quarantined by default and
+/// counted in the manifest, so o2's $30 is not revenue; o4 of the file without the column is.
+/// Under `reject` the run stops naming the rule and the rows.
 #[tokio::test]
-async fn a_null_order_status_is_counted_in_the_manifest_and_read_as_completed() {
+async fn a_null_order_status_is_a_row_rule_and_a_file_without_the_column_reads_completed() {
     let ws = Workspace::new();
     let input = ws.input();
     write_customers(&input, &[("b", "2025-03-01T00:00:00", "SG", "search")]);
@@ -887,25 +889,44 @@ async fn a_null_order_status_is_counted_in_the_manifest_and_read_as_completed() 
             ("amount_usd", floats(&[5.0])),
         ],
     );
-    let manifest = run_marts(&ws, "2025-03-31").await;
-    let nulls: Vec<_> = manifest
-        .warnings
-        .iter()
-        .filter(|w| w.starts_with("orders."))
-        .collect();
-    assert_eq!(nulls.len(), 1, "{:?}", manifest.warnings);
+    // One order of four set aside is more than the default 1% share.
+    let mut config = growth_jobs::config::Config::default();
+    config.quality.max_reject_share = 0.5;
+    let manifest = run_marts_with(&ws, "2025-03-31", config.clone()).await;
     assert!(
-        nulls[0].starts_with("orders.status: 1 row(s) have a null value, read as \"completed\""),
-        "{}",
-        nulls[0]
+        !manifest.warnings.iter().any(|w| w.starts_with("orders.status")),
+        "{:?}",
+        manifest.warnings
     );
-    assert_eq!(manifest.inputs["orders"].defaulted.get("status"), Some(&1));
+    assert_eq!(manifest.inputs["orders"].defaulted.get("status"), None);
+    let finding = manifest
+        .quality
+        .findings
+        .iter()
+        .find(|f| f.rule == "null_status")
+        .unwrap_or_else(|| panic!("no null_status finding: {:?}", manifest.quality.findings));
+    assert_eq!((finding.table.as_str(), finding.rows), ("orders", 1));
     let sales = query_sql(
         &ws.published("daily_sales", "2025-03-31"),
         "select sum(revenue_usd) as revenue from t",
     )
     .await;
-    assert_eq!(single_value(&sales, "revenue"), "55.0", "{sales}");
+    assert_eq!(single_value(&sales, "revenue"), "25.0", "{sales}");
+
+    config
+        .quality
+        .policy
+        .insert("null_status".into(), growth_jobs::config::Policy::Reject);
+    let mut options = ws.options(Some("2025-03-31"));
+    options.models_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    options.config = config;
+    let error = growth_jobs::transform::run(&options).await.unwrap_err();
+    assert_eq!(
+        error.exit_code(),
+        growth_jobs::error::exit_code::BAD_INPUT,
+        "{error}"
+    );
+    assert!(error.to_string().contains("null_status"), "{error}");
 }
 
 /// a (SG) bought on two days of March 2025, b (TH) once, c (MX) once, d (ZZ, a market no region

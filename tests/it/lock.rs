@@ -206,7 +206,7 @@ fn sigterm_stops_at_a_safe_point_and_releases_the_lock() {
         "{written}"
     );
     assert!(!ws.output().join("_latest.json").exists());
-    let drafts = ws.output().join("_temporary");
+    let drafts = ws.output().join("_growth_drafts");
     assert!(!drafts.exists() || std::fs::read_dir(&drafts).unwrap().next().is_none());
 
     let resumed = nightly(&ws, "host-a", &["--resume"]).output().unwrap();

@@ -41,6 +41,33 @@ fn sample_workspace(customers: u64, seed: u64) -> Workspace {
     ws
 }
 
+/// A run removes the drafts that killed runs of ours left, in our drafts folder and where
+/// earlier versions kept them, and nothing else: another tool's `_temporary` stays.
+#[tokio::test]
+async fn leftover_drafts_of_ours_are_removed_and_other_tools_files_stay() {
+    let ws = sample_workspace(1_500, 7);
+    let spark = ws
+        .output()
+        .join("_temporary/0/_temporary/attempt_1/part-0.parquet");
+    let note = ws.output().join("_growth_drafts/README.txt");
+    let ours = [
+        ws.output()
+            .join("_growth_drafts/2026-06-30-churn-20261101T020000.000000Z-4242/churn_scores.parquet"),
+        ws.output()
+            .join("_temporary/2026-06-30-20261101T020000.000000Z-4242/daily_sales.parquet"),
+    ];
+    for file in ours.iter().chain([&spark, &note]) {
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, b"left behind").unwrap();
+    }
+    ws.run(Some(RUN_DATE)).await.unwrap();
+    for file in &ours {
+        assert!(!file.parent().unwrap().exists(), "{} stayed", file.display());
+    }
+    assert!(spark.exists(), "another tool's draft was deleted");
+    assert!(note.exists(), "a file that is not a run's folder was deleted");
+}
+
 #[tokio::test]
 async fn rerun_of_the_same_date_gives_byte_identical_tables() {
     let ws = sample_workspace(1_500, 7);
@@ -54,7 +81,7 @@ async fn rerun_of_the_same_date_gives_byte_identical_tables() {
     ws.run(Some(RUN_DATE)).await.unwrap();
     assert_eq!(published(&ws), first);
     assert!(
-        !ws.output().join("_temporary").exists(),
+        !ws.output().join("_growth_drafts").exists(),
         "drafts are removed after a run"
     );
 }
@@ -329,8 +356,8 @@ fn killed_nights_leave_every_published_file_whole() {
         "a rerun after the kills equals an uninterrupted run"
     );
     assert!(
-        !ws.output().join("_temporary").exists(),
-        "the rerun removed what killed runs left in _temporary"
+        !ws.output().join("_growth_drafts").exists(),
+        "the rerun removed what killed runs left in _growth_drafts"
     );
     assert!(!ws.output().join("_lock.json").exists(), "the lock was released");
     // Not asserted (timing-dependent), but worth knowing when reading a failure.

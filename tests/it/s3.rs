@@ -183,7 +183,7 @@ async fn a_run_from_s3_to_s3_publishes_what_a_local_run_publishes() {
         .await
         .unwrap();
     assert!(
-        !listed.iter().any(|p| p.contains("_temporary")),
+        !listed.iter().any(|p| p.contains("_growth_drafts")),
         "drafts removed: {listed:?}"
     );
     assert!(
@@ -308,5 +308,5 @@ async fn s3_publishing_uploads_whole_objects_and_a_failed_rerun_leaves_the_point
     assert!(transform_on(&s3_in, &s3_out, RUN_DATE, &env).success());
     let done = objects(&store, "out").await;
     assert_eq!(pointer_date(&done, "daily_sales").as_deref(), Some(RUN_DATE));
-    assert!(!done.keys().any(|k| k.contains("_temporary")), "drafts left");
+    assert!(!done.keys().any(|k| k.contains("_growth_drafts")), "drafts left");
 }
