@@ -660,15 +660,7 @@ async fn check_files(root: &Root, spec: &'static Table, files: Vec<ObjectMeta>) 
             .zip(footer.null_count(spec.as_of.event))
             .map(|(sum, nulls)| sum + nulls);
         first_events.push(footer.min_micros(spec.as_of.event));
-        lacking.push(
-            spec.columns
-                .iter()
-                .filter(|c| {
-                    matches!(c.default, Absent::Text(_)) && footer.schema.field_with_name(c.name).is_err()
-                })
-                .map(|c| c.name)
-                .collect::<Vec<_>>(),
-        );
+        let mut file_lacks = Vec::new();
         for column in spec.columns {
             match footer.schema.field_with_name(column.name) {
                 Err(_) if column.default == Absent::Required => {
@@ -678,6 +670,7 @@ async fn check_files(root: &Root, spec: &'static Table, files: Vec<ObjectMeta>) 
                         file,
                     });
                 }
+                Err(_) if matches!(column.default, Absent::Text(_)) => file_lacks.push(column.name),
                 Err(_) => {}
                 Ok(field) => {
                     if !column.kind.accepts(field.data_type()) {
@@ -701,6 +694,7 @@ async fn check_files(root: &Root, spec: &'static Table, files: Vec<ObjectMeta>) 
                 }
             }
         }
+        lacking.push(file_lacks);
     }
     // Keep the contract's column order, whatever order the files had.
     present.sort_by_key(|c| spec.columns.iter().position(|x| x.name == c.name));
