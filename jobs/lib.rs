@@ -12,6 +12,7 @@ pub mod cli;
 #[cfg(feature = "ballista")]
 pub mod cluster;
 pub mod config;
+pub mod dictionary;
 pub mod engine;
 pub mod error;
 pub mod input;

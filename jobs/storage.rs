@@ -187,10 +187,17 @@ impl Root {
 
     /// On a local disk, flushes a file, so what a rename or a reader sees is on disk.
     pub(crate) fn sync(&self, path: &Path) -> Result<()> {
-        if self.local.is_some() {
-            sync_local(&std::path::PathBuf::from(format!("/{path}")))?;
+        if let Some(file) = self.local_file(path) {
+            sync_local(&file)?;
         }
         Ok(())
+    }
+
+    /// A store path as a file on this machine, when the root is a local folder.
+    pub(crate) fn local_file(&self, path: &Path) -> Option<std::path::PathBuf> {
+        self.local
+            .as_ref()
+            .map(|_| std::path::PathBuf::from(format!("/{path}")))
     }
 
     /// On a local disk, flushes the folder entry of a file a put or a rename changed.

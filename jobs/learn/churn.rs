@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
 use datafusion::arrow::array::{Array, Float64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use linfa::prelude::*;
@@ -51,6 +51,7 @@ use crate::learn::features::{self, AsOf, CATEGORICAL, Encoder, NUMERIC, PURCHASE
 use crate::learn::model_metrics::{self, MetricRow};
 use crate::learn::outputs::{self, StageDraft};
 use crate::learn::tree;
+use crate::output::described;
 use crate::output::manifest::StageReport;
 use crate::output::publish::{Draft, DraftTable};
 use crate::output::published::{self, PART_FILE};
@@ -401,14 +402,42 @@ impl ChurnModel {
     }
 }
 
-fn scores_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("customer_id", DataType::Utf8, false),
-        Field::new("churn_probability", DataType::Float64, false),
-        Field::new("risk_tier", DataType::Utf8, false),
-        Field::new("top_churn_drivers", DataType::Utf8, true),
-        Field::new("model", DataType::Utf8, false),
-    ]))
+/// The published schema of `churn_scores`, with its descriptions.
+pub fn scores_schema() -> SchemaRef {
+    described::schema(
+        "Every customer with a purchase in the 180 days before the run date, scored by the churn \
+         model the churn stage trained and chose that night.",
+        vec![
+            described::field("customer_id", DataType::Utf8, false, "The customer."),
+            described::field(
+                "churn_probability",
+                DataType::Float64,
+                false,
+                "P(no purchase in the horizon, 90 days, after the run date), from 0 to 1.",
+            ),
+            described::field(
+                "risk_tier",
+                DataType::Utf8,
+                false,
+                "high (probability at or above [churn] high_risk, 0.6), medium (at or above \
+                 medium_risk, 0.3) or low.",
+            ),
+            described::field(
+                "top_churn_drivers",
+                DataType::Utf8,
+                true,
+                "The logistic model's three features pushing this customer's score up most \
+                 (coefficient x standardized value), comma-separated; null for tree models.",
+            ),
+            described::field(
+                "model",
+                DataType::Utf8,
+                false,
+                "The model that scored: logistic_regression, decision_tree, bagged_trees, or \
+                 bg_nbd_no_purchase before there are labels.",
+            ),
+        ],
+    )
 }
 
 /// A model's figures on one labelled window.
@@ -1006,6 +1035,7 @@ pub async fn score(
 mod tests {
     use super::*;
     use datafusion::arrow::array::{ArrayRef, BooleanArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
     use rand_distr::{Distribution, StandardNormal};
 
     /// A labelled window of `rows` customers whose churn follows a logistic model of six

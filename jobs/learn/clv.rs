@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use futures::TryStreamExt;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -31,6 +31,7 @@ use crate::learn::likelihood::{Bounds, Maximum};
 use crate::learn::model_metrics::{self, MetricRow};
 use crate::learn::outputs::{self, StageDraft};
 use crate::learn::predicted_ltv::{self, Cohorts};
+use crate::output::described;
 use crate::output::manifest::StageReport;
 use crate::output::publish::{Draft, DraftTable};
 use crate::output::published::{self, PART_FILE};
@@ -306,20 +307,65 @@ pub(crate) fn clv_12m(
     total
 }
 
-fn scores_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("customer_id", DataType::Utf8, false),
-        Field::new("market", DataType::Utf8, false),
-        Field::new("model_scope", DataType::Utf8, false),
-        Field::new("repeat_days", DataType::Int64, false),
-        Field::new("recency_days", DataType::Int64, false),
-        Field::new("age_days", DataType::Int64, false),
-        Field::new("p_alive", DataType::Float64, false),
-        Field::new("expected_purchases_90d", DataType::Float64, false),
-        Field::new("expected_purchases_365d", DataType::Float64, false),
-        Field::new("expected_order_value_usd", DataType::Float64, false),
-        Field::new("clv_12m_usd", DataType::Float64, false),
-    ]))
+/// The published schema of `clv_scores`, with its descriptions.
+pub fn scores_schema() -> SchemaRef {
+    let f =
+        |name: &str, data_type: DataType, comment: &str| described::field(name, data_type, false, comment);
+    described::schema(
+        "One row per buying customer: BG/NBD and Gamma-Gamma expectations as of the end of the run \
+         date, fitted per market (or on all customers) by the lifetime-value stage.",
+        vec![
+            f("customer_id", DataType::Utf8, "The customer."),
+            f("market", DataType::Utf8, "The customer's market."),
+            f(
+                "model_scope",
+                DataType::Utf8,
+                "The fit that scored the customer: the market, or all.",
+            ),
+            f(
+                "repeat_days",
+                DataType::Int64,
+                "Purchase days after the first (BG/NBD's x).",
+            ),
+            f(
+                "recency_days",
+                DataType::Int64,
+                "Days from the first to the latest purchase day (BG/NBD's t_x).",
+            ),
+            f(
+                "age_days",
+                DataType::Int64,
+                "Days from the first purchase to the run date (BG/NBD's T).",
+            ),
+            f(
+                "p_alive",
+                DataType::Float64,
+                "P(still buying) at the end of the run date.",
+            ),
+            f(
+                "expected_purchases_90d",
+                DataType::Float64,
+                "Expected purchase days in the next 90 days.",
+            ),
+            f(
+                "expected_purchases_365d",
+                DataType::Float64,
+                "Expected purchase days in the next 365 days.",
+            ),
+            f(
+                "expected_order_value_usd",
+                DataType::Float64,
+                "Gamma-Gamma's expected spend per purchase day, USD: the customer's mean shrunk \
+                 toward the population's.",
+            ),
+            f(
+                "clv_12m_usd",
+                DataType::Float64,
+                "Expected spend in the next 12 months of 365.25/12 days, USD, discounted monthly at \
+                 [clv] monthly_discount_rate (1%).",
+            ),
+        ],
+    )
 }
 
 /// What the scoring pass adds up besides the scores: the holdout check's sums and the

@@ -28,13 +28,14 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, Float64Array, Int32Array, RecordBatch, StringArray,
 };
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type, SchemaRef};
 use futures::TryStreamExt;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::error::{Error, Result};
 use crate::learn::bg_nbd::{BgNbd, History, SeriesMemo};
 use crate::learn::model_metrics::MetricRow;
+use crate::output::described;
 use crate::output::published;
 use crate::storage::Root;
 
@@ -623,19 +624,71 @@ pub(crate) fn backtest_metrics(job: &str, rows: &[Row]) -> Vec<MetricRow> {
 /// The published schema.
 pub fn schema() -> SchemaRef {
     let mut fields = vec![
-        Field::new("kind", DataType::Utf8, false),
-        Field::new("origin_date", DataType::Date32, false),
-        Field::new("market", DataType::Utf8, false),
-        Field::new("month_start", DataType::Date32, false),
-        Field::new("months_ahead", DataType::Int32, false),
+        described::field(
+            "kind",
+            DataType::Utf8,
+            false,
+            "forecast (the months after the run date's month) or backtest (the same forecast made \
+             [clv] backtest_months earlier, against what happened).",
+        ),
+        described::field(
+            "origin_date",
+            DataType::Date32,
+            false,
+            "The date the forecast was made as of.",
+        ),
+        described::field(
+            "market",
+            DataType::Utf8,
+            false,
+            "The market, or (all) for every market together.",
+        ),
+        described::field(
+            "month_start",
+            DataType::Date32,
+            false,
+            "The forecast calendar month's first day.",
+        ),
+        described::field(
+            "months_ahead",
+            DataType::Int32,
+            false,
+            "Months from the origin's month to month_start (1 is the next month).",
+        ),
     ];
     for measure in MEASURES {
-        fields.push(Field::new(measure, DataType::Float64, false));
-        fields.push(Field::new(format!("{measure}_lower"), DataType::Float64, false));
-        fields.push(Field::new(format!("{measure}_upper"), DataType::Float64, false));
-        fields.push(Field::new(format!("{measure}_actual"), DataType::Float64, true));
+        let defined = format!("{measure} as kpi_monthly defines it");
+        fields.push(described::field(
+            measure,
+            DataType::Float64,
+            false,
+            &format!("Forecast {defined}."),
+        ));
+        fields.push(described::field(
+            format!("{measure}_lower"),
+            DataType::Float64,
+            false,
+            &format!("Lower bound of the 80% interval of {measure}."),
+        ));
+        fields.push(described::field(
+            format!("{measure}_upper"),
+            DataType::Float64,
+            false,
+            &format!("Upper bound of the 80% interval of {measure}."),
+        ));
+        fields.push(described::field(
+            format!("{measure}_actual"),
+            DataType::Float64,
+            true,
+            "What happened, from kpi_monthly (backtest rows; null on forecast rows).",
+        ));
     }
-    Arc::new(Schema::new(fields))
+    described::schema(
+        "The 12-month growth forecast per market and for all markets: new customers, active \
+         customers, orders and revenue with 80% intervals, and the backtest of the same forecast \
+         made months earlier.",
+        fields,
+    )
 }
 
 /// The rows as one batch of [`schema`].

@@ -15,3 +15,29 @@ pub mod outputs;
 pub mod predicted_ltv;
 pub mod segment;
 pub mod tree;
+
+/// A table a model stage publishes, with the stage and the schema (descriptions included) it
+/// writes: the data dictionary's entries for what no SQL model builds.
+pub struct TrainedTable {
+    pub table: &'static str,
+    pub stage: &'static str,
+    pub schema: datafusion::arrow::datatypes::SchemaRef,
+}
+
+/// Every table the model stages publish, in the order the night builds them.
+pub fn trained_tables() -> Vec<TrainedTable> {
+    let table = |table, stage, schema| TrainedTable { table, stage, schema };
+    vec![
+        table("customer_segments", "segment", segment::segments_schema()),
+        table("segment_profiles", "segment", segment::profiles_schema()),
+        table("churn_scores", "churn", churn::scores_schema()),
+        table(clv::SCORES, "clv", clv::scores_schema()),
+        table(predicted_ltv::TABLE, "clv", predicted_ltv::schema()),
+        table(forecast::TABLE, "clv", forecast::schema()),
+        table(
+            model_metrics::TABLE,
+            "segment, churn, clv",
+            model_metrics::schema(),
+        ),
+    ]
+}

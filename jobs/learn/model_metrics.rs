@@ -8,10 +8,11 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{BooleanArray, Float64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::output::described;
 
 /// The table's name.
 pub(crate) const TABLE: &str = "model_metrics";
@@ -59,15 +60,46 @@ impl MetricRow {
 
 /// The schema of `model_metrics`.
 pub fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("job", DataType::Utf8, false),
-        Field::new("model", DataType::Utf8, false),
-        Field::new("parameter", DataType::Utf8, true),
-        Field::new("evaluated_on", DataType::Utf8, false),
-        Field::new("metric", DataType::Utf8, false),
-        Field::new("value", DataType::Float64, true),
-        Field::new("chosen", DataType::Boolean, false),
-    ]))
+    let f = described::field;
+    described::schema(
+        "Every figure the model stages measured: candidates' fits and validation scores, fitted \
+         parameters, holdout and backtest errors; one file per stage (part-segment, part-churn, \
+         part-clv).",
+        vec![
+            f("job", DataType::Utf8, false, "The stage: segment, churn or clv."),
+            f("model", DataType::Utf8, false, "The model or candidate measured."),
+            f(
+                "parameter",
+                DataType::Utf8,
+                true,
+                "What the figure is about when it needs saying: k, a market scope, a parameter name.",
+            ),
+            f(
+                "evaluated_on",
+                DataType::Utf8,
+                false,
+                "Where it was measured: training, validation, fitting, holdout or backtest.",
+            ),
+            f(
+                "metric",
+                DataType::Utf8,
+                false,
+                "The measure: roc_auc, silhouette, r, mape_revenue_usd, ...",
+            ),
+            f(
+                "value",
+                DataType::Float64,
+                true,
+                "Its value; null when undefined.",
+            ),
+            f(
+                "chosen",
+                DataType::Boolean,
+                false,
+                "Whether this model was the one the stage kept.",
+            ),
+        ],
+    )
 }
 
 /// The rows as one batch; a NaN (a figure that is undefined, such as an AUC with one class)

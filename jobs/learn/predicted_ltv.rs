@@ -16,13 +16,14 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
 };
-use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type, SchemaRef};
 use futures::TryStreamExt;
 
 use crate::config::{DEFAULT_MARKET_KEY, Threshold};
 use crate::error::{Error, Result};
 use crate::learn::bg_nbd::{BgNbd, History, SeriesMemo};
 use crate::learn::forecast::{self, ALL_MARKETS, KPI_TABLE, column_as, month_index, month_start};
+use crate::output::described;
 use crate::output::published;
 use crate::storage::Root;
 
@@ -155,19 +156,75 @@ impl Cohorts {
 
 /// The published schema.
 pub fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("month_start", DataType::Date32, false),
-        Field::new("market", DataType::Utf8, false),
-        Field::new("channel", DataType::Utf8, false),
-        Field::new("new_customers", DataType::Int64, false),
-        Field::new("revenue_to_date_usd", DataType::Float64, false),
-        Field::new("predicted_first_year_revenue_usd", DataType::Float64, false),
-        Field::new("predicted_ltv_12m_usd", DataType::Float64, false),
-        Field::new("predicted_ltv_12m_margin_usd", DataType::Float64, false),
-        Field::new("marketing_spend_usd", DataType::Float64, true),
-        Field::new("predicted_ltv_to_cac", DataType::Float64, true),
-        Field::new("predicted_ltv_to_cac_status", DataType::Utf8, true),
-    ]))
+    let f = described::field;
+    described::schema(
+        "Predicted first-year LTV and LTV/CAC of every cohort whose first year is not over \
+         (acquired in the run date's month or the 11 before), keyed like kpi_monthly.",
+        vec![
+            f(
+                "month_start",
+                DataType::Date32,
+                false,
+                "The acquisition month's first day.",
+            ),
+            f("market", DataType::Utf8, false, "The market, or (all)."),
+            f(
+                "channel",
+                DataType::Utf8,
+                false,
+                "The acquisition channel, or (all).",
+            ),
+            f(
+                "new_customers",
+                DataType::Int64,
+                false,
+                "Customers acquired in the month (kpi_monthly's).",
+            ),
+            f(
+                "revenue_to_date_usd",
+                DataType::Float64,
+                false,
+                "The cohort's net revenue from acquisition to the run date, USD.",
+            ),
+            f(
+                "predicted_first_year_revenue_usd",
+                DataType::Float64,
+                false,
+                "Revenue to date plus the expected revenue to the end of the cohort's month 11, USD.",
+            ),
+            f(
+                "predicted_ltv_12m_usd",
+                DataType::Float64,
+                false,
+                "Predicted first-year revenue per customer, USD (against kpi_monthly.ltv_12m_usd).",
+            ),
+            f(
+                "predicted_ltv_12m_margin_usd",
+                DataType::Float64,
+                false,
+                "The same times each market's margin_rate, USD (against ltv_12m_margin_usd).",
+            ),
+            f(
+                "marketing_spend_usd",
+                DataType::Float64,
+                true,
+                "The month's acquisition spend from kpi_monthly, USD; null without marketing_spend.",
+            ),
+            f(
+                "predicted_ltv_to_cac",
+                DataType::Float64,
+                true,
+                "Predicted first-year gross margin over the spend, as kpi_monthly.ltv_to_cac; null \
+                 without spend.",
+            ),
+            f(
+                "predicted_ltv_to_cac_status",
+                DataType::Utf8,
+                true,
+                "green, yellow or red against the ltv_to_cac thresholds.",
+            ),
+        ],
+    )
 }
 
 /// The table's rows, in key order, with each cell's acquisition spend from the run date's

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use futures::TryStreamExt;
 use linfa::prelude::*;
 use linfa_clustering::{GaussianMixtureModel, KMeans};
@@ -32,6 +32,7 @@ use crate::learn::evaluation;
 use crate::learn::features::{self, Encoder, NUMERIC};
 use crate::learn::model_metrics::{self, MetricRow};
 use crate::learn::outputs::StageDraft;
+use crate::output::described;
 use crate::output::manifest::StageReport;
 use crate::output::publish::Draft;
 use crate::storage::Root;
@@ -410,13 +411,78 @@ fn accumulate(segmentation: &Segmentation, batch: &RecordBatch, profiles: &mut [
     Ok(())
 }
 
-fn segments_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("customer_id", DataType::Utf8, false),
-        Field::new("cluster", DataType::Int32, false),
-        Field::new("cluster_label", DataType::Utf8, false),
-        Field::new("distance_to_centre", DataType::Float64, false),
-    ]))
+/// The published schema of `customer_segments`, with its descriptions.
+pub fn segments_schema() -> SchemaRef {
+    described::schema(
+        "Every buying customer in customer_features, assigned to the nearest centre of the \
+         segment stage's clustering (k-means or a Gaussian mixture on the [segment] features).",
+        vec![
+            described::field("customer_id", DataType::Utf8, false, "The customer."),
+            described::field(
+                "cluster",
+                DataType::Int32,
+                false,
+                "The cluster, numbered by mean revenue, highest first (0 is the most valuable).",
+            ),
+            described::field(
+                "cluster_label",
+                DataType::Utf8,
+                false,
+                "The cluster's three-word label: value, activity and habit against all \
+                 customers (segment_profiles has one row per label).",
+            ),
+            described::field(
+                "distance_to_centre",
+                DataType::Float64,
+                false,
+                "Distance from the customer to the cluster's centre, in standardized units.",
+            ),
+        ],
+    )
+}
+
+/// The published schema of `segment_profiles`, with its descriptions.
+pub fn profiles_schema() -> SchemaRef {
+    let mut fields = vec![
+        described::field(
+            "cluster",
+            DataType::Int32,
+            false,
+            "The cluster, as in customer_segments.",
+        ),
+        described::field("cluster_label", DataType::Utf8, false, "The cluster's label."),
+        described::field("customers", DataType::Int64, false, "Customers in the cluster."),
+        described::field(
+            "customer_share",
+            DataType::Float64,
+            false,
+            "The cluster's share of segmented customers, from 0 to 1.",
+        ),
+        described::field(
+            "revenue_usd",
+            DataType::Float64,
+            false,
+            "The cluster's customers' net revenue to date, USD (monetary_usd summed).",
+        ),
+        described::field(
+            "revenue_share",
+            DataType::Float64,
+            false,
+            "The cluster's share of that revenue, from 0 to 1.",
+        ),
+    ];
+    for (name, _) in NUMERIC {
+        fields.push(described::field(
+            format!("mean_{name}"),
+            DataType::Float64,
+            true,
+            &format!("Mean of customer_features.{name} over the cluster, raw units; null when undefined."),
+        ));
+    }
+    described::schema(
+        "One row per cluster of the segment stage: its size, revenue and mean features.",
+        fields,
+    )
 }
 
 fn segments_batch(
@@ -442,14 +508,6 @@ fn segments_batch(
 fn profiles_batch(profiles: &[Profile]) -> Result<RecordBatch> {
     let customers: u64 = profiles.iter().map(|p| p.customers).sum();
     let revenue: f64 = profiles.iter().map(|p| p.revenue_usd).sum();
-    let mut fields = vec![
-        Field::new("cluster", DataType::Int32, false),
-        Field::new("cluster_label", DataType::Utf8, false),
-        Field::new("customers", DataType::Int64, false),
-        Field::new("customer_share", DataType::Float64, false),
-        Field::new("revenue_usd", DataType::Float64, false),
-        Field::new("revenue_share", DataType::Float64, false),
-    ];
     let mut columns: Vec<Arc<dyn datafusion::arrow::array::Array>> = vec![
         Arc::new(Int32Array::from_iter_values(
             profiles.iter().map(|p| p.cluster as i32),
@@ -477,15 +535,13 @@ fn profiles_batch(profiles: &[Profile]) -> Result<RecordBatch> {
         }))),
     ];
     for (name, _) in NUMERIC {
-        fields.push(Field::new(format!("mean_{name}"), DataType::Float64, true));
         columns.push(Arc::new(Float64Array::from_iter(
             profiles
                 .iter()
                 .map(|p| Some(p.mean(name)).filter(|m| m.is_finite())),
         )));
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(Error::arrow("building segment_profiles"))
+    RecordBatch::try_new(profiles_schema(), columns).map_err(Error::arrow("building segment_profiles"))
 }
 
 fn metric_rows(segmentation: &Segmentation, candidates: &[Candidate], sample: usize) -> Vec<MetricRow> {

@@ -3,6 +3,8 @@
 //! lifecycle that ties them together.
 
 pub mod commit;
+pub mod described;
+pub(crate) mod footer;
 pub mod lock;
 pub mod manifest;
 pub mod publish;

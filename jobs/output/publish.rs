@@ -16,10 +16,12 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::common::Column;
+use datafusion::common::metadata::FieldMetadata;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::logical_expr::cast;
 use datafusion::parquet::arrow::async_writer::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::metadata::KeyValue;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext, col};
 use futures::TryStreamExt;
@@ -30,6 +32,8 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
+use crate::output::described;
+use crate::output::footer::{self, NewFooter};
 use crate::output::published::{table_file, table_path};
 use crate::storage::Root;
 
@@ -48,12 +52,18 @@ pub struct ColumnSchema {
     #[serde(rename = "type")]
     pub data_type: String,
     pub nullable: bool,
+    /// Its definition, as the file carries it (see [`described`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// A table written as a draft, ready to publish.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct DraftTable {
     pub table: String,
+    /// What the table is, as the file carries it (see [`described`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     pub rows: u64,
     pub bytes: u64,
     pub schema: Vec<ColumnSchema>,
@@ -63,6 +73,10 @@ pub struct DraftTable {
     draft: Path,
     #[serde(skip)]
     published: Path,
+    /// The footer the published file gets instead of the draft's, on an object store (a local
+    /// draft's footer is rewritten in place).
+    #[serde(skip)]
+    footer: Option<NewFooter>,
 }
 
 /// A small file written as a draft, ready to publish.
@@ -99,15 +113,17 @@ impl TableWriter {
             .await
             .map_err(Error::parquet(format!("closing {}", self.table)))?;
         draft.output.sync(&self.draft)?;
-        let (rows, bytes, schema) = describe_parquet(&draft.output, &self.draft).await?;
+        let (rows, bytes, schema, description) = describe_parquet(&draft.output, &self.draft).await?;
         Ok(DraftTable {
             table: self.table,
+            description,
             rows,
             bytes,
             schema,
             path: draft.output.relative(&self.published),
             draft: self.draft,
             published: self.published,
+            footer: None,
         })
     }
 }
@@ -165,21 +181,24 @@ impl Draft {
     }
 
     /// Writes a model's result to the draft and registers the draft file under the model's name,
-    /// so downstream models read exactly what will be published.
+    /// so downstream models read exactly what will be published. `columns` are the model's
+    /// column definitions, written into the file as each column's comment.
     pub async fn write(
         &self,
         ctx: &SessionContext,
         table: &str,
         file: &str,
         df: DataFrame,
+        description: &str,
+        columns: &[(String, String)],
     ) -> Result<DraftTable> {
         let draft = self
             .output
             .path(&[DRAFTS, &self.run_id, &format!("{table}.parquet")]);
         let published = table_path(&self.output, table, self.run_date);
         let url = self.output.url_of(&draft);
-        let df = in_published_types(df).map_err(|e| model_failure(table, file, e))?;
-        let columns: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let df = in_published_form(df, columns).map_err(|e| model_failure(table, file, e))?;
+        let written_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         df.write_parquet(
             &url,
             DataFrameWriteOptions::new().with_single_file_output(true),
@@ -187,24 +206,40 @@ impl Draft {
         )
         .await
         .map_err(|e| model_failure(table, file, e))?;
-        let (rows, bytes, schema) = describe_parquet(&self.output, &draft).await?;
-        let written = if schema.is_empty() && !columns.fields().is_empty() {
+        let (_, _, schema, _) = describe_parquet(&self.output, &draft).await?;
+        let written = if schema.is_empty() && !written_schema.fields().is_empty() {
             // A Ballista 55 cluster writes a result with no rows as a Parquet file with no
             // columns, which no reader opens (DuckDB: "Need at least one non-root column").
             // Such a draft is written again here: the model's columns, no rows.
-            self.writer_at(table, draft, published, columns)?
+            let written_schema = written_schema
+                .as_ref()
+                .clone()
+                .with_metadata(described::metadata(description));
+            self.writer_at(table, draft, published, Arc::new(written_schema))?
                 .finish(self)
                 .await?
         } else {
-            self.output.sync(&draft)?;
+            let entries = [(described::COMMENT, description)];
+            let footer = match self.output.local_file(&draft) {
+                Some(local) => {
+                    footer::rewrite_local(&local, &entries)
+                        .map_err(Error::io(format!("describing {}", local.display())))?;
+                    None
+                }
+                None => Some(footer::of_object(&self.output, &draft, &entries).await?),
+            };
+            let (rows, bytes, schema, _) = describe_parquet(&self.output, &draft).await?;
+            let bytes = footer.as_ref().map_or(bytes, |f| f.keep + f.footer.len() as u64);
             DraftTable {
                 table: table.into(),
+                description: Some(description.to_string()).filter(|d| !d.is_empty()),
                 rows,
                 bytes,
                 schema,
                 path: self.output.relative(&published),
                 draft,
                 published,
+                footer,
             }
         };
         ctx.register_parquet(table, &url, ParquetReadOptions::default())
@@ -216,7 +251,7 @@ impl Draft {
     /// Moves every drafted table into place, one rename each.
     pub async fn publish(&self, tables: &[DraftTable]) -> Result<()> {
         for table in tables {
-            self.move_into_place(&table.draft, &table.published, &table.path)
+            self.move_into_place(&table.draft, &table.published, &table.path, table.footer.as_ref())
                 .await?;
         }
         Ok(())
@@ -234,10 +269,19 @@ impl Draft {
     }
 
     fn writer_at(&self, table: &str, draft: Path, published: Path, schema: SchemaRef) -> Result<TableWriter> {
+        // The description as a key-value entry too, where readers that do not decode the Arrow
+        // schema look (DuckDB's parquet_kv_metadata, Spark).
+        let entries = described::comment(schema.metadata()).map(|description| {
+            vec![KeyValue::new(
+                described::COMMENT.to_string(),
+                description.to_string(),
+            )]
+        });
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(3).expect("3 is a zstd level"),
             ))
+            .set_key_value_metadata(entries)
             .build();
         let sink = BufWriter::new(self.output.store.clone(), draft.clone());
         let writer = AsyncArrowWriter::try_new(sink, schema, Some(properties))
@@ -283,7 +327,7 @@ impl Draft {
     /// Moves drafted files into place, one rename each.
     pub(crate) async fn publish_files(&self, files: &[DraftFile]) -> Result<()> {
         for file in files {
-            self.move_into_place(&file.draft, &file.published, &file.path)
+            self.move_into_place(&file.draft, &file.published, &file.path, None)
                 .await?;
         }
         Ok(())
@@ -293,8 +337,16 @@ impl Draft {
     /// flushed. On an object store, a rename is a copy and a delete (and S3 copies no object
     /// over 5 GiB in one request), so the draft is uploaded again to the published key: one PUT,
     /// or a multipart upload of [`Root::part_size`] parts, which S3 makes visible whole when it
-    /// completes. A failed upload is aborted; the draft goes with the run's draft folder.
-    async fn move_into_place(&self, draft: &Path, published: &Path, shown: &str) -> Result<()> {
+    /// completes; a table whose footer changed after it was drafted (`footer`) is uploaded with
+    /// the new footer after the draft's pages. A failed upload is aborted; the draft goes with
+    /// the run's draft folder.
+    async fn move_into_place(
+        &self,
+        draft: &Path,
+        published: &Path,
+        shown: &str,
+        footer: Option<&NewFooter>,
+    ) -> Result<()> {
         fault::before_publish();
         let store = &self.output.store;
         if self.output.local.is_some() {
@@ -305,11 +357,22 @@ impl Draft {
             return self.output.sync_folder_of(published);
         }
         let failed = |e| Error::store(format!("publishing {shown}"))(e);
-        let mut source = store.get(draft).await.map_err(failed)?.into_stream();
+        let options = object_store::GetOptions {
+            range: footer.map(|f| (0..f.keep).into()),
+            ..Default::default()
+        };
+        let mut source = store
+            .get_opts(draft, options)
+            .await
+            .map_err(failed)?
+            .into_stream();
         let mut sink = BufWriter::with_capacity(store.clone(), published.clone(), self.output.part_size);
         let copied = async {
             while let Some(chunk) = source.try_next().await? {
                 sink.put(chunk).await?;
+            }
+            if let Some(footer) = footer {
+                sink.put(footer.footer.clone().into()).await?;
             }
             Ok::<(), object_store::Error>(())
         }
@@ -403,33 +466,34 @@ fn published_type(data_type: &DataType) -> Option<DataType> {
     }
 }
 
-/// Casts the columns whose type is not the published one (see `published_type`).
-fn in_published_types(df: DataFrame) -> datafusion::error::Result<DataFrame> {
-    let needs_cast = df
-        .schema()
-        .fields()
-        .iter()
-        .any(|f| published_type(f.data_type()).is_some());
-    if !needs_cast {
-        return Ok(df);
-    }
+/// Casts the columns whose type is not the published one (see `published_type`) and gives each
+/// documented column its definition as its `comment` (see [`described`]).
+fn in_published_form(df: DataFrame, columns: &[(String, String)]) -> datafusion::error::Result<DataFrame> {
     let exprs = df
         .schema()
         .fields()
         .iter()
         .map(|f| {
             let column = col(Column::new_unqualified(f.name()));
-            match published_type(f.data_type()) {
-                Some(to) => cast(column, to).alias(f.name()),
+            let column = match published_type(f.data_type()) {
+                Some(to) => cast(column, to),
                 None => column,
-            }
+            };
+            let comment = columns
+                .iter()
+                .find(|(name, _)| name == f.name())
+                .map(|(_, definition)| FieldMetadata::from(described::metadata(definition)));
+            column.alias_with_metadata(f.name(), comment)
         })
         .collect::<Vec<_>>();
     df.select(exprs)
 }
 
 /// Rows, size and schema of a Parquet file, from its footer.
-pub(crate) async fn describe_parquet(root: &Root, path: &Path) -> Result<(u64, u64, Vec<ColumnSchema>)> {
+pub(crate) async fn describe_parquet(
+    root: &Root,
+    path: &Path,
+) -> Result<(u64, u64, Vec<ColumnSchema>, Option<String>)> {
     let meta = root
         .store
         .head(path)
@@ -447,9 +511,11 @@ pub(crate) async fn describe_parquet(root: &Root, path: &Path) -> Result<(u64, u
             name: f.name().clone(),
             data_type: f.data_type().to_string(),
             nullable: f.is_nullable(),
+            comment: described::comment(f.metadata()).map(str::to_string),
         })
         .collect();
-    Ok((rows, meta.size, schema))
+    let description = described::comment(footer.schema.metadata()).map(str::to_string);
+    Ok((rows, meta.size, schema, description))
 }
 
 /// A fault the kill tests inject: with `GROWTH_FAULT_ABORT_BEFORE_PUBLISH=N`, the process aborts

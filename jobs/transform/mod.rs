@@ -418,7 +418,15 @@ async fn build_models(
                 None
             }
             Materialized::Table => Some(
-                crate::output::lock::until_stopped(draft.write(ctx, &model.name, &model.file, df)).await?,
+                crate::output::lock::until_stopped(draft.write(
+                    ctx,
+                    &model.name,
+                    &model.file,
+                    df,
+                    &model.doc.description,
+                    &model.doc.columns,
+                ))
+                .await?,
             ),
         };
         for test in plan.tests.get(&model.name).into_iter().flatten() {

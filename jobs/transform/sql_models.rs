@@ -92,25 +92,6 @@ impl ModelDoc {
              returned: {returned:?}"
         ))
     }
-
-    /// The entry as Markdown, for the data dictionary.
-    pub fn markdown(&self, model: &Model) -> String {
-        let mut out = format!("### `{}`\n\n{}\n\n", model.name, self.description);
-        out.push_str(&format!(
-            "Grain: {}. File: `sql/{}`. Materialized: {}.\n\n",
-            self.grain,
-            model.file,
-            match model.materialized {
-                Materialized::Table => "table",
-                Materialized::Ephemeral => "ephemeral (a view, not published)",
-            }
-        ));
-        out.push_str("| column | definition |\n|---|---|\n");
-        for (name, definition) in &self.columns {
-            out.push_str(&format!("| `{name}` | {} |\n", definition.replace('|', "\\|")));
-        }
-        out
-    }
 }
 
 /// Reads `-- materialized: ephemeral` (or `table`, the default) from the leading comments.
