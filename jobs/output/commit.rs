@@ -18,6 +18,7 @@ use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::output::catalog;
 use crate::output::manifest::Manifest;
 use crate::output::publish::{Draft, DraftFile, DraftTable};
 use crate::output::published::{self, MANIFESTS, partition};
@@ -146,6 +147,9 @@ async fn withdraw(output: &Root, run_date: NaiveDate, tables: &[&str]) -> Result
     }
     for target in moving {
         write(output, target, found.get(&target).copied()).await?;
+        if target == Target::Whole {
+            catalog::write(output, found.get(&target).copied()).await?;
+        }
         tracing::info!(
             pointer = ?target,
             from = %run_date,
@@ -172,6 +176,9 @@ pub(crate) async fn advance(output: &Root, manifest: &Manifest) -> Result<()> {
         let current = read(output, target).await?;
         if current.is_none_or(|p| p.run_date < manifest.run_date) {
             write(output, target, Some(manifest.run_date)).await?;
+            if target == Target::Whole {
+                catalog::write(output, Some(manifest.run_date)).await?;
+            }
         }
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! pointers, the lock that keeps one run per output, the manifest of what ran, and the run
 //! lifecycle that ties them together.
 
+pub mod catalog;
 pub mod commit;
 pub mod described;
 pub(crate) mod footer;

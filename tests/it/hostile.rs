@@ -865,17 +865,7 @@ fn null_event_times_are_counted_and_can_be_rejected() {
 #[test]
 fn a_failed_data_test_blocks_its_model_and_what_reads_it() {
     let ws = case();
-    let tests = ws.models().join("marts/daily_sales.tests.toml");
-    let declared = std::fs::read_to_string(&tests).unwrap();
-    std::fs::write(
-        &tests,
-        format!("{declared}\n[relationships]\nmarket = \"markets.code\"\n"),
-    )
-    .unwrap();
-    ws.model(
-        "staging/markets.sql",
-        "-- materialized: ephemeral\nselect 'MY' as code",
-    );
+    ws.fail_daily_sales_outside_my();
     ws.model(
         "marts/sales_by_market.sql",
         "select market, sum(orders) as orders from daily_sales group by market order by market",

@@ -1,6 +1,7 @@
 //! The one integration-test binary: each module builds small real inputs in a temp folder,
 //! runs the real pipeline, and reads the real Parquet back.
 
+mod catalog;
 mod cdnow;
 #[cfg(feature = "ballista")]
 mod cluster;

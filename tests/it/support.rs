@@ -129,6 +129,23 @@ impl Workspace {
         std::fs::write(path, sql).unwrap();
     }
 
+    /// Makes `daily_sales` (of this workspace's copy of the models) fail a data test: a
+    /// relationship of its `market` to an ephemeral `markets` model holding MY alone, which
+    /// every other market's rows break.
+    pub fn fail_daily_sales_outside_my(&self) {
+        let tests = self.models().join("marts/daily_sales.tests.toml");
+        let declared = std::fs::read_to_string(&tests).unwrap();
+        std::fs::write(
+            &tests,
+            format!("{declared}\n[relationships]\nmarket = \"markets.code\"\n"),
+        )
+        .unwrap();
+        self.model(
+            "staging/markets.sql",
+            "-- materialized: ephemeral\nselect 'MY' as code",
+        );
+    }
+
     /// `binary` on this workspace's input and output with the repository's models, logging
     /// warnings only, with no `GROWTH_SET` from the environment.
     pub fn command(&self, binary: &str) -> Command {
