@@ -75,6 +75,56 @@ pub struct TestOutcome {
     pub test: String,
     /// Rows breaking it: 0 when it passed (for row_count and freshness, 1 when it failed).
     pub failing_rows: u64,
+    /// `error` (the default: a failure blocks the model) or `warn`.
+    #[serde(default)]
+    pub severity: Severity,
+    /// What the failing rows made of it by the test's thresholds; absent in manifests written
+    /// before thresholds, where any failing row was an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TestStatus>,
+    /// Where a sample of the failing rows was stored, and how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<StoredFailures>,
+}
+
+impl TestOutcome {
+    /// Pass, warn or error.
+    pub fn status(&self) -> TestStatus {
+        self.status.unwrap_or(if self.failing_rows > 0 {
+            TestStatus::Error
+        } else {
+            TestStatus::Pass
+        })
+    }
+}
+
+/// How much a failing data test weighs, as dbt's `severity`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Past `error_if`, the model and what reads it are not published.
+    #[default]
+    Error,
+    /// Past `warn_if`, the run warns and publishes.
+    Warn,
+}
+
+/// What a data test came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TestStatus {
+    Pass,
+    Warn,
+    Error,
+}
+
+/// A sample of a test's failing rows, stored as Parquet below the output root.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StoredFailures {
+    /// Relative to the output root: `_test_failures/<model>/run_date=D/<test>.parquet`.
+    pub path: String,
+    /// Rows stored: the failing rows, at most the test's `store_failures`.
+    pub rows: u64,
 }
 
 /// What a stage published, for the manifest and the terminal.
@@ -205,17 +255,22 @@ impl Manifest {
         sql.chain(stages).collect()
     }
 
-    /// The data tests that failed in the run, as `model: test (n rows)`.
-    pub(crate) fn failed_tests(&self) -> Vec<String> {
+    /// The data tests of the run that came to `status`, as `model: test (n rows)`.
+    pub(crate) fn tests_with(&self, status: TestStatus) -> Vec<String> {
         self.models
             .iter()
             .flat_map(|e| {
                 e.tests
                     .iter()
-                    .filter(|t| t.failing_rows > 0)
+                    .filter(move |t| t.status() == status)
                     .map(move |t| format!("{}: {} ({} rows)", e.model, t.test, t.failing_rows))
             })
             .collect()
+    }
+
+    /// The data tests that failed in the run (status error), as `model: test (n rows)`.
+    pub(crate) fn failed_tests(&self) -> Vec<String> {
+        self.tests_with(TestStatus::Error)
     }
 
     /// The error of a run whose data tests failed, if any did.

@@ -34,7 +34,7 @@ use tokio::io::AsyncWriteExt;
 use crate::error::{Error, Result};
 use crate::output::described;
 use crate::output::footer::{self, NewFooter};
-use crate::output::published::{table_file, table_path};
+use crate::output::published::{FAILURES, partition, table_file, table_path};
 use crate::storage::Root;
 
 /// The folder of the runs' drafts, below the output root: a name of our own, not Spark's and
@@ -266,6 +266,24 @@ impl Draft {
             .path(&[DRAFTS, &self.run_id, &format!("{table}-{file}")]);
         let published = table_file(&self.output, table, self.run_date, file);
         self.writer_at(table, draft, published, schema)
+    }
+
+    /// Starts the file of a data test's failing rows, published as
+    /// `_test_failures/<model>/run_date=D/<file>`.
+    pub(crate) fn failures_writer(&self, model: &str, file: &str, schema: SchemaRef) -> Result<TableWriter> {
+        let draft = self
+            .output
+            .path(&[DRAFTS, &self.run_id, &format!("{FAILURES}-{model}-{file}")]);
+        let published = self
+            .output
+            .path(&[FAILURES, model, &partition(self.run_date), file]);
+        self.writer_at(model, draft, published, schema)
+    }
+
+    /// Removes the failing rows earlier runs of the date stored for `model`: a rerun's tests
+    /// store their own, and a test that passes now leaves none.
+    pub(crate) async fn clear_failures(&self, model: &str) -> Result<()> {
+        remove_folder(&self.output, &[FAILURES, model, &partition(self.run_date)]).await
     }
 
     fn writer_at(&self, table: &str, draft: Path, published: Path, schema: SchemaRef) -> Result<TableWriter> {

@@ -4,7 +4,8 @@
 //!   has one `part-<stage>.parquet` per model stage instead);
 //! - a saved model and its card: `_models/<stage>/run_date=D/model.json`, `model_card.json`;
 //! - the morning report: `_reports/run_date=D/report.html`;
-//! - the manifest: `_manifests/run_date=D/manifest.json`.
+//! - the manifest: `_manifests/run_date=D/manifest.json`;
+//! - a data test's failing rows: `_test_failures/<model>/run_date=D/<nn>-<test>.parquet`.
 //!
 //! Folders starting with `_` are not tables, so Spark's and Hive's readers skip them.
 
@@ -29,6 +30,8 @@ pub(crate) const CARD_FILE: &str = "model_card.json";
 pub(crate) const REPORTS: &str = "_reports";
 /// A report's file name in `_reports/run_date=D/`.
 pub(crate) const REPORT_FILE: &str = "report.html";
+/// The folder of the data tests' stored failing rows.
+pub(crate) const FAILURES: &str = "_test_failures";
 /// The folder of the manifests.
 pub(crate) const MANIFESTS: &str = "_manifests";
 /// A manifest's file name in `_manifests/run_date=D/`.

@@ -20,7 +20,9 @@ use crate::error::{Error, Result};
 use crate::input::catalog::{self, RunDate};
 use crate::input::contract::Source;
 use crate::input::quality;
-use crate::output::manifest::{Manifest, Materialized, ModelEntry, TestOutcome, Versions};
+use crate::output::manifest::{
+    Manifest, Materialized, ModelEntry, StoredFailures, TestOutcome, TestStatus, Versions,
+};
 use crate::output::publish::Draft;
 use crate::storage::Root;
 use crate::telemetry::Stopwatch;
@@ -355,7 +357,11 @@ pub(crate) async fn build_planned(
         jobs: Vec::new(),
         error: None,
     };
-    // The SQL stage counts as published only when every data test passed.
+    let warned = manifest.tests_with(TestStatus::Warn);
+    manifest
+        .warnings
+        .extend(warned.into_iter().map(|test| format!("data test warns: {test}")));
+    // The SQL stage counts as published only when no data test came to an error.
     if manifest.test_failure().is_none() {
         manifest.completed.push(SQL_STAGE.into());
     }
@@ -374,6 +380,8 @@ async fn build_models(
 ) -> Result<Vec<ModelEntry>> {
     let models = &plan.models;
     let mut entries: Vec<ModelEntry> = Vec::with_capacity(models.len());
+    // Drafts of the data tests' failing rows, published beside the tables.
+    let mut failures = Vec::new();
     // Models kept from publishing: a failed data test, or one upstream.
     let mut blocked: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
     let progress = crate::telemetry::progress();
@@ -429,10 +437,30 @@ async fn build_models(
                 .await?,
             ),
         };
-        for test in plan.tests.get(&model.name).into_iter().flatten() {
-            entry.tests.push(test.run(ctx, &model.name, &model.file).await?);
+        for (position, test) in plan.tests.get(&model.name).into_iter().flatten().enumerate() {
+            let ran = test.run(ctx, &model.name, &model.file).await?;
+            let mut outcome = ran.outcome;
+            if let Some(first) = ran.failures.first() {
+                let mut writer =
+                    draft.failures_writer(&model.name, &test.failures_file(position), first.schema())?;
+                for batch in &ran.failures {
+                    writer.write(batch).await?;
+                }
+                let stored = writer.finish(draft).await?;
+                outcome.stored = Some(StoredFailures {
+                    path: stored.path.clone(),
+                    rows: stored.rows,
+                });
+                failures.push(stored);
+            }
+            entry.tests.push(outcome);
         }
-        let failed: Vec<&TestOutcome> = entry.tests.iter().filter(|t| t.failing_rows > 0).collect();
+        let judged = |status| entry.tests.iter().filter(move |t| t.status() == status);
+        let warned: Vec<&TestOutcome> = judged(TestStatus::Warn).collect();
+        if !warned.is_empty() {
+            tracing::warn!(model = model.name, warned = ?warned, "data tests warn: published all the same");
+        }
+        let failed: Vec<&TestOutcome> = judged(TestStatus::Error).collect();
         if !failed.is_empty() {
             tracing::warn!(model = model.name, failed = ?failed, "data tests failed: not published");
             entry.skipped = Some("its data tests failed".into());
@@ -459,5 +487,9 @@ async fn build_models(
         .filter_map(|e| e.output.clone())
         .collect();
     crate::output::commit::publish(draft, &built, &[]).await?;
+    for entry in &entries {
+        draft.clear_failures(&entry.model).await?;
+    }
+    draft.publish(&failures).await?;
     Ok(entries)
 }

@@ -2,6 +2,7 @@
 
 use growth_jobs::Error;
 use growth_jobs::error::exit_code;
+use growth_jobs::output::manifest::TestStatus;
 
 use crate::support::*;
 
@@ -286,4 +287,103 @@ async fn later_events_after_the_run_date_are_not_seen() {
              +-----------+---------------------+----------------------+---------------+"
         )
     );
+}
+
+/// dbt's severities and thresholds: a warn-level test that fails publishes its model, the
+/// manifest records the warning, and its failing rows (at most `store_failures`) are stored;
+/// an error-level test past `error_if` blocks the model; a later run whose tests pass leaves
+/// no stored failures for the date.
+#[tokio::test]
+async fn warn_level_tests_publish_and_store_failing_rows_and_error_if_decides_what_blocks() {
+    let ws = workspace();
+    let tests = ws.models().join("marts/spend_by_customer.tests.toml");
+    let failures = ws
+        .output()
+        .join("_test_failures/spend_by_customer/run_date=2025-01-31");
+    // As of 2025-01-31: c1 spent 40 over 2 purchases, c2 5 over 1.
+    std::fs::write(
+        &tests,
+        "severity = \"warn\"\nstore_failures = 1\nexpect = [\"revenue_usd < 20\", \"purchases > 5\"]\n",
+    )
+    .unwrap();
+    let manifest = ws.run(Some("2025-01-31")).await.unwrap();
+    assert_eq!(manifest.status, "succeeded");
+    assert!(ws.published("spend_by_customer", "2025-01-31").exists());
+    let spend = &manifest.models[1];
+    let outcomes: Vec<(&str, u64, TestStatus, Option<u64>)> = spend
+        .tests
+        .iter()
+        .map(|t| {
+            (
+                t.test.as_str(),
+                t.failing_rows,
+                t.status(),
+                t.stored.as_ref().map(|s| s.rows),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("expect(revenue_usd < 20)", 1, TestStatus::Warn, Some(1)),
+            ("expect(purchases > 5)", 2, TestStatus::Warn, Some(1)),
+        ]
+    );
+    assert!(
+        manifest
+            .warnings
+            .iter()
+            .any(|w| w == "data test warns: spend_by_customer: expect(revenue_usd < 20) (1 rows)"),
+        "{:?}",
+        manifest.warnings
+    );
+    let stored = query(&failures.join("01-expect-revenue_usd-20.parquet"), "").await;
+    assert_eq!(
+        lines(&stored),
+        lines(
+            "+-------------+-------------+-----------+
+             | customer_id | revenue_usd | purchases |
+             +-------------+-------------+-----------+
+             | c1          | 40.0        | 2         |
+             +-------------+-------------+-----------+"
+        )
+    );
+    // The first of the two failing rows in the order of every column: c1.
+    let stored = query(&failures.join("02-expect-purchases-5.parquet"), "").await;
+    assert!(stored.contains("c1") && !stored.contains("c2"), "{stored}");
+
+    // Error severity with a threshold: 2 failing rows are not "> 2", so a warning; 1 row past
+    // "!= 0" is an error, which blocks the model and what reads it.
+    std::fs::write(
+        &tests,
+        "store_failures = 5\nexpect = [\"revenue_usd < 20\", \"purchases > 5\"]\n\
+         [config.\"expect(purchases > 5)\"]\nerror_if = \"> 2\"\n",
+    )
+    .unwrap();
+    let error = ws.run(Some("2025-01-31")).await.unwrap_err();
+    assert_eq!(error.exit_code(), exit_code::DATA_TEST, "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("expect(revenue_usd < 20) (1 rows)") && !text.contains("purchases > 5"),
+        "{text}"
+    );
+    let stored = query(&failures.join("02-expect-purchases-5.parquet"), "").await;
+    assert!(stored.contains("c1") && stored.contains("c2"), "{stored}");
+
+    // A [config] naming no test is refused before anything runs.
+    std::fs::write(
+        &tests,
+        "expect = [\"revenue_usd >= 0\"]\n[config.\"expect(revenue_usd > 0)\"]\nseverity = \"warn\"\n",
+    )
+    .unwrap();
+    let error = ws.run(Some("2025-01-31")).await.unwrap_err();
+    assert!(
+        error.to_string().contains("names no test of the model"),
+        "{error}"
+    );
+
+    // Passing tests: the date keeps no stored failures.
+    std::fs::write(&tests, "expect = [\"revenue_usd >= 0\"]\n").unwrap();
+    ws.run(Some("2025-01-31")).await.unwrap();
+    assert!(!failures.exists());
 }
