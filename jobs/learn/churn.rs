@@ -402,6 +402,9 @@ impl ChurnModel {
     }
 }
 
+/// The table of the churn scores.
+pub(crate) const SCORES: &str = "churn_scores";
+
 /// The published schema of `churn_scores`, with its descriptions.
 pub fn scores_schema() -> SchemaRef {
     described::schema(
@@ -865,7 +868,7 @@ pub(crate) async fn score_all(
     run_date: NaiveDate,
     draft: &Draft,
 ) -> Result<DraftTable> {
-    let mut writer = draft.writer("churn_scores", PART_FILE, scores_schema())?;
+    let mut writer = draft.writer(SCORES, PART_FILE, scores_schema())?;
     let mut stream = features::read_published(output, run_date).await?;
     let active_days = f64::from(model.active_days);
     while let Some(batch) = stream

@@ -28,9 +28,9 @@ pub struct TrainedTable {
 pub fn trained_tables() -> Vec<TrainedTable> {
     let table = |table, stage, schema| TrainedTable { table, stage, schema };
     vec![
-        table("customer_segments", "segment", segment::segments_schema()),
-        table("segment_profiles", "segment", segment::profiles_schema()),
-        table("churn_scores", "churn", churn::scores_schema()),
+        table(segment::SEGMENTS, "segment", segment::segments_schema()),
+        table(segment::PROFILES, "segment", segment::profiles_schema()),
+        table(churn::SCORES, "churn", churn::scores_schema()),
         table(clv::SCORES, "clv", clv::scores_schema()),
         table(predicted_ltv::TABLE, "clv", predicted_ltv::schema()),
         table(forecast::TABLE, "clv", forecast::schema()),

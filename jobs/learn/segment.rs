@@ -357,14 +357,14 @@ pub async fn run(output: &Root, run_date: NaiveDate, config: &SegmentConfig) -> 
             }
             label(&mut profiles);
 
-            let mut writer = draft.writer("customer_segments", crate::output::published::PART_FILE, segments_schema())?;
+            let mut writer = draft.writer(SEGMENTS, crate::output::published::PART_FILE, segments_schema())?;
             let mut stream = features::read_published(output, run_date).await?;
             while let Some(batch) = stream.try_next().await.map_err(Error::engine("reading customer_features"))? {
                 writer.write(&segments_batch(&segmentation, &batch, &profiles)?).await?;
             }
             let segments = writer.finish(draft).await?;
             let profiles_table = draft
-                .write_batch("segment_profiles", crate::output::published::PART_FILE, &profiles_batch(&profiles)?)
+                .write_batch(PROFILES, crate::output::published::PART_FILE, &profiles_batch(&profiles)?)
                 .await?;
             let metrics = metric_rows(&segmentation, &candidates, sample.num_rows());
             let metrics_table = draft
@@ -410,6 +410,11 @@ fn accumulate(segmentation: &Segmentation, batch: &RecordBatch, profiles: &mut [
     }
     Ok(())
 }
+
+/// The table of every customer's segment.
+pub(crate) const SEGMENTS: &str = "customer_segments";
+/// The table of one row per segment.
+pub(crate) const PROFILES: &str = "segment_profiles";
 
 /// The published schema of `customer_segments`, with its descriptions.
 pub fn segments_schema() -> SchemaRef {

@@ -97,8 +97,8 @@ pub(crate) fn with_entries(
 }
 
 /// Rewrites the footer of a local file in place: truncates it after its pages and appends the
-/// new footer, then flushes it to disk.
-pub(crate) fn rewrite_local(path: &std::path::Path, entries: &[(&str, &str)]) -> std::io::Result<()> {
+/// new footer, then flushes it to disk. Returns the ending written.
+pub(crate) fn rewrite_local(path: &std::path::Path, entries: &[(&str, &str)]) -> std::io::Result<NewFooter> {
     use std::io::{Read, Seek, SeekFrom, Write};
     let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
     let mut file = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
@@ -116,7 +116,8 @@ pub(crate) fn rewrite_local(path: &std::path::Path, entries: &[(&str, &str)]) ->
     file.set_len(new.keep)?;
     file.seek(SeekFrom::Start(new.keep))?;
     file.write_all(&new.footer)?;
-    file.sync_all()
+    file.sync_all()?;
+    Ok(new)
 }
 
 /// The new footer of an object on an object store (its pages are not read).

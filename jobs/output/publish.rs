@@ -206,7 +206,7 @@ impl Draft {
         )
         .await
         .map_err(|e| model_failure(table, file, e))?;
-        let (_, _, schema, _) = describe_parquet(&self.output, &draft).await?;
+        let (rows, _, schema, _) = describe_parquet(&self.output, &draft).await?;
         let written = if schema.is_empty() && !written_schema.fields().is_empty() {
             // A Ballista 55 cluster writes a result with no rows as a Parquet file with no
             // columns, which no reader opens (DuckDB: "Need at least one non-root column").
@@ -219,17 +219,14 @@ impl Draft {
                 .finish(self)
                 .await?
         } else {
+            // Only the footer changes: the rows and the schema described above stay true.
             let entries = [(described::COMMENT, description)];
-            let footer = match self.output.local_file(&draft) {
-                Some(local) => {
-                    footer::rewrite_local(&local, &entries)
-                        .map_err(Error::io(format!("describing {}", local.display())))?;
-                    None
-                }
-                None => Some(footer::of_object(&self.output, &draft, &entries).await?),
+            let rewritten = match self.output.local_file(&draft) {
+                Some(local) => footer::rewrite_local(&local, &entries)
+                    .map_err(Error::io(format!("describing {}", local.display())))?,
+                None => footer::of_object(&self.output, &draft, &entries).await?,
             };
-            let (rows, bytes, schema, _) = describe_parquet(&self.output, &draft).await?;
-            let bytes = footer.as_ref().map_or(bytes, |f| f.keep + f.footer.len() as u64);
+            let bytes = rewritten.keep + rewritten.footer.len() as u64;
             DraftTable {
                 table: table.into(),
                 description: Some(description.to_string()).filter(|d| !d.is_empty()),
@@ -239,7 +236,8 @@ impl Draft {
                 path: self.output.relative(&published),
                 draft,
                 published,
-                footer,
+                // A local draft has its new footer already; an object's gets it when published.
+                footer: self.output.local.is_none().then_some(rewritten),
             }
         };
         ctx.register_parquet(table, &url, ParquetReadOptions::default())
